@@ -1,0 +1,47 @@
+import { DynamicModule, Module, Type } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { ScheduleModule } from '@nestjs/schedule';
+import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
+import { AppController } from './app.controller.js';
+import { AppConfig } from './common/config/config.js';
+import { ConfigModule } from './common/config/config.module.js';
+import { DatabaseModule } from './common/database/database.module.js';
+import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
+import { MethodRouter } from './common/http/method-router.js';
+import { LoggerModule } from './common/logging/logger.module.js';
+import { createValidationPipe } from './common/validation/validation.pipe.js';
+import { HealthModule } from './modules/health/health.module.js';
+
+@Module({})
+export class AppModule {
+  /**
+   * The whole application for `config`. Tests pass their own configuration,
+   * and may add modules of their own (`extraImports`) to probe the pipeline.
+   */
+  static forRoot(config: AppConfig, extraImports: Type[] = []): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule,
+        DatabaseModule,
+        EventEmitterModule.forRoot(),
+        ScheduleModule.forRoot(),
+        ThrottlerModule.forRoot({
+          throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
+          skipIf: () => config.rateLimit.max === 0,
+        }),
+        HealthModule,
+        ...extraImports,
+      ],
+      controllers: [AppController],
+      providers: [
+        MethodRouter,
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+        { provide: APP_FILTER, useClass: AllExceptionsFilter },
+        { provide: APP_GUARD, useClass: ThrottlerGuard },
+      ],
+    };
+  }
+}

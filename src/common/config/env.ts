@@ -1,0 +1,130 @@
+import { bool, cleanEnv, makeValidator, str } from 'envalid';
+
+/**
+ * Every environment variable the service reads, with its default and what is
+ * allowed. This is the single source of truth: the README configuration table
+ * and `.env.example` mirror it, and `loadConfig` turns it into typed sections.
+ *
+ * A bad value stops the process with one line naming the variable (see
+ * ConfigError); nothing else in the code reads `process.env`.
+ */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** An integer within [min, max]; the message names the allowed range. */
+const int = (min: number, max: number) =>
+  makeValidator<number>((input: string) => {
+    const trimmed = input.trim();
+    if (!/^-?\d+$/.test(trimmed)) throw new Error(`must be an integer from ${min} to ${max}`);
+    const value = Number(trimmed);
+    if (value < min || value > max) throw new Error(`must be an integer from ${min} to ${max}`);
+    return value;
+  });
+
+/** One of a fixed set of words. */
+const oneOf = <T extends string>(...allowed: T[]) =>
+  makeValidator<T>((input: string) => {
+    if (!(allowed as string[]).includes(input))
+      throw new Error(`must be one of ${allowed.join(', ')}`);
+    return input as T;
+  });
+
+/** A comma-separated list; empty entries are dropped. */
+const list = makeValidator<string[]>((input: string) =>
+  input
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
+
+/** Origins for CORS/CSRF: each must be scheme://host[:port] with no path. */
+const origins = makeValidator<string[]>((input: string) => {
+  const items = input
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+  for (const item of items) {
+    let parsed: URL;
+    try {
+      parsed = new URL(item);
+    } catch {
+      throw new Error(`"${item}" is not an origin like https://app.example.com`);
+    }
+    if (parsed.origin !== item.replace(/\/$/, '')) {
+      throw new Error(`"${item}" is not an origin like https://app.example.com (no path)`);
+    }
+  }
+  return items.map((item) => item.replace(/\/$/, ''));
+});
+
+const postgresUrl = makeValidator<string>((input: string) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(input);
+  } catch {
+    throw new Error('must be a URL like postgres://user:pass@host:5432/dbname');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new Error('must be a URL like postgres://user:pass@host:5432/dbname');
+  }
+  return input;
+});
+
+/** Environment specification. Keep README.md and .env.example in step. */
+export const envSpec = {
+  NODE_ENV: oneOf('development', 'production', 'test')({ default: 'development' }),
+  PORT: int(1, 65535)({ default: 3000 }),
+  HOST: str({ default: '0.0.0.0' }),
+  LOG_LEVEL: oneOf(
+    'fatal',
+    'error',
+    'warn',
+    'info',
+    'debug',
+    'trace',
+    'silent',
+  )({
+    default: 'info',
+  }),
+  BODY_LIMIT_BYTES: int(1024, 104_857_600)({ default: 262_144 }),
+  TRUST_PROXY: bool({ default: false }),
+  CORS_ORIGINS: origins({ default: [] }),
+  RATE_LIMIT_TTL_S: int(1, 86_400)({ default: 60 }),
+  RATE_LIMIT_MAX: int(0, 1_000_000)({ default: 1000 }),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000)({ default: 10_000 }),
+
+  DB_TYPE: oneOf('sqlite', 'postgres')({ default: 'sqlite' }),
+  DATABASE_PATH: str({ default: './data/app.db' }),
+  DATABASE_URL: postgresUrl({
+    default: undefined,
+    requiredWhen: (env) => env.DB_TYPE === 'postgres',
+  }),
+  DB_POOL_MAX: int(1, 1000)({ default: 10 }),
+  MIGRATIONS_RUN: bool({ default: true }),
+};
+
+export type Env = ReturnType<typeof parseEnv>;
+
+/** Validates the raw environment; throws ConfigError naming the first bad variable. */
+export function parseEnv(raw: NodeJS.ProcessEnv) {
+  return cleanEnv(raw, envSpec, {
+    reporter: ({ errors }) => {
+      const names = Object.keys(errors) as (keyof typeof envSpec)[];
+      if (names.length === 0) return;
+      const lines = names.map((name) => {
+        const error = errors[name];
+        const given = raw[name];
+        const reason =
+          error?.name === 'EnvMissingError'
+            ? 'is required' + (name === 'DATABASE_URL' ? ' when DB_TYPE=postgres' : '')
+            : (error?.message ?? 'is invalid');
+        return `${name} ${reason}${given === undefined ? '' : ` (got ${JSON.stringify(given)})`}`;
+      });
+      throw new ConfigError(`Invalid configuration: ${lines.join('; ')}`);
+    },
+  });
+}
+
+export { list };

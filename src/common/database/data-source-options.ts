@@ -1,0 +1,50 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { AppConfig } from '../config/config.js';
+import { MIGRATIONS } from './migrations/index.js';
+
+/** Milliseconds a SQLite writer waits for a lock before SQLITE_BUSY. */
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * TypeORM options for either database. Entities are not listed here: each
+ * feature module registers its own with `forFeature` and Nest's
+ * `autoLoadEntities` collects them. Migrations are listed as classes (not
+ * globs) so the same options work from `src/` under Jest and from `dist/`.
+ */
+export function buildDataSourceOptions(database: AppConfig['database']): DataSourceOptions {
+  const common = {
+    migrations: MIGRATIONS,
+    migrationsRun: false, // run explicitly at start-up, see DatabaseModule
+    synchronize: false,
+    // TypeORM's logger prints failing queries with their parameters (tokens, hashes):
+    // errors surface as exceptions instead, logged without parameters.
+    logging: false,
+  };
+  if (database.type === 'postgres') {
+    return {
+      ...common,
+      type: 'postgres',
+      url: database.url,
+      extra: { max: database.poolMax },
+    };
+  }
+  if (database.path !== ':memory:') {
+    mkdirSync(path.dirname(path.resolve(database.path)), { recursive: true });
+  }
+  return {
+    ...common,
+    type: 'better-sqlite3',
+    database: database.path,
+    timeout: SQLITE_BUSY_TIMEOUT_MS,
+    prepareDatabase: (db: { pragma(sql: string): unknown }) => {
+      // WAL lets readers run beside the single writer; NORMAL is durable in WAL mode
+      // across application crashes (only an OS crash may lose the last commits).
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    },
+  };
+}

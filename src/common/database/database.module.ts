@@ -1,0 +1,45 @@
+import { Logger, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { AppConfig } from '../config/config.js';
+import { buildDataSourceOptions } from './data-source-options.js';
+
+/**
+ * The one database connection. Migrations run at start-up (MIGRATIONS_RUN),
+ * followed by ANALYZE on SQLite so the planner has statistics: without them
+ * analytics queries pick poor indexes (see DESIGN.md). Work that needs the
+ * schema at start-up belongs in `onApplicationBootstrap`, which runs after this.
+ */
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        ...buildDataSourceOptions(config.database),
+        autoLoadEntities: true,
+      }),
+    }),
+  ],
+})
+export class DatabaseModule {
+  private readonly logger = new Logger(DatabaseModule.name);
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly config: AppConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (!this.config.database.migrationsRun) return;
+    const applied = await this.dataSource.runMigrations({ transaction: 'each' });
+    if (applied.length > 0) {
+      this.logger.log(
+        `Applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}`,
+      );
+    }
+    if (this.dataSource.options.type === 'better-sqlite3') {
+      await this.dataSource.query('PRAGMA optimize');
+      if (applied.length > 0) await this.dataSource.query('ANALYZE');
+    }
+  }
+}

@@ -1,0 +1,160 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { getRequestIdentity } from '../http/request-context.js';
+import { MethodRouter } from '../http/method-router.js';
+
+/** The one JSON error shape of the API (see DESIGN.md, wire conventions). */
+export interface ErrorBody {
+  status_code: number;
+  error: string;
+  message: string;
+  request_id: string;
+  session_id: string | null;
+  details?: unknown[];
+}
+
+/**
+ * What an HttpException's response object may carry. `error` overrides the
+ * reason phrase with a machine-readable code (e.g. `reauth_required`).
+ */
+interface HttpExceptionPayload {
+  message?: string | string[];
+  error?: string;
+  details?: unknown[];
+}
+
+interface DescribedError {
+  status: number;
+  error?: string;
+  message: string;
+  details?: unknown[];
+  headers?: Record<string, string>;
+}
+
+/** Errors raised by Fastify itself (body parsing, limits) carry these. */
+interface FastifyError {
+  statusCode: number;
+  code?: string;
+  message: string;
+}
+
+function isFastifyClientError(exception: unknown): exception is FastifyError {
+  const candidate = exception as Partial<FastifyError> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.statusCode === 'number' &&
+    candidate.statusCode >= 400 &&
+    candidate.statusCode < 500 &&
+    typeof candidate.message === 'string'
+  );
+}
+
+const FASTIFY_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'Request body is larger than the allowed limit',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Unsupported Media Type: send application/json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'Body cannot be empty when content-type is application/json',
+};
+
+/**
+ * Turns every error into the JSON error shape: HttpExceptions (validation,
+ * auth, rate limit, domain errors), Fastify's own errors (malformed JSON 400,
+ * 413, 415), unknown routes (404) and wrong methods (405), and anything
+ * unexpected (500 with a generic message; details go to the log only, never
+ * to the client).
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ExceptionFilter');
+
+  constructor(private readonly methodRouter: MethodRouter) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const described = this.describe(exception, request);
+
+    if (described.status >= 500) {
+      this.logUnexpected(exception);
+    }
+
+    const body: ErrorBody = {
+      status_code: described.status,
+      error: described.error ?? STATUS_CODES[described.status] ?? 'Error',
+      message: described.message,
+      request_id: String(request.id),
+      session_id: getRequestIdentity(request.raw).sessionId,
+    };
+    if (described.details) body.details = described.details;
+
+    if (reply.sent) return;
+    for (const [name, value] of Object.entries(described.headers ?? {})) reply.header(name, value);
+    void reply
+      .status(described.status)
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(body);
+  }
+
+  private describe(exception: unknown, request: FastifyRequest): DescribedError {
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      if (status === 404 && request.routeOptions.url === undefined) {
+        return this.describeUnmatchedRoute(request);
+      }
+      return { status, ...this.payloadOf(exception) };
+    }
+    if (isFastifyClientError(exception)) {
+      const message =
+        (exception.code && FASTIFY_MESSAGES[exception.code]) ??
+        (exception.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || exception instanceof SyntaxError
+          ? `Malformed JSON body: ${exception.message}`
+          : exception.message);
+      return { status: exception.statusCode, message };
+    }
+    return {
+      status: 500,
+      message: 'An unexpected error occurred; quote the request_id when reporting it',
+    };
+  }
+
+  private describeUnmatchedRoute(request: FastifyRequest): DescribedError {
+    const allowed = this.methodRouter.allowedMethods(request.url);
+    if (allowed.length > 0) {
+      return {
+        status: 405,
+        message: `Method ${request.method} is not allowed on this path; allowed: ${allowed.join(', ')}`,
+        headers: { allow: allowed.join(', ') },
+      };
+    }
+    return { status: 404, message: `No route for ${request.method} ${request.url.split('?')[0]}` };
+  }
+
+  private payloadOf(exception: HttpException): Omit<DescribedError, 'status'> {
+    const response = exception.getResponse();
+    if (typeof response === 'string') return { message: response };
+    const payload = response as HttpExceptionPayload;
+    const message = Array.isArray(payload.message)
+      ? payload.message.join('; ')
+      : (payload.message ?? exception.message);
+    // Nest puts the reason phrase in `error`; only a code differing from it is kept.
+    const error =
+      payload.error && payload.error !== STATUS_CODES[exception.getStatus()]
+        ? payload.error
+        : undefined;
+    return { message, error, details: payload.details };
+  }
+
+  /** Logs type, message and stack only: driver errors carry query parameters. */
+  private logUnexpected(exception: unknown): void {
+    if (exception instanceof Error) {
+      this.logger.error(
+        { err: { type: exception.name, message: exception.message, stack: exception.stack } },
+        'Unhandled error',
+      );
+    } else {
+      this.logger.error({ err: { type: typeof exception } }, 'Unhandled non-error exception');
+    }
+  }
+}

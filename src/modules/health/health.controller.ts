@@ -1,0 +1,42 @@
+import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import { SkipThrottle } from '@nestjs/throttler';
+import { Public } from '../../common/decorators/public.decorator.js';
+import { LivenessDto, ReadinessDto } from './dto/health.dto.js';
+
+const DATABASE_PING_TIMEOUT_MS = 1500;
+
+@ApiTags('system')
+@Public()
+@SkipThrottle()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly database: TypeOrmHealthIndicator,
+  ) {}
+
+  /** Liveness: the process is up and serving requests. Touches no dependency. */
+  @Get()
+  live(): LivenessDto {
+    return { status: 'ok', uptime_s: Math.round(process.uptime()) };
+  }
+
+  /** Readiness: the database answers. 503 when it does not. */
+  @Get('ready')
+  @ApiResponse({ status: 503, description: 'A dependency is down' })
+  async ready(): Promise<ReadinessDto> {
+    try {
+      await this.health.check([
+        () => this.database.pingCheck('database').withTimeout(DATABASE_PING_TIMEOUT_MS),
+      ]);
+    } catch {
+      throw new ServiceUnavailableException({
+        message: 'Not ready: the database did not answer',
+        details: [{ check: 'database', status: 'down' }],
+      });
+    }
+    return { status: 'ok', checks: { database: 'up' } };
+  }
+}

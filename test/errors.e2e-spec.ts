@@ -1,0 +1,165 @@
+import { ProbeModule } from './support/probe.module';
+import { startTestApp, TestApp } from './support/test-app';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Asserts the one error shape and returns the body. */
+function expectErrorShape(body: Record<string, unknown>, status: number, error: string) {
+  expect(body.status_code).toBe(status);
+  expect(body.error).toBe(error);
+  expect(typeof body.message).toBe('string');
+  expect((body.message as string).length).toBeGreaterThan(0);
+  expect(typeof body.request_id).toBe('string');
+  expect(body.session_id).toBeNull();
+  return body;
+}
+
+describe('error responses', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ BODY_LIMIT_BYTES: '2048' }, [ProbeModule]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('answers an unknown route with a JSON 404', async () => {
+    const res = await t.http().get('/no/such/route?x=1').expect(404);
+    expectErrorShape(res.body, 404, 'Not Found');
+    expect(res.body.message).toBe('No route for GET /no/such/route');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('answers a wrong method with 405 and an Allow header', async () => {
+    const res = await t.http().delete('/health').expect(405);
+    expectErrorShape(res.body, 405, 'Method Not Allowed');
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('answers malformed JSON with 400', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .send('{"count": 1,')
+      .expect(400);
+    expectErrorShape(res.body, 400, 'Bad Request');
+    expect(res.body.message).toMatch(/JSON/);
+  });
+
+  it('answers a non-JSON content type with 415', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'text/plain')
+      .send('count=1')
+      .expect(415);
+    expectErrorShape(res.body, 415, 'Unsupported Media Type');
+  });
+
+  it('answers a body over BODY_LIMIT_BYTES with 413', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .send({ count: 1, items: [{ name: 'x'.repeat(4096) }] })
+      .expect(413);
+    expectErrorShape(res.body, 413, 'Payload Too Large');
+  });
+
+  it('answers invalid fields with 400 and per-field details', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .send({ count: 11, items: [{ name: '' }], extra: true })
+      .expect(400);
+    expectErrorShape(res.body, 400, 'Bad Request');
+    const fields = (res.body.details as { field: string }[]).map((d) => d.field).sort();
+    expect(fields).toEqual(['count', 'extra', 'items.0.name']);
+    expect(res.body.message).toMatch(/^Validation failed: /);
+  });
+
+  it('accepts a valid body', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .send({ count: 2, items: [{ name: 'a' }] })
+      .expect(201);
+    expect(res.body).toEqual({ count: 2, items: 1 });
+  });
+
+  it('answers 401 and 403 in the same shape, keeping an error code', async () => {
+    const unauthorized = await t.http().get('/probe/unauthorized').expect(401);
+    expectErrorShape(unauthorized.body, 401, 'Unauthorized');
+    expect(unauthorized.body.message).toBe('Authentication required');
+    const forbidden = await t.http().get('/probe/forbidden').expect(403);
+    expectErrorShape(forbidden.body, 403, 'reauth_required');
+  });
+
+  it('answers an unexpected error with a generic 500 that leaks nothing', async () => {
+    const res = await t.http().get('/probe/crash').expect(500);
+    expectErrorShape(res.body, 500, 'Internal Server Error');
+    expect(JSON.stringify(res.body)).not.toMatch(/SELECT|secret_column|token|stack|at /);
+  });
+
+  it('echoes a sane X-Request-Id and uses it in the error body', async () => {
+    const res = await t.http().get('/nope').set('x-request-id', 'client-42.a_b').expect(404);
+    expect(res.headers['x-request-id']).toBe('client-42.a_b');
+    expect(res.body.request_id).toBe('client-42.a_b');
+  });
+
+  it('replaces an unsafe or overlong X-Request-Id with a generated one', async () => {
+    for (const bad of ['has space', 'x'.repeat(129), 'semi;colon', '']) {
+      const res = await t.http().get('/health').set('x-request-id', bad).expect(200);
+      expect(res.headers['x-request-id']).toMatch(UUID);
+    }
+  });
+
+  it('generates a request id when none is sent, different per request', async () => {
+    const a = await t.http().get('/health');
+    const b = await t.http().get('/health');
+    expect(a.headers['x-request-id']).toMatch(UUID);
+    expect(b.headers['x-request-id']).toMatch(UUID);
+    expect(a.headers['x-request-id']).not.toBe(b.headers['x-request-id']);
+  });
+
+  it('sets security headers', async () => {
+    const res = await t.http().get('/');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+  });
+});
+
+describe('rate limiting', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ RATE_LIMIT_MAX: '3', RATE_LIMIT_TTL_S: '60' }, [ProbeModule]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('answers 429 with Retry-After once an IP exceeds RATE_LIMIT_MAX', async () => {
+    for (let i = 0; i < 3; i++) await t.http().get('/probe/unauthorized').expect(401);
+    const res = await t.http().get('/probe/unauthorized').expect(429);
+    expectErrorShape(res.body, 429, 'Too Many Requests');
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('does not rate-limit health checks', async () => {
+    for (let i = 0; i < 5; i++) await t.http().get('/health').expect(200);
+  });
+});
+
+describe('readiness', () => {
+  it('answers 503 in the error shape when the database is gone', async () => {
+    const t = await startTestApp();
+    try {
+      await t.dataSource.destroy();
+      const res = await t.http().get('/health/ready').expect(503);
+      expectErrorShape(res.body, 503, 'Service Unavailable');
+      expect(res.body.details).toEqual([{ check: 'database', status: 'down' }]);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Type } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Client } from 'pg';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { createApp } from '../../src/app.factory';
+import { loadConfig } from '../../src/common/config/config';
+
+/** Database used by the e2e suite: `npm run test:pg` sets DB_TYPE=postgres. */
+export const TEST_DB_TYPE = process.env.DB_TYPE === 'postgres' ? 'postgres' : 'sqlite';
+const TEST_PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A database of the test's own: a temporary SQLite file, or a uniquely named PostgreSQL database. */
+export interface TestDatabase {
+  env: Record<string, string>;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (TEST_DB_TYPE === 'sqlite') {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sas-e2e-'));
+    return {
+      env: { DB_TYPE: 'sqlite', DATABASE_PATH: path.join(dir, 'app.db') },
+      drop: () => {
+        rmSync(dir, { recursive: true, force: true });
+        return Promise.resolve();
+      },
+    };
+  }
+  const name = `sas_e2e_${Date.now()}_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(TEST_PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    env: { DB_TYPE: 'postgres', DATABASE_URL: url.toString() },
+    drop: async () => {
+      const client = new Client({ connectionString: TEST_PG_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export interface TestApp {
+  app: NestFastifyApplication;
+  http: () => ReturnType<typeof request>;
+  dataSource: DataSource;
+  /** Closes the application (if still open) and drops its database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the real AppModule with real migrations on a fresh database. `env`
+ * overrides configuration (short timeouts and the like); the process
+ * environment is not consulted except for DB_TYPE / TEST_PG_URL.
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  extraImports: Type[] = [],
+): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    ...database.env,
+    ...env,
+  });
+  const app = await createApp(config, extraImports);
+  await app.getHttpAdapter().getInstance().ready();
+  let closed = false;
+  return {
+    app,
+    http: () => request(app.getHttpServer()),
+    dataSource: app.get(DataSource),
+    close: async () => {
+      if (!closed) {
+        closed = true;
+        await app.close();
+      }
+      await database.drop();
+    },
+  };
+}
