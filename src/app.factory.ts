@@ -44,6 +44,10 @@ export async function createApp(
   fastify.addHook('onRequest', async (request, reply) => {
     request.raw.routePattern = request.routeOptions.url;
     void reply.header('x-request-id', request.id);
+    // Responses that may carry tokens or session state must never be cached.
+    if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
+      void reply.header('cache-control', 'no-store');
+    }
   });
 
   await app.register(fastifyCookie);

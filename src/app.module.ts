@@ -12,6 +12,8 @@ import { MethodRouter } from './common/http/method-router.js';
 import { LoggerModule } from './common/logging/logger.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { HealthModule } from './modules/health/health.module.js';
+import { SessionModule } from './modules/session/session.module.js';
+import { UsersModule } from './modules/users/users.module.js';
 
 @Module({})
 export class AppModule {
@@ -33,6 +35,8 @@ export class AppModule {
           skipIf: () => config.rateLimit.max === 0,
         }),
         HealthModule,
+        UsersModule,
+        SessionModule,
         ...extraImports,
       ],
       controllers: [AppController],

@@ -70,6 +70,9 @@ export async function startTestApp(
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
+    // Cheap hashing and no general rate limit keep tests fast; tests of those override them.
+    PASSWORD_HASH_COST: '10',
+    RATE_LIMIT_MAX: '0',
     ...database.env,
     ...env,
   });

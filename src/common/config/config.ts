@@ -1,4 +1,4 @@
-import { Env, parseEnv } from './env.js';
+import { ConfigError, Env, parseEnv } from './env.js';
 
 /**
  * Typed configuration, grouped by area. Injected by class token:
@@ -28,6 +28,30 @@ export class AppConfig {
     readonly migrationsRun: boolean;
   };
 
+  readonly users: {
+    readonly registrationOpen: boolean;
+    /** Bootstrap admin, created at start-up when both are set and the user does not exist. */
+    readonly adminUsername: string | undefined;
+    readonly adminPassword: string | undefined;
+    /** log2 of scrypt's N. 17 is OWASP's minimum; tests lower it for speed. */
+    readonly passwordHashCost: number;
+  };
+  readonly session: {
+    readonly idleTimeoutS: number;
+    readonly absoluteTimeoutS: number;
+    readonly rememberIdleS: number;
+    readonly rememberAbsoluteS: number;
+    readonly touchIntervalS: number;
+    readonly maxPerUser: number;
+    readonly dataValueMaxBytes: number;
+    readonly dataMaxBytes: number;
+    readonly cleanupCron: string;
+    readonly anonymousSessions: boolean;
+    readonly freshAuthMaxAgeS: number;
+    readonly cookieSecure: boolean;
+    readonly loginMaxAttempts: number;
+    readonly loginWindowS: number;
+  };
   readonly nodeEnv: 'development' | 'production' | 'test';
 
   constructor(env: Env) {
@@ -49,6 +73,28 @@ export class AppConfig {
       poolMax: env.DB_POOL_MAX,
       migrationsRun: env.MIGRATIONS_RUN,
     };
+    this.users = {
+      registrationOpen: env.REGISTRATION_OPEN,
+      adminUsername: env.ADMIN_USERNAME,
+      adminPassword: env.ADMIN_PASSWORD,
+      passwordHashCost: env.PASSWORD_HASH_COST,
+    };
+    this.session = {
+      idleTimeoutS: env.SESSION_IDLE_TIMEOUT_S,
+      absoluteTimeoutS: env.SESSION_ABSOLUTE_TIMEOUT_S,
+      rememberIdleS: env.SESSION_REMEMBER_IDLE_S,
+      rememberAbsoluteS: env.SESSION_REMEMBER_ABSOLUTE_S,
+      touchIntervalS: env.SESSION_TOUCH_INTERVAL_S,
+      maxPerUser: env.SESSION_MAX_PER_USER,
+      dataValueMaxBytes: env.SESSION_DATA_VALUE_MAX_BYTES,
+      dataMaxBytes: env.SESSION_DATA_MAX_BYTES,
+      cleanupCron: env.SESSION_CLEANUP_CRON,
+      anonymousSessions: env.ANONYMOUS_SESSIONS,
+      freshAuthMaxAgeS: env.FRESH_AUTH_MAX_AGE_S,
+      cookieSecure: env.COOKIE_SECURE ?? env.NODE_ENV === 'production',
+      loginMaxAttempts: env.LOGIN_MAX_ATTEMPTS,
+      loginWindowS: env.LOGIN_WINDOW_S,
+    };
   }
 
   get isProduction(): boolean {
@@ -58,5 +104,15 @@ export class AppConfig {
 
 /** Validates `raw` (normally process.env) and returns the typed configuration. */
 export function loadConfig(raw: NodeJS.ProcessEnv = process.env): AppConfig {
-  return new AppConfig(parseEnv(raw));
+  const config = new AppConfig(parseEnv(raw));
+  const { adminUsername, adminPassword } = config.users;
+  if ((adminUsername === undefined) !== (adminPassword === undefined)) {
+    throw new ConfigError(
+      'Invalid configuration: ADMIN_USERNAME and ADMIN_PASSWORD must be set together',
+    );
+  }
+  if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 256)) {
+    throw new ConfigError('Invalid configuration: ADMIN_PASSWORD must be 8 to 256 characters');
+  }
+  return config;
 }

@@ -1,3 +1,4 @@
+import { CronTime } from 'cron';
 import { bool, cleanEnv, makeValidator, str } from 'envalid';
 
 /**
@@ -59,6 +60,20 @@ const origins = makeValidator<string[]>((input: string) => {
   return items.map((item) => item.replace(/\/$/, ''));
 });
 
+/** A cron pattern (5 or 6 fields) that the scheduler accepts. */
+const cron = makeValidator<string>((input: string) => {
+  const fields = input.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) {
+    throw new Error('must be a cron pattern with 5 or 6 fields, e.g. "*/10 * * * *"');
+  }
+  try {
+    new CronTime(input.trim());
+  } catch (error) {
+    throw new Error(`must be a valid cron pattern (${(error as Error).message})`);
+  }
+  return input.trim();
+});
+
 const postgresUrl = makeValidator<string>((input: string) => {
   let parsed: URL;
   try {
@@ -103,6 +118,26 @@ export const envSpec = {
   }),
   DB_POOL_MAX: int(1, 1000)({ default: 10 }),
   MIGRATIONS_RUN: bool({ default: true }),
+
+  REGISTRATION_OPEN: bool({ default: true }),
+  ADMIN_USERNAME: str({ default: undefined }),
+  ADMIN_PASSWORD: str({ default: undefined }),
+  PASSWORD_HASH_COST: int(10, 20)({ default: 17 }),
+
+  SESSION_IDLE_TIMEOUT_S: int(1, 31_536_000)({ default: 1800 }),
+  SESSION_ABSOLUTE_TIMEOUT_S: int(1, 31_536_000)({ default: 43_200 }),
+  SESSION_REMEMBER_IDLE_S: int(1, 31_536_000)({ default: 604_800 }),
+  SESSION_REMEMBER_ABSOLUTE_S: int(1, 31_536_000)({ default: 2_592_000 }),
+  SESSION_TOUCH_INTERVAL_S: int(0, 86_400)({ default: 60 }),
+  SESSION_MAX_PER_USER: int(1, 1000)({ default: 10 }),
+  SESSION_DATA_VALUE_MAX_BYTES: int(16, 1_048_576)({ default: 16_384 }),
+  SESSION_DATA_MAX_BYTES: int(16, 16_777_216)({ default: 65_536 }),
+  SESSION_CLEANUP_CRON: cron({ default: '*/10 * * * *' }),
+  ANONYMOUS_SESSIONS: bool({ default: true }),
+  FRESH_AUTH_MAX_AGE_S: int(1, 86_400)({ default: 600 }),
+  COOKIE_SECURE: bool({ default: undefined }),
+  LOGIN_MAX_ATTEMPTS: int(1, 1000)({ default: 5 }),
+  LOGIN_WINDOW_S: int(1, 86_400)({ default: 900 }),
 };
 
 export type Env = ReturnType<typeof parseEnv>;

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { types } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -23,6 +24,9 @@ export function buildDataSourceOptions(database: AppConfig['database']): DataSou
     logging: false,
   };
   if (database.type === 'postgres') {
+    // int8 (bigint columns, COUNT(*)) as numbers: epoch milliseconds and counts stay
+    // far below 2^53, and both databases then return the same JavaScript types.
+    types.setTypeParser(types.builtins.INT8, (value: string) => Number(value));
     return {
       ...common,
       type: 'postgres',

@@ -1,8 +1,9 @@
-import { Logger, Module } from '@nestjs/common';
+import { Global, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { buildDataSourceOptions } from './data-source-options.js';
+import { DatabaseService } from './database.service.js';
 
 /**
  * The one database connection. Migrations run at start-up (MIGRATIONS_RUN),
@@ -10,7 +11,10 @@ import { buildDataSourceOptions } from './data-source-options.js';
  * analytics queries pick poor indexes (see DESIGN.md). Work that needs the
  * schema at start-up belongs in `onApplicationBootstrap`, which runs after this.
  */
+@Global()
 @Module({
+  providers: [DatabaseService],
+  exports: [DatabaseService],
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],

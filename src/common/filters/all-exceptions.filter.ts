@@ -22,6 +22,8 @@ interface HttpExceptionPayload {
   message?: string | string[];
   error?: string;
   details?: unknown[];
+  /** Response headers that belong to the error, e.g. `retry-after`. */
+  headers?: Record<string, string>;
 }
 
 interface DescribedError {
@@ -143,7 +145,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       payload.error && payload.error !== STATUS_CODES[exception.getStatus()]
         ? payload.error
         : undefined;
-    return { message, error, details: payload.details };
+    return { message, error, details: payload.details, headers: payload.headers };
   }
 
   /** Logs type, message and stack only: driver errors carry query parameters. */

@@ -1,7 +1,8 @@
 import type { MigrationInterface } from 'typeorm';
+import { UsersAndSessions1763800000001 } from './0001-users-and-sessions.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
  * (createTable, createIndex) so one file serves SQLite and PostgreSQL.
  */
-export const MIGRATIONS: (new () => MigrationInterface)[] = [];
+export const MIGRATIONS: (new () => MigrationInterface)[] = [UsersAndSessions1763800000001];

@@ -1,0 +1,103 @@
+import { Injectable } from '@nestjs/common';
+import { Mutex } from 'async-mutex';
+import { DataSource, EntityManager } from 'typeorm';
+
+/**
+ * The database as the modules use it beyond repositories: transactions, raw
+ * SQL on hot paths, and job locks that hold across app instances.
+ *
+ * Why a mutex on SQLite: TypeORM's better-sqlite3 driver shares ONE
+ * connection (one query runner) across the process. Two concurrent
+ * `dataSource.transaction()` calls would nest (the second becomes a
+ * SAVEPOINT inside the first), and a plain UPDATE issued while another
+ * request's transaction is open becomes part of it, to be lost if that one
+ * rolls back. So on SQLite every write, transactional or not, runs under one
+ * process-wide mutex. PostgreSQL uses its connection pool as usual.
+ */
+@Injectable()
+export class DatabaseService {
+  private readonly writeLock = new Mutex();
+  private readonly heldJobLocks = new Set<string>();
+  readonly isPostgres: boolean;
+
+  constructor(readonly dataSource: DataSource) {
+    this.isPostgres = dataSource.options.type === 'postgres';
+  }
+
+  /** Runs `work` in one transaction; rolled back (and rethrown) on error. */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.isPostgres) return this.dataSource.transaction(work);
+    return this.writeLock.runExclusive(() => this.dataSource.transaction(work));
+  }
+
+  /** A read. `?` placeholders in `sql` work on both databases. */
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params: unknown[] = [],
+    manager?: EntityManager,
+  ): Promise<T[]> {
+    const runner = manager ?? this.dataSource.manager;
+    return runner.query(this.dialect(sql), params) as Promise<T[]>;
+  }
+
+  /**
+   * A single-statement write in a transaction of its own; returns affected
+   * rows. Serialized on SQLite (see the class comment).
+   */
+  execute(sql: string, params: unknown[] = []): Promise<number> {
+    return this.transaction((manager) => this.executeIn(manager, sql, params));
+  }
+
+  /** A single-statement write inside `manager`'s transaction; returns affected rows. */
+  async executeIn(manager: EntityManager, sql: string, params: unknown[] = []): Promise<number> {
+    const runner = manager.queryRunner;
+    if (!runner) throw new Error('executeIn needs a transactional EntityManager');
+    const result = await runner.query(this.dialect(sql), params, true);
+    return result.affected ?? 0;
+  }
+
+  /**
+   * Locks the row of `table` with primary key `id` until the transaction
+   * ends (PostgreSQL). On SQLite the write mutex already serializes writers.
+   */
+  async lockRow(manager: EntityManager, table: string, id: string): Promise<void> {
+    if (!this.isPostgres) return;
+    await manager.query(`SELECT 1 FROM "${table}" WHERE id = $1 FOR UPDATE`, [id]);
+  }
+
+  /**
+   * Runs `work` unless another holder (this process, or on PostgreSQL any
+   * instance) holds the job lock `name`; returns undefined when skipped.
+   */
+  async withJobLock<T>(name: string, work: () => Promise<T>): Promise<T | undefined> {
+    if (this.heldJobLocks.has(name)) return undefined;
+    this.heldJobLocks.add(name);
+    try {
+      if (!this.isPostgres) return await work();
+      const runner = this.dataSource.createQueryRunner();
+      await runner.connect();
+      try {
+        const [row] = (await runner.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
+          name,
+        ])) as { locked: boolean }[];
+        if (!row?.locked) return undefined;
+        try {
+          return await work();
+        } finally {
+          await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
+        }
+      } finally {
+        await runner.release();
+      }
+    } finally {
+      this.heldJobLocks.delete(name);
+    }
+  }
+
+  /** `?` placeholders to `$1, $2, ...` on PostgreSQL. */
+  private dialect(sql: string): string {
+    if (!this.isPostgres) return sql;
+    let index = 0;
+    return sql.replace(/\?/g, () => `$${++index}`);
+  }
+}

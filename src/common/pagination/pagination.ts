@@ -1,0 +1,66 @@
+import { BadRequestException } from '@nestjs/common';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+/** `limit` and `cursor` of every keyset-paginated list. */
+export class PaginationQueryDto {
+  /** Items per page, 1-1000 (default 50). */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_PAGE_SIZE)
+  readonly limit?: number;
+
+  /** Opaque cursor from a previous page's `next_cursor`. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  readonly cursor?: string;
+}
+
+/** Keyset position: the sort values of the last item of a page. */
+export type CursorKey = (string | number)[];
+
+export function encodeCursor(key: CursorKey): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/** Decodes a cursor made by `encodeCursor` with `arity` values; 400 otherwise. */
+export function decodeCursor(cursor: string, arity: number): CursorKey {
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(key) &&
+      key.length === arity &&
+      key.every((v) => typeof v === 'string' || typeof v === 'number')
+    ) {
+      return key as CursorKey;
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw new BadRequestException('cursor is not a cursor returned by this list');
+}
+
+/**
+ * Cuts one extra fetched row off a page and makes the next cursor from the
+ * last kept item. Queries fetch `limit + 1` rows to know whether more exist.
+ */
+export function toPage<T, R>(
+  rows: T[],
+  limit: number,
+  keyOf: (row: T) => CursorKey,
+  map: (row: T) => R,
+): { items: R[]; next_cursor: string | null } {
+  const hasMore = rows.length > limit;
+  const kept = hasMore ? rows.slice(0, limit) : rows;
+  const last = kept[kept.length - 1];
+  return {
+    items: kept.map(map),
+    next_cursor: hasMore && last !== undefined ? encodeCursor(keyOf(last)) : null,
+  };
+}

@@ -1,0 +1,45 @@
+import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { FastifyRequest } from 'fastify';
+import { Roles } from '../../common/auth/auth.decorators.js';
+import { clientMeta } from './client-meta.js';
+import {
+  ListSessionEventsQueryDto,
+  RevokedCountDto,
+  SessionEventPageDto,
+  SessionListDto,
+} from './dto/session.dto.js';
+import { SessionEventsService } from './session-events.service.js';
+import { SessionService } from './session.service.js';
+
+@ApiTags('admin')
+@Roles('admin')
+@Controller('api/admin')
+export class AdminSessionsController {
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly sessionEvents: SessionEventsService,
+  ) {}
+
+  /** A user's live sessions. */
+  @Get('users/:id/sessions')
+  async list(@Param('id', new ParseUUIDPipe()) userId: string): Promise<SessionListDto> {
+    const live = await this.sessions.listLive(userId);
+    return { items: live.map((s) => ({ ...this.sessions.toDto(s), current: false })) };
+  }
+
+  /** Revokes every session of a user. */
+  @Delete('users/:id/sessions')
+  async revokeAll(
+    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Req() request: FastifyRequest,
+  ): Promise<RevokedCountDto> {
+    return { revoked: await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip) };
+  }
+
+  /** The session security log, newest first. */
+  @Get('session-events')
+  events(@Query() query: ListSessionEventsQueryDto): Promise<SessionEventPageDto> {
+    return this.sessionEvents.list({ userId: query.user_id, limit: query.limit, cursor: query.cursor });
+  }
+}

@@ -1,0 +1,88 @@
+import {
+  Injectable,
+  NotFoundException,
+  PayloadTooLargeException,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { UNAUTHORIZED_MESSAGE } from './session.service.js';
+
+/**
+ * Per-session state, one row per key. Writers of different keys never touch
+ * the same row; the size limits are checked under a lock on the session row,
+ * so parallel writers cannot together exceed SESSION_DATA_MAX_BYTES.
+ */
+@Injectable()
+export class SessionDataService {
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+  ) {}
+
+  async getAll(sessionId: string): Promise<Record<string, unknown>> {
+    const rows = await this.database.query<{ key: string; value: string }>(
+      'SELECT key, value FROM session_data WHERE session_id = ? ORDER BY key',
+      [sessionId],
+    );
+    return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
+  }
+
+  async get(sessionId: string, key: string): Promise<unknown> {
+    const [row] = await this.database.query<{ value: string }>(
+      'SELECT value FROM session_data WHERE session_id = ? AND key = ?',
+      [sessionId, key],
+    );
+    if (!row) throw new NotFoundException(`No session data under "${key}"`);
+    return JSON.parse(row.value) as unknown;
+  }
+
+  async put(sessionId: string, key: string, value: unknown): Promise<void> {
+    const json = JSON.stringify(value);
+    const size = Buffer.byteLength(json, 'utf8');
+    const { dataValueMaxBytes, dataMaxBytes } = this.config.session;
+    if (size > dataValueMaxBytes) {
+      throw new PayloadTooLargeException(
+        `The value is ${size} bytes as JSON; at most ${dataValueMaxBytes} are allowed per key`,
+      );
+    }
+    await this.database.transaction(async (manager) => {
+      await this.database.lockRow(manager, 'sessions', sessionId);
+      // A logout that committed while this request was in flight wins.
+      const [session] = await this.database.query<{ revoked_at: number | null }>(
+        'SELECT revoked_at FROM sessions WHERE id = ?',
+        [sessionId],
+        manager,
+      );
+      if (!session || session.revoked_at !== null) {
+        throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+      }
+      const [others] = await this.database.query<{ total: number | string }>(
+        'SELECT COALESCE(SUM(size), 0) AS total FROM session_data WHERE session_id = ? AND key <> ?',
+        [sessionId, key],
+        manager,
+      );
+      const total = Number(others?.total ?? 0) + size;
+      if (total > dataMaxBytes) {
+        throw new PayloadTooLargeException(
+          `Session data would be ${total} bytes; at most ${dataMaxBytes} are allowed per session`,
+        );
+      }
+      await this.database.executeIn(
+        manager,
+        `INSERT INTO session_data (session_id, key, value, size, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (session_id, key)
+         DO UPDATE SET value = excluded.value, size = excluded.size, updated_at = excluded.updated_at`,
+        [sessionId, key, json, size, Date.now()],
+      );
+    });
+  }
+
+  async delete(sessionId: string, key: string): Promise<void> {
+    const deleted = await this.database.execute(
+      'DELETE FROM session_data WHERE session_id = ? AND key = ?',
+      [sessionId, key],
+    );
+    if (deleted === 0) throw new NotFoundException(`No session data under "${key}"`);
+  }
+}

@@ -1,0 +1,70 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { EntityManager, Repository } from 'typeorm';
+import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
+import { toIso } from '../../common/time.js';
+import { SessionEventPageDto } from './dto/session.dto.js';
+import { SessionEvent, SessionEventType } from './entities/session-event.entity.js';
+
+export interface SessionEventInput {
+  sessionId: string;
+  userId: string | null;
+  type: SessionEventType;
+  reason?: string | null;
+  ip?: string | null;
+  at: number;
+}
+
+/** The append-only log of session lifecycle changes. */
+@Injectable()
+export class SessionEventsService {
+  constructor(@InjectRepository(SessionEvent) private readonly events: Repository<SessionEvent>) {}
+
+  /** Appends inside the caller's transaction, so the log and the change commit together. */
+  async record(manager: EntityManager, inputs: SessionEventInput[]): Promise<void> {
+    if (inputs.length === 0) return;
+    await manager.insert(
+      SessionEvent,
+      inputs.map((e) => ({
+        sessionId: e.sessionId,
+        userId: e.userId,
+        type: e.type,
+        reason: e.reason ?? null,
+        ip: e.ip ?? null,
+        createdAt: e.at,
+      })),
+    );
+  }
+
+  async list(query: {
+    userId?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<SessionEventPageDto> {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const qb = this.events
+      .createQueryBuilder('e')
+      .orderBy('e.id', 'DESC')
+      .take(limit + 1);
+    if (query.userId) qb.andWhere('e.userId = :userId', { userId: query.userId });
+    if (query.cursor) {
+      const [id] = decodeCursor(query.cursor, 1);
+      qb.andWhere('e.id < :id', { id });
+    }
+    const rows = await qb.getMany();
+    return toPage(
+      rows,
+      limit,
+      (e) => [e.id],
+      (e) => ({
+        id: e.id,
+        type: e.type,
+        reason: e.reason,
+        session_id: e.sessionId,
+        user_id: e.userId,
+        ip_address: e.ip,
+        created_at: toIso(e.createdAt),
+      }),
+    );
+  }
+}

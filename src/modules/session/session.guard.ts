@@ -1,0 +1,120 @@
+import {
+  CanActivate,
+  ExecutionContext,
+  ForbiddenException,
+  Injectable,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import type { Role, TokenTransport } from '../../common/auth/auth-context.js';
+import {
+  ALLOW_ANONYMOUS_SESSION_KEY,
+  FRESH_AUTH_KEY,
+  ROLES_KEY,
+} from '../../common/auth/auth.decorators.js';
+import { AppConfig } from '../../common/config/config.js';
+import { IS_PUBLIC_KEY } from '../../common/decorators/public.decorator.js';
+import { setRequestIdentity } from '../../common/http/request-context.js';
+import { SESSION_COOKIE } from './session-cookie.js';
+import { SessionService, UNAUTHORIZED_MESSAGE } from './session.service.js';
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The token, from (in this order) `Authorization: Bearer`, `X-Session-ID`
+ * (seed compatibility) or the `session_id` cookie. Never from the query string.
+ */
+export function extractToken(
+  request: FastifyRequest,
+): { token: string; transport: TokenTransport } | null {
+  const authorization = request.headers.authorization;
+  if (typeof authorization === 'string') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (match) return { token: match[1]!, transport: 'bearer' };
+  }
+  const header = request.headers['x-session-id'];
+  if (typeof header === 'string' && header.length > 0) return { token: header, transport: 'header' };
+  const cookie = request.cookies?.[SESSION_COOKIE];
+  if (cookie) return { token: cookie, transport: 'cookie' };
+  return null;
+}
+
+/**
+ * Global guard: every route needs a valid user session unless marked
+ * `@Public()` (no session needed) or `@AllowAnonymousSession()`. Missing,
+ * unknown, expired, revoked and disabled-user sessions all get the same 401.
+ * Also enforces `@Roles`, `@RequireFreshAuth` and CSRF for cookie sessions.
+ */
+@Injectable()
+export class SessionGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly sessions: SessionService,
+    private readonly config: AppConfig,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const targets = [context.getHandler(), context.getClass()];
+    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC_KEY, targets) ?? false;
+
+    const credential = extractToken(request);
+    const auth = credential ? await this.sessions.authenticate(credential.token) : null;
+    if (!credential || !auth) {
+      // On public routes a stale or bogus token is simply no session.
+      if (isPublic) return true;
+      throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+    }
+
+    if (credential.transport === 'cookie' && UNSAFE_METHODS.has(request.method)) {
+      this.assertSameOrigin(request);
+    }
+    request.auth = { ...auth, transport: credential.transport };
+    setRequestIdentity(request, { sessionId: auth.session.id, userId: auth.user?.id ?? null });
+    if (isPublic) return true;
+
+    const allowAnonymous =
+      this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_SESSION_KEY, targets) ?? false;
+    if (!auth.user && !allowAnonymous) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, targets);
+    if (roles && (!auth.user || !roles.includes(auth.user.role))) {
+      throw new ForbiddenException('This operation needs the admin role');
+    }
+
+    const needsFreshAuth = this.reflector.getAllAndOverride<boolean>(FRESH_AUTH_KEY, targets);
+    if (needsFreshAuth) {
+      const maxAgeMs = this.config.session.freshAuthMaxAgeS * 1000;
+      const authTime = auth.session.authTime;
+      if (authTime === null || Date.now() - authTime > maxAgeMs) {
+        throw new ForbiddenException({
+          error: 'reauth_required',
+          message: `Confirm your password first (POST /auth/reauth); it must be less than ${this.config.session.freshAuthMaxAgeS} s old`,
+        });
+      }
+    }
+    return true;
+  }
+
+  /**
+   * CSRF defence for cookie sessions: browsers send `Origin` on cross-site
+   * unsafe requests and `Sec-Fetch-Site: cross-site`; either from a foreign
+   * origin is refused. Bearer and header tokens are not sent by browsers on
+   * their own, so they need no check.
+   */
+  private assertSameOrigin(request: FastifyRequest): void {
+    const fetchSite = request.headers['sec-fetch-site'];
+    if (fetchSite === 'cross-site') {
+      throw new ForbiddenException({ error: 'csrf_rejected', message: 'Cross-site request refused' });
+    }
+    const origin = request.headers.origin;
+    if (origin === undefined) return;
+    const own = `${request.protocol}://${request.host}`;
+    if (origin === own || this.config.http.corsOrigins.includes(origin)) return;
+    throw new ForbiddenException({
+      error: 'csrf_rejected',
+      message: `Cross-site request from origin ${origin} refused`,
+    });
+  }
+}

@@ -1,0 +1,419 @@
+import { Injectable, UnauthorizedException } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { randomUUID } from 'node:crypto';
+import { EntityManager } from 'typeorm';
+import type { AuthSession, AuthUser, Role } from '../../common/auth/auth-context.js';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { toIso } from '../../common/time.js';
+import { describeDevice } from './device.js';
+import { SessionDto } from './dto/session.dto.js';
+import { Session } from './entities/session.entity.js';
+import { RevokeReason } from './entities/session-event.entity.js';
+import { SessionEventsService } from './session-events.service.js';
+import {
+  SESSION_LOGIN,
+  SESSION_LOGOUT,
+  SessionLoginEvent,
+  SessionLogoutEvent,
+} from './session.events.js';
+import { generateSessionToken, hashSessionToken, SESSION_TOKEN_PATTERN } from './session-token.js';
+
+/** Where a request came from, recorded on sessions and their events. */
+export interface ClientMeta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** A session together with its secret token, which exists only in this response. */
+export interface IssuedSession {
+  token: string;
+  session: AuthSession;
+}
+
+export const UNAUTHORIZED_MESSAGE = 'Authentication required: no valid session';
+
+/** Row of the session check: one indexed lookup joined with the user. */
+interface AuthRow {
+  id: string;
+  user_id: string | null;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number;
+  absolute_expires_at: number;
+  auth_time: number | null;
+  remember_me: number | boolean;
+  ip: string | null;
+  user_agent: string | null;
+  revoked_at: number | null;
+  username: string | null;
+  role: Role | null;
+  disabled: number | boolean | null;
+}
+
+const AUTH_SQL = `
+  SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at,
+         s.auth_time, s.remember_me, s.ip, s.user_agent, s.revoked_at,
+         u.username, u.role, u.disabled
+  FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+  WHERE s.token_hash = ?`;
+
+const LIVE = 'revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?';
+
+/**
+ * Session lifecycle: issue, check, rotate, revoke. Tokens are generated here
+ * and leave only in the IssuedSession handed to the controller; the database
+ * sees their SHA-256 only.
+ */
+@Injectable()
+export class SessionService {
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+    private readonly sessionEvents: SessionEventsService,
+    private readonly emitter: EventEmitter2,
+  ) {}
+
+  /**
+   * The hot path: the session and user for `token`, or null when it is
+   * unknown, revoked, expired (idle or absolute) or its user is disabled.
+   * Writes only when SESSION_TOUCH_INTERVAL_S has passed since the last write.
+   */
+  async authenticate(
+    token: string,
+    now = Date.now(),
+  ): Promise<{ session: AuthSession; user: AuthUser | null } | null> {
+    if (!SESSION_TOKEN_PATTERN.test(token)) return null;
+    const [row] = await this.database.query<AuthRow>(AUTH_SQL, [hashSessionToken(token)]);
+    if (!row || row.revoked_at !== null) return null;
+    if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return null;
+    if (row.user_id !== null && (row.username === null || Boolean(row.disabled))) return null;
+
+    const session: AuthSession = {
+      id: row.id,
+      userId: row.user_id,
+      createdAt: row.created_at,
+      lastSeenAt: row.last_seen_at,
+      idleExpiresAt: row.idle_expires_at,
+      absoluteExpiresAt: row.absolute_expires_at,
+      authTime: row.auth_time,
+      rememberMe: Boolean(row.remember_me),
+      ip: row.ip,
+      userAgent: row.user_agent,
+    };
+    if (now - session.lastSeenAt >= this.config.session.touchIntervalS * 1000) {
+      await this.touch(session, now);
+    }
+    const user =
+      row.user_id !== null ? { id: row.user_id, username: row.username!, role: row.role! } : null;
+    return { session, user };
+  }
+
+  async createAnonymous(meta: ClientMeta): Promise<IssuedSession> {
+    const issued = this.newSession(null, false, meta, Date.now());
+    await this.database.transaction(async (manager) => {
+      await this.insert(manager, issued);
+      await this.sessionEvents.record(manager, [
+        { sessionId: issued.session.id, userId: null, type: 'created', ip: meta.ip, at: Date.now() },
+      ]);
+    });
+    return issued;
+  }
+
+  /**
+   * Starts a user session after the password was verified. An anonymous
+   * current session is upgraded in place (same public id and data, new
+   * token); a user's current session is replaced. Beyond
+   * SESSION_MAX_PER_USER, the least recently seen sessions are evicted, in
+   * the same transaction.
+   */
+  async login(
+    user: AuthUser,
+    rememberMe: boolean,
+    meta: ClientMeta,
+    current: AuthSession | undefined,
+  ): Promise<IssuedSession> {
+    const now = Date.now();
+    let upgraded = false;
+    const issued = await this.database.transaction(async (manager) => {
+      await this.database.lockRow(manager, 'users', user.id);
+      let issuedHere: IssuedSession | null = null;
+      if (current && current.userId === null) {
+        issuedHere = await this.upgradeAnonymous(manager, current, user, rememberMe, meta, now);
+        upgraded = issuedHere !== null;
+      } else if (current) {
+        await this.revokeIn(manager, [current.id], 'logout', meta.ip, now);
+      }
+      if (!issuedHere) {
+        issuedHere = this.newSession(user.id, rememberMe, meta, now);
+        await this.insert(manager, issuedHere);
+        await this.sessionEvents.record(manager, [
+          { sessionId: issuedHere.session.id, userId: user.id, type: 'created', reason: 'login', ip: meta.ip, at: now },
+        ]);
+      }
+      await this.evictBeyondLimit(manager, user.id, issuedHere.session.id, meta.ip, now);
+      return issuedHere;
+    });
+    this.emitter.emit(
+      SESSION_LOGIN,
+      new SessionLoginEvent(issued.session.id, user.id, upgraded, meta.ip, meta.userAgent, now),
+    );
+    return issued;
+  }
+
+  /**
+   * New token for the same session, killing the old one in the same write.
+   * `stampAuthTime` records a fresh password proof (reauth, password change).
+   * `inTransaction` lets the caller add its own writes (password change).
+   */
+  async rotate(
+    session: AuthSession,
+    reason: 'reauth' | 'password_change',
+    meta: ClientMeta,
+    inTransaction?: (manager: EntityManager) => Promise<void>,
+  ): Promise<IssuedSession> {
+    const now = Date.now();
+    const token = generateSessionToken();
+    const idleExpiresAt = Math.min(now + this.idleMs(session.rememberMe), session.absoluteExpiresAt);
+    await this.database.transaction(async (manager) => {
+      const changed = await this.database.executeIn(
+        manager,
+        `UPDATE sessions SET token_hash = ?, auth_time = ?, last_seen_at = ?, idle_expires_at = ?
+         WHERE id = ? AND revoked_at IS NULL`,
+        [hashSessionToken(token), now, now, idleExpiresAt, session.id],
+      );
+      if (changed === 0) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+      await this.sessionEvents.record(manager, [
+        {
+          sessionId: session.id,
+          userId: session.userId,
+          type: reason === 'reauth' ? 'renewed' : 'rotated',
+          reason,
+          ip: meta.ip,
+          at: now,
+        },
+      ]);
+      if (inTransaction) await inTransaction(manager);
+    });
+    return {
+      token,
+      session: { ...session, authTime: now, lastSeenAt: now, idleExpiresAt },
+    };
+  }
+
+  /** Revokes sessions by public id; returns how many were still live. */
+  async revoke(
+    sessionIds: string[],
+    reason: RevokeReason,
+    ip: string | null,
+  ): Promise<number> {
+    if (sessionIds.length === 0) return 0;
+    const now = Date.now();
+    return this.database.transaction((manager) => this.revokeIn(manager, sessionIds, reason, ip, now));
+  }
+
+  /** Ends the caller's session (logout). */
+  async logout(session: AuthSession, ip: string | null): Promise<void> {
+    await this.revoke([session.id], 'logout', ip);
+    this.emitter.emit(SESSION_LOGOUT, new SessionLogoutEvent(session.id, session.userId, Date.now()));
+  }
+
+  /**
+   * Revokes every live session of a user, except `exceptSessionId`. Runs in
+   * the caller's transaction when `manager` is given.
+   */
+  async revokeAllForUser(
+    userId: string,
+    reason: RevokeReason,
+    ip: string | null,
+    options: { exceptSessionId?: string; manager?: EntityManager } = {},
+  ): Promise<number> {
+    const now = Date.now();
+    const work = async (manager: EntityManager) => {
+      const rows = await this.database.query<{ id: string }>(
+        'SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL',
+        [userId],
+        manager,
+      );
+      const ids = rows.map((r) => r.id).filter((id) => id !== options.exceptSessionId);
+      return this.revokeIn(manager, ids, reason, ip, now);
+    };
+    return options.manager ? work(options.manager) : this.database.transaction(work);
+  }
+
+  /** A user's live sessions, most recently active first. */
+  async listLive(userId: string): Promise<Session[]> {
+    const now = Date.now();
+    return this.database.dataSource
+      .getRepository(Session)
+      .createQueryBuilder('s')
+      .where('s.userId = :userId', { userId })
+      .andWhere('s.revokedAt IS NULL')
+      .andWhere('s.idleExpiresAt > :now AND s.absoluteExpiresAt > :now', { now })
+      .orderBy('s.lastSeenAt', 'DESC')
+      .addOrderBy('s.createdAt', 'DESC')
+      .getMany();
+  }
+
+  /** The public view of a session: never its token or hash. */
+  toDto(session: AuthSession): SessionDto {
+    return {
+      id: session.id,
+      user_id: session.userId,
+      anonymous: session.userId === null,
+      created_at: toIso(session.createdAt),
+      last_activity: toIso(session.lastSeenAt),
+      expires_at: toIso(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)),
+      idle_expires_at: toIso(session.idleExpiresAt),
+      absolute_expires_at: toIso(session.absoluteExpiresAt),
+      auth_time: toIso(session.authTime),
+      remember_me: session.rememberMe,
+      ip_address: session.ip,
+      user_agent: session.userAgent,
+      device: describeDevice(session.userAgent),
+    };
+  }
+
+  /** Seconds a cookie should live: only remember-me sessions get a persistent cookie. */
+  cookieMaxAgeS(session: AuthSession): number | undefined {
+    if (!session.rememberMe) return undefined;
+    return Math.max(0, Math.floor((session.absoluteExpiresAt - Date.now()) / 1000));
+  }
+
+  private idleMs(rememberMe: boolean): number {
+    const s = this.config.session;
+    return (rememberMe ? s.rememberIdleS : s.idleTimeoutS) * 1000;
+  }
+
+  private absoluteMs(rememberMe: boolean): number {
+    const s = this.config.session;
+    return (rememberMe ? s.rememberAbsoluteS : s.absoluteTimeoutS) * 1000;
+  }
+
+  private newSession(
+    userId: string | null,
+    rememberMe: boolean,
+    meta: ClientMeta,
+    now: number,
+  ): IssuedSession {
+    const absoluteExpiresAt = now + this.absoluteMs(rememberMe);
+    return {
+      token: generateSessionToken(),
+      session: {
+        id: randomUUID(),
+        userId,
+        createdAt: now,
+        lastSeenAt: now,
+        idleExpiresAt: Math.min(now + this.idleMs(rememberMe), absoluteExpiresAt),
+        absoluteExpiresAt,
+        authTime: userId === null ? null : now,
+        rememberMe,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+      },
+    };
+  }
+
+  private async insert(manager: EntityManager, issued: IssuedSession): Promise<void> {
+    const s = issued.session;
+    await manager.insert(Session, {
+      ...s,
+      tokenHash: hashSessionToken(issued.token),
+      revokedAt: null,
+      revokedReason: null,
+    });
+  }
+
+  private async upgradeAnonymous(
+    manager: EntityManager,
+    current: AuthSession,
+    user: AuthUser,
+    rememberMe: boolean,
+    meta: ClientMeta,
+    now: number,
+  ): Promise<IssuedSession | null> {
+    const fresh = this.newSession(user.id, rememberMe, meta, now);
+    const changed = await this.database.executeIn(
+      manager,
+      `UPDATE sessions SET token_hash = ?, user_id = ?, auth_time = ?, remember_me = ?, last_seen_at = ?,
+         idle_expires_at = ?, absolute_expires_at = ?, ip = ?, user_agent = ?
+       WHERE id = ? AND user_id IS NULL AND revoked_at IS NULL`,
+      [
+        hashSessionToken(fresh.token),
+        user.id,
+        now,
+        rememberMe,
+        now,
+        fresh.session.idleExpiresAt,
+        fresh.session.absoluteExpiresAt,
+        meta.ip,
+        meta.userAgent,
+        current.id,
+      ],
+    );
+    if (changed === 0) return null;
+    await this.sessionEvents.record(manager, [
+      { sessionId: current.id, userId: user.id, type: 'rotated', reason: 'login', ip: meta.ip, at: now },
+    ]);
+    return {
+      token: fresh.token,
+      session: { ...fresh.session, id: current.id, createdAt: current.createdAt },
+    };
+  }
+
+  private async evictBeyondLimit(
+    manager: EntityManager,
+    userId: string,
+    keepSessionId: string,
+    ip: string | null,
+    now: number,
+  ): Promise<void> {
+    const live = await this.database.query<{ id: string }>(
+      `SELECT id FROM sessions WHERE user_id = ? AND ${LIVE}
+       ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, last_seen_at DESC, created_at DESC, id DESC`,
+      [userId, now, now, keepSessionId],
+      manager,
+    );
+    const excess = live.slice(this.config.session.maxPerUser).map((r) => r.id);
+    await this.revokeIn(manager, excess, 'evicted', ip, now);
+  }
+
+  private async revokeIn(
+    manager: EntityManager,
+    sessionIds: string[],
+    reason: RevokeReason,
+    ip: string | null,
+    now: number,
+  ): Promise<number> {
+    if (sessionIds.length === 0) return 0;
+    const placeholders = sessionIds.map(() => '?').join(', ');
+    const live = await this.database.query<{ id: string; user_id: string | null }>(
+      `SELECT id, user_id FROM sessions WHERE id IN (${placeholders}) AND revoked_at IS NULL`,
+      sessionIds,
+      manager,
+    );
+    if (live.length === 0) return 0;
+    const livePlaceholders = live.map(() => '?').join(', ');
+    await this.database.executeIn(
+      manager,
+      `UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id IN (${livePlaceholders})`,
+      [now, reason, ...live.map((r) => r.id)],
+    );
+    await this.sessionEvents.record(
+      manager,
+      live.map((r) => ({ sessionId: r.id, userId: r.user_id, type: 'revoked' as const, reason, ip, at: now })),
+    );
+    return live.length;
+  }
+
+  /** Records activity; never revives a session revoked meanwhile. */
+  private async touch(session: AuthSession, now: number): Promise<void> {
+    const idleExpiresAt = Math.min(now + this.idleMs(session.rememberMe), session.absoluteExpiresAt);
+    await this.database.execute(
+      'UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ? AND revoked_at IS NULL',
+      [now, idleExpiresAt, session.id],
+    );
+    session.lastSeenAt = now;
+    session.idleExpiresAt = idleExpiresAt;
+  }
+}

@@ -1,0 +1,80 @@
+import {
+  Controller,
+  Delete,
+  Get,
+  NotFoundException,
+  Param,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthSession, AuthUser } from '../../common/auth/auth-context.js';
+import {
+  CurrentSession,
+  CurrentUser,
+  RequireFreshAuth,
+} from '../../common/auth/auth.decorators.js';
+import { AppConfig } from '../../common/config/config.js';
+import { clientMeta } from './client-meta.js';
+import { RevokedCountDto, RevokeScopeQueryDto, SessionListDto } from './dto/session.dto.js';
+import { clearSessionCookie } from './session-cookie.js';
+import { SessionService } from './session.service.js';
+
+/** The caller's devices: every live session of their account. */
+@ApiTags('session')
+@Controller('api/sessions')
+export class SessionsController {
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Live sessions, most recently active first; `current` marks this one. */
+  @Get()
+  async list(
+    @CurrentUser() user: AuthUser,
+    @CurrentSession() current: AuthSession,
+  ): Promise<SessionListDto> {
+    const live = await this.sessions.listLive(user.id);
+    return {
+      items: live.map((s) => ({ ...this.sessions.toDto(s), current: s.id === current.id })),
+    };
+  }
+
+  /** Revokes one of the caller's sessions (404 for any id that is not theirs). */
+  @Delete(':id')
+  @ApiResponse({ status: 404, description: 'No live session of yours has this id' })
+  async revokeOne(
+    @Param('id') id: string,
+    @CurrentUser() user: AuthUser,
+    @CurrentSession() current: AuthSession,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<RevokedCountDto> {
+    const live = await this.sessions.listLive(user.id);
+    if (!live.some((s) => s.id === id)) throw new NotFoundException('No such session');
+    const revoked = await this.sessions.revoke([id], 'user', clientMeta(request).ip);
+    if (id === current.id) clearSessionCookie(reply, this.config.session.cookieSecure);
+    return { revoked };
+  }
+
+  /** Revokes every other session (`scope=others`) or all of them (`scope=all`). Needs fresh auth. */
+  @Delete()
+  @RequireFreshAuth()
+  @ApiResponse({ status: 403, description: '`reauth_required`: confirm the password first' })
+  async revokeMany(
+    @Query() query: RevokeScopeQueryDto,
+    @CurrentUser() user: AuthUser,
+    @CurrentSession() current: AuthSession,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<RevokedCountDto> {
+    const revoked = await this.sessions.revokeAllForUser(user.id, 'user', clientMeta(request).ip, {
+      exceptSessionId: query.scope === 'others' ? current.id : undefined,
+    });
+    if (query.scope === 'all') clearSessionCookie(reply, this.config.session.cookieSecure);
+    return { revoked };
+  }
+}
