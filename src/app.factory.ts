@@ -24,6 +24,8 @@ export async function createApp(
     trustProxy: config.http.trustProxy,
     requestIdHeader: false,
     genReqId: generateRequestId,
+    // Path parameters longer than this get 414; session data keys alone may be 128 characters.
+    routerOptions: { maxParamLength: 512 },
     // Close idle keep-alive sockets on shutdown so SIGTERM is not held up by them.
     forceCloseConnections: 'idle',
   });

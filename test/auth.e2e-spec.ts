@@ -91,7 +91,7 @@ describe('accounts and login', () => {
         device: { browser: 'Chrome 118', os: 'Linux', type: 'desktop' },
       });
       expect(res.body.session.id).not.toBe(res.body.session_id);
-      const cookie = ([] as string[]).concat(res.headers['set-cookie'])[0]!;
+      const cookie = ([] as string[]).concat(res.headers['set-cookie'])[0];
       expect(cookie).toMatch(new RegExp(`^session_id=${res.body.session_id};`));
       expect(cookie).toContain('HttpOnly');
       expect(cookie).toContain('SameSite=Lax');
@@ -160,7 +160,7 @@ describe('accounts and login', () => {
         ['authorization', `Bearer ${token}`],
         ['x-session-id', token],
       ]) {
-        const res = await t.http().get('/api/me').set(name!, value!).expect(200);
+        const res = await t.http().get('/api/me').set(name, value).expect(200);
         expect(res.body.user.username).toBe('erin');
       }
     });
@@ -201,7 +201,7 @@ describe('accounts and login', () => {
       const res = await t.http().post('/auth/logout').set('cookie', s.cookie).expect(200);
       expect(res.body).toEqual({ status: 'success', message: 'Logout successful' });
       expect(res.headers['clear-site-data']).toBe('"cookies"');
-      const cleared = ([] as string[]).concat(res.headers['set-cookie'])[0]!;
+      const cleared = ([] as string[]).concat(res.headers['set-cookie'])[0];
       expect(cleared).toMatch(/^session_id=;/);
       expect(cleared).toMatch(/Expires=Thu, 01 Jan 1970/);
       await t.http().get('/api/session').set('cookie', s.cookie).expect(401);

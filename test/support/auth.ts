@@ -28,7 +28,11 @@ export async function login(
   const req = t.http().post('/auth/login');
   for (const [name, value] of Object.entries(extra.headers ?? {})) req.set(name, value);
   const res = await req
-    .send({ username, password, ...(extra.remember_me !== undefined ? { remember_me: extra.remember_me } : {}) })
+    .send({
+      username,
+      password,
+      ...(extra.remember_me !== undefined ? { remember_me: extra.remember_me } : {}),
+    })
     .expect(200);
   const token = res.body.session_id as string;
   const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0] ?? '';
@@ -50,6 +54,7 @@ export async function registerAndLogin(t: TestApp, username: string): Promise<Lo
 
 /** Logs in the bootstrap admin created from ADMIN_USERNAME / ADMIN_PASSWORD. */
 export const ADMIN_ENV = { ADMIN_USERNAME: 'root-admin', ADMIN_PASSWORD: 'admin-password-1' };
-export const loginAdmin = (t: TestApp) => login(t, ADMIN_ENV.ADMIN_USERNAME, ADMIN_ENV.ADMIN_PASSWORD);
+export const loginAdmin = (t: TestApp) =>
+  login(t, ADMIN_ENV.ADMIN_USERNAME, ADMIN_ENV.ADMIN_PASSWORD);
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

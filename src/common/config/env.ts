@@ -69,7 +69,7 @@ const cron = makeValidator<string>((input: string) => {
   try {
     new CronTime(input.trim());
   } catch (error) {
-    throw new Error(`must be a valid cron pattern (${(error as Error).message})`);
+    throw new Error(`must be a valid cron pattern (${(error as Error).message})`, { cause: error });
   }
   return input.trim();
 });

@@ -37,7 +37,7 @@ export class DatabaseService {
     manager?: EntityManager,
   ): Promise<T[]> {
     const runner = manager ?? this.dataSource.manager;
-    return runner.query(this.dialect(sql), params) as Promise<T[]>;
+    return runner.query<T[]>(this.dialect(sql), params);
   }
 
   /**

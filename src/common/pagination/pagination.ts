@@ -38,7 +38,7 @@ export function decodeCursor(cursor: string, arity: number): CursorKey {
       key.length === arity &&
       key.every((v) => typeof v === 'string' || typeof v === 'number')
     ) {
-      return key as CursorKey;
+      return key;
     }
   } catch {
     // fall through to the error below

@@ -34,12 +34,18 @@ export class AdminSessionsController {
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<RevokedCountDto> {
-    return { revoked: await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip) };
+    return {
+      revoked: await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip),
+    };
   }
 
   /** The session security log, newest first. */
   @Get('session-events')
   events(@Query() query: ListSessionEventsQueryDto): Promise<SessionEventPageDto> {
-    return this.sessionEvents.list({ userId: query.user_id, limit: query.limit, cursor: query.cursor });
+    return this.sessionEvents.list({
+      userId: query.user_id,
+      limit: query.limit,
+      cursor: query.cursor,
+    });
   }
 }

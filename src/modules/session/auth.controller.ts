@@ -1,12 +1,4 @@
-import {
-  Body,
-  Controller,
-  HttpCode,
-  Post,
-  Req,
-  Res,
-  UnauthorizedException,
-} from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req, Res, UnauthorizedException } from '@nestjs/common';
 import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthSession, AuthUser } from '../../common/auth/auth-context.js';
@@ -17,6 +9,7 @@ import {
 } from '../../common/auth/auth.decorators.js';
 import { AppConfig } from '../../common/config/config.js';
 import { Public } from '../../common/decorators/public.decorator.js';
+import { setRequestIdentity } from '../../common/http/request-context.js';
 import { ChangePasswordDto } from '../users/dto/user.dto.js';
 import { UsersService } from '../users/users.service.js';
 import { clientMeta } from './client-meta.js';
@@ -74,6 +67,7 @@ export class AuthController {
       meta,
       request.auth?.session,
     );
+    setRequestIdentity(request, { sessionId: issued.session.id, userId: user.id });
     this.sendToken(reply, issued);
     return {
       status: 'success',

@@ -5,8 +5,7 @@ import type { DeviceDto } from './dto/session.dto.js';
 export function describeDevice(userAgent: string | null): DeviceDto {
   if (!userAgent) return { browser: null, os: null, type: 'unknown' };
   const { browser, os, device } = new UAParser(userAgent).getResult();
-  const join = (...parts: (string | undefined)[]) =>
-    parts.filter((part) => part).join(' ') || null;
+  const join = (...parts: (string | undefined)[]) => parts.filter((part) => part).join(' ') || null;
   return {
     browser: join(browser.name, browser.major),
     os: join(os.name, os.version),

@@ -45,7 +45,7 @@ export class LoginThrottleService {
     );
     if (recent.length < loginMaxAttempts) return;
     // Allowed again when the oldest of the last `max` failures leaves the window.
-    const oldest = recent[recent.length - 1]!.failed_at;
+    const oldest = recent[recent.length - 1].failed_at;
     const retryAfterS = Math.max(1, Math.ceil((oldest + loginWindowS * 1000 - now) / 1000));
     throw new TooManyLoginAttemptsException(retryAfterS);
   }

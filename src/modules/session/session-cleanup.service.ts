@@ -77,7 +77,12 @@ export class SessionCleanupService {
       const expired = rows.filter((r) => r.revoked_at === null);
       await this.sessionEvents.record(
         manager,
-        expired.map((r) => ({ sessionId: r.id, userId: r.user_id, type: 'expired' as const, at: now })),
+        expired.map((r) => ({
+          sessionId: r.id,
+          userId: r.user_id,
+          type: 'expired' as const,
+          at: now,
+        })),
       );
       await this.database.executeIn(
         manager,

@@ -18,6 +18,7 @@ import type { AuthSession } from '../../common/auth/auth-context.js';
 import { AllowAnonymousSession, CurrentSession } from '../../common/auth/auth.decorators.js';
 import { AppConfig } from '../../common/config/config.js';
 import { Public } from '../../common/decorators/public.decorator.js';
+import { setRequestIdentity } from '../../common/http/request-context.js';
 import { clientMeta } from './client-meta.js';
 import {
   CurrentSessionEnvelopeDto,
@@ -34,7 +35,9 @@ import { SessionService } from './session.service.js';
 
 function assertKey(key: string): string {
   if (!SESSION_DATA_KEY_PATTERN.test(key)) {
-    throw new BadRequestException('key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"');
+    throw new BadRequestException(
+      'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
+    );
   }
   return key;
 }
@@ -74,8 +77,13 @@ export class SessionController {
       });
     }
     const issued = await this.sessions.createAnonymous(clientMeta(request));
+    setRequestIdentity(request, { sessionId: issued.session.id, userId: null });
     setSessionCookie(reply, issued.token, { secure: this.config.session.cookieSecure });
-    return { status: 'success', session_id: issued.token, session: this.sessions.toDto(issued.session) };
+    return {
+      status: 'success',
+      session_id: issued.token,
+      session: this.sessions.toDto(issued.session),
+    };
   }
 
   /** The current session, its device and its data. */
@@ -110,7 +118,8 @@ export class SessionController {
     @Param('key') key: string,
     @Body() dto: PutSessionDataDto,
   ): Promise<SessionDataEntryDto> {
-    if (dto.value === undefined) throw new BadRequestException('value is required (any JSON value)');
+    if (dto.value === undefined)
+      throw new BadRequestException('value is required (any JSON value)');
     await this.data.put(session.id, assertKey(key), dto.value);
     return { key, value: dto.value };
   }

@@ -31,10 +31,11 @@ export function extractToken(
   const authorization = request.headers.authorization;
   if (typeof authorization === 'string') {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (match) return { token: match[1]!, transport: 'bearer' };
+    if (match) return { token: match[1], transport: 'bearer' };
   }
   const header = request.headers['x-session-id'];
-  if (typeof header === 'string' && header.length > 0) return { token: header, transport: 'header' };
+  if (typeof header === 'string' && header.length > 0)
+    return { token: header, transport: 'header' };
   const cookie = request.cookies?.[SESSION_COOKIE];
   if (cookie) return { token: cookie, transport: 'cookie' };
   return null;
@@ -106,7 +107,10 @@ export class SessionGuard implements CanActivate {
   private assertSameOrigin(request: FastifyRequest): void {
     const fetchSite = request.headers['sec-fetch-site'];
     if (fetchSite === 'cross-site') {
-      throw new ForbiddenException({ error: 'csrf_rejected', message: 'Cross-site request refused' });
+      throw new ForbiddenException({
+        error: 'csrf_rejected',
+        message: 'Cross-site request refused',
+      });
     }
     const origin = request.headers.origin;
     if (origin === undefined) return;

@@ -114,7 +114,13 @@ export class SessionService {
     await this.database.transaction(async (manager) => {
       await this.insert(manager, issued);
       await this.sessionEvents.record(manager, [
-        { sessionId: issued.session.id, userId: null, type: 'created', ip: meta.ip, at: Date.now() },
+        {
+          sessionId: issued.session.id,
+          userId: null,
+          type: 'created',
+          ip: meta.ip,
+          at: Date.now(),
+        },
       ]);
     });
     return issued;
@@ -148,7 +154,14 @@ export class SessionService {
         issuedHere = this.newSession(user.id, rememberMe, meta, now);
         await this.insert(manager, issuedHere);
         await this.sessionEvents.record(manager, [
-          { sessionId: issuedHere.session.id, userId: user.id, type: 'created', reason: 'login', ip: meta.ip, at: now },
+          {
+            sessionId: issuedHere.session.id,
+            userId: user.id,
+            type: 'created',
+            reason: 'login',
+            ip: meta.ip,
+            at: now,
+          },
         ]);
       }
       await this.evictBeyondLimit(manager, user.id, issuedHere.session.id, meta.ip, now);
@@ -174,7 +187,10 @@ export class SessionService {
   ): Promise<IssuedSession> {
     const now = Date.now();
     const token = generateSessionToken();
-    const idleExpiresAt = Math.min(now + this.idleMs(session.rememberMe), session.absoluteExpiresAt);
+    const idleExpiresAt = Math.min(
+      now + this.idleMs(session.rememberMe),
+      session.absoluteExpiresAt,
+    );
     await this.database.transaction(async (manager) => {
       const changed = await this.database.executeIn(
         manager,
@@ -202,20 +218,21 @@ export class SessionService {
   }
 
   /** Revokes sessions by public id; returns how many were still live. */
-  async revoke(
-    sessionIds: string[],
-    reason: RevokeReason,
-    ip: string | null,
-  ): Promise<number> {
+  async revoke(sessionIds: string[], reason: RevokeReason, ip: string | null): Promise<number> {
     if (sessionIds.length === 0) return 0;
     const now = Date.now();
-    return this.database.transaction((manager) => this.revokeIn(manager, sessionIds, reason, ip, now));
+    return this.database.transaction((manager) =>
+      this.revokeIn(manager, sessionIds, reason, ip, now),
+    );
   }
 
   /** Ends the caller's session (logout). */
   async logout(session: AuthSession, ip: string | null): Promise<void> {
     await this.revoke([session.id], 'logout', ip);
-    this.emitter.emit(SESSION_LOGOUT, new SessionLogoutEvent(session.id, session.userId, Date.now()));
+    this.emitter.emit(
+      SESSION_LOGOUT,
+      new SessionLogoutEvent(session.id, session.userId, Date.now()),
+    );
   }
 
   /**
@@ -353,7 +370,14 @@ export class SessionService {
     );
     if (changed === 0) return null;
     await this.sessionEvents.record(manager, [
-      { sessionId: current.id, userId: user.id, type: 'rotated', reason: 'login', ip: meta.ip, at: now },
+      {
+        sessionId: current.id,
+        userId: user.id,
+        type: 'rotated',
+        reason: 'login',
+        ip: meta.ip,
+        at: now,
+      },
     ]);
     return {
       token: fresh.token,
@@ -401,14 +425,24 @@ export class SessionService {
     );
     await this.sessionEvents.record(
       manager,
-      live.map((r) => ({ sessionId: r.id, userId: r.user_id, type: 'revoked' as const, reason, ip, at: now })),
+      live.map((r) => ({
+        sessionId: r.id,
+        userId: r.user_id,
+        type: 'revoked' as const,
+        reason,
+        ip,
+        at: now,
+      })),
     );
     return live.length;
   }
 
   /** Records activity; never revives a session revoked meanwhile. */
   private async touch(session: AuthSession, now: number): Promise<void> {
-    const idleExpiresAt = Math.min(now + this.idleMs(session.rememberMe), session.absoluteExpiresAt);
+    const idleExpiresAt = Math.min(
+      now + this.idleMs(session.rememberMe),
+      session.absoluteExpiresAt,
+    );
     await this.database.execute(
       'UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ? AND revoked_at IS NULL',
       [now, idleExpiresAt, session.id],

@@ -52,8 +52,8 @@ export class PasswordHasher {
     const parts = stored.split('$');
     if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
     const [cost, blockSize, parallelism] = parts.slice(1, 4).map(Number);
-    const salt = Buffer.from(parts[4]!, 'base64url');
-    const expected = Buffer.from(parts[5]!, 'base64url');
+    const salt = Buffer.from(parts[4], 'base64url');
+    const expected = Buffer.from(parts[5], 'base64url');
     if (!cost || !blockSize || !parallelism || expected.length !== KEY_LENGTH) return false;
     const actual = await this.derive(password, salt, cost, blockSize, parallelism);
     return timingSafeEqual(actual, expected);

@@ -17,7 +17,13 @@ import { DatabaseService } from '../../common/database/database.service.js';
 import { isUniqueViolation } from '../../common/database/errors.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
-import { ListUsersQueryDto, RegisterDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto.js';
+import {
+  ListUsersQueryDto,
+  RegisterDto,
+  UpdateUserDto,
+  UserDto,
+  UserPageDto,
+} from './dto/user.dto.js';
 import { User } from './entities/user.entity.js';
 import { PasswordHasher } from './password-hasher.js';
 import { USER_DISABLED, UserDisabledEvent } from './users.events.js';

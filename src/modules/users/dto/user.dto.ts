@@ -17,7 +17,9 @@ export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{3,64}$/;
 export class RegisterDto {
   /** 3-64 characters of `[A-Za-z0-9._-]`, unique regardless of case. */
   @IsString()
-  @Matches(USERNAME_PATTERN, { message: 'username must be 3-64 characters of A-Z, a-z, 0-9, ".", "_" or "-"' })
+  @Matches(USERNAME_PATTERN, {
+    message: 'username must be 3-64 characters of A-Z, a-z, 0-9, ".", "_" or "-"',
+  })
   readonly username!: string;
 
   /** 8-256 characters. */

@@ -1,0 +1,621 @@
+import {
+  ADMIN_ENV,
+  login,
+  loginAdmin,
+  PASSWORD,
+  register,
+  registerAndLogin,
+  sleep,
+} from './support/auth';
+import { startTestApp, TestApp } from './support/test-app';
+
+const liveTokens = async (t: TestApp, tokens: string[]) => {
+  const results = await Promise.all(
+    tokens.map((token) => t.http().get('/api/session').set('authorization', `Bearer ${token}`)),
+  );
+  return results.filter((res) => res.status === 200).length;
+};
+
+describe('sessions', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      ...ADMIN_ENV,
+      SESSION_MAX_PER_USER: '3',
+      CORS_ORIGINS: 'https://app.example.com',
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  describe('anonymous sessions', () => {
+    it('are created only by POST /api/session, never by a GET', async () => {
+      const get = await t.http().get('/api/session').expect(401);
+      expect(get.headers['set-cookie']).toBeUndefined();
+      const res = await t.http().post('/api/session').expect(201);
+      expect(res.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(res.body.session).toMatchObject({ anonymous: true, user_id: null, auth_time: null });
+      const cookie = ([] as string[]).concat(res.headers['set-cookie'])[0];
+      expect(cookie).toMatch(/^session_id=[A-Za-z0-9_-]{43};.*HttpOnly/);
+      const current = await t
+        .http()
+        .get('/api/session')
+        .set('x-session-id', res.body.session_id)
+        .expect(200);
+      expect(current.body).toMatchObject({
+        user_id: null,
+        session: { id: res.body.session.id, anonymous: true, data: {} },
+      });
+    });
+
+    it('gives a caller who already has a session that session (200, no new token)', async () => {
+      const first = await t.http().post('/api/session').expect(201);
+      const again = await t
+        .http()
+        .post('/api/session')
+        .set('x-session-id', first.body.session_id)
+        .expect(200);
+      expect(again.body.session.id).toBe(first.body.session.id);
+      expect(again.body.session_id).toBeUndefined();
+    });
+
+    it('cannot reach user-only routes', async () => {
+      const anon = await t.http().post('/api/session').expect(201);
+      const res = await t
+        .http()
+        .get('/api/me')
+        .set('x-session-id', anon.body.session_id)
+        .expect(401);
+      expect(res.body.message).toBe('Authentication required: no valid session');
+    });
+
+    it('keep their id and data when the user logs in, with a new token', async () => {
+      await register(t, 'shopper');
+      const anon = await t.http().post('/api/session').expect(201);
+      const anonToken = anon.body.session_id as string;
+      await t
+        .http()
+        .put('/api/session/data/cart')
+        .set('x-session-id', anonToken)
+        .send({ value: { items: [1, 2] } })
+        .expect(200);
+      const s = await login(t, 'shopper', PASSWORD, { headers: { 'x-session-id': anonToken } });
+      expect(s.sessionId).toBe(anon.body.session.id);
+      expect(s.token).not.toBe(anonToken);
+      await t.http().get('/api/session').set('x-session-id', anonToken).expect(401);
+      const res = await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      expect(res.body).toMatchObject({
+        user_id: s.userId,
+        session: { id: anon.body.session.id, anonymous: false, data: { cart: { items: [1, 2] } } },
+      });
+      const events = await t.dataSource.query(
+        `SELECT type, reason, user_id FROM session_events WHERE session_id = '${s.sessionId}' ORDER BY id`,
+      );
+      expect(events).toEqual([
+        { type: 'created', reason: null, user_id: null },
+        { type: 'rotated', reason: 'login', user_id: s.userId },
+      ]);
+    });
+
+    it('can be switched off (403)', async () => {
+      const off = await startTestApp({ ANONYMOUS_SESSIONS: 'false' });
+      try {
+        const res = await off.http().post('/api/session').expect(403);
+        expect(res.body.error).toBe('anonymous_sessions_disabled');
+      } finally {
+        await off.close();
+      }
+    });
+  });
+
+  describe('rotation', () => {
+    it('login from a user session kills the old token', async () => {
+      const first = await registerAndLogin(t, 'rotor');
+      const second = await login(t, 'rotor', PASSWORD, {
+        headers: { authorization: first.bearer },
+      });
+      expect(second.sessionId).not.toBe(first.sessionId);
+      await t.http().get('/api/session').set('authorization', first.bearer).expect(401);
+      await t.http().get('/api/session').set('authorization', second.bearer).expect(200);
+    });
+
+    it('POST /auth/reauth rotates the token and stamps auth_time', async () => {
+      const s = await registerAndLogin(t, 'reauther');
+      await sleep(15);
+      const res = await t
+        .http()
+        .post('/auth/reauth')
+        .set('authorization', s.bearer)
+        .send({ password: PASSWORD })
+        .expect(200);
+      expect(res.body.session_id).not.toBe(s.token);
+      expect(res.body.session.id).toBe(s.sessionId);
+      expect(Date.parse(res.body.session.auth_time)).toBeGreaterThan(
+        Date.parse(s.body.session.auth_time),
+      );
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(401);
+      await t
+        .http()
+        .get('/api/session')
+        .set('authorization', `Bearer ${res.body.session_id}`)
+        .expect(200);
+    });
+
+    it('POST /auth/reauth with a wrong password is 401 and rotates nothing', async () => {
+      const s = await registerAndLogin(t, 'reauth-wrong');
+      const res = await t
+        .http()
+        .post('/auth/reauth')
+        .set('authorization', s.bearer)
+        .send({ password: 'nope nope' })
+        .expect(401);
+      expect(res.body.message).toBe('Wrong password');
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+    });
+  });
+
+  describe('fresh authentication', () => {
+    it('asks for reauth before revoking sessions in bulk once auth_time is old', async () => {
+      const fresh = await startTestApp({ FRESH_AUTH_MAX_AGE_S: '1' });
+      try {
+        const s = await registerAndLogin(fresh, 'stale');
+        await sleep(1100);
+        const res = await fresh
+          .http()
+          .delete('/api/sessions?scope=others')
+          .set('authorization', s.bearer)
+          .expect(403);
+        expect(res.body.error).toBe('reauth_required');
+        const reauth = await fresh
+          .http()
+          .post('/auth/reauth')
+          .set('authorization', s.bearer)
+          .send({ password: PASSWORD })
+          .expect(200);
+        const ok = await fresh
+          .http()
+          .delete('/api/sessions?scope=others')
+          .set('authorization', `Bearer ${reauth.body.session_id}`)
+          .expect(200);
+        expect(ok.body).toEqual({ revoked: 0 });
+      } finally {
+        await fresh.close();
+      }
+    });
+  });
+
+  describe('POST /auth/password', () => {
+    it('changes the password, rotates this session and revokes the others', async () => {
+      await register(t, 'changer');
+      const a = await login(t, 'changer');
+      const b = await login(t, 'changer');
+      const res = await t
+        .http()
+        .post('/auth/password')
+        .set('authorization', a.bearer)
+        .send({ current_password: PASSWORD, new_password: 'a brand new password' })
+        .expect(200);
+      expect(res.body).toMatchObject({
+        status: 'success',
+        revoked: 1,
+        session: { id: a.sessionId },
+      });
+      await t.http().get('/api/session').set('authorization', a.bearer).expect(401);
+      await t.http().get('/api/session').set('authorization', b.bearer).expect(401);
+      await t
+        .http()
+        .get('/api/session')
+        .set('authorization', `Bearer ${res.body.session_id}`)
+        .expect(200);
+      await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'changer', password: PASSWORD })
+        .expect(401);
+      await login(t, 'changer', 'a brand new password');
+      const [row] = await t.dataSource.query(
+        `SELECT revoked_reason FROM sessions WHERE id = '${b.sessionId}'`,
+      );
+      expect(row.revoked_reason).toBe('password_change');
+    });
+
+    it('refuses a wrong current password with 401 and changes nothing', async () => {
+      const s = await registerAndLogin(t, 'changer2');
+      await t
+        .http()
+        .post('/auth/password')
+        .set('authorization', s.bearer)
+        .send({ current_password: 'wrong one!', new_password: 'another password' })
+        .expect(401);
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      await login(t, 'changer2');
+    });
+
+    it('validates the new password (400)', async () => {
+      const s = await registerAndLogin(t, 'changer3');
+      const res = await t
+        .http()
+        .post('/auth/password')
+        .set('authorization', s.bearer)
+        .send({ current_password: PASSWORD, new_password: 'short' })
+        .expect(400);
+      expect(res.body.details[0].field).toBe('new_password');
+    });
+  });
+
+  describe('device list and revocation', () => {
+    it('lists live sessions, most recent first, marking the current one', async () => {
+      await register(t, 'devices');
+      const a = await login(t, 'devices', PASSWORD, {
+        headers: {
+          'user-agent':
+            'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1',
+        },
+      });
+      await sleep(5);
+      const b = await login(t, 'devices');
+      const res = await t.http().get('/api/sessions').set('authorization', b.bearer).expect(200);
+      expect(res.body.items.map((s: { id: string }) => s.id)).toEqual([b.sessionId, a.sessionId]);
+      expect(res.body.items.map((s: { current: boolean }) => s.current)).toEqual([true, false]);
+      expect(res.body.items[1].device).toEqual({
+        browser: 'Mobile Safari 17',
+        os: 'iOS 17.0',
+        type: 'mobile',
+      });
+      expect(Object.keys(res.body.items[0]).sort()).toEqual(
+        [
+          'absolute_expires_at',
+          'anonymous',
+          'auth_time',
+          'created_at',
+          'current',
+          'device',
+          'expires_at',
+          'id',
+          'idle_expires_at',
+          'ip_address',
+          'last_activity',
+          'remember_me',
+          'user_agent',
+          'user_id',
+        ].sort(),
+      );
+    });
+
+    it('revokes one session and answers 404 for a session that is not the caller’s', async () => {
+      await register(t, 'revoker');
+      const a = await login(t, 'revoker');
+      const b = await login(t, 'revoker');
+      const other = await registerAndLogin(t, 'bystander');
+      const notMine = await t
+        .http()
+        .delete(`/api/sessions/${other.sessionId}`)
+        .set('authorization', a.bearer)
+        .expect(404);
+      expect(notMine.body.message).toBe('No such session');
+      await t.http().delete('/api/sessions/not-a-uuid').set('authorization', a.bearer).expect(404);
+      await t.http().get('/api/session').set('authorization', other.bearer).expect(200);
+      const res = await t
+        .http()
+        .delete(`/api/sessions/${b.sessionId}`)
+        .set('authorization', a.bearer)
+        .expect(200);
+      expect(res.body).toEqual({ revoked: 1 });
+      await t.http().get('/api/session').set('authorization', b.bearer).expect(401);
+      await t.http().get('/api/session').set('authorization', a.bearer).expect(200);
+    });
+
+    it('revokes the others, then all', async () => {
+      await register(t, 'bulk');
+      const a = await login(t, 'bulk');
+      const b = await login(t, 'bulk');
+      const c = await login(t, 'bulk');
+      const others = await t
+        .http()
+        .delete('/api/sessions?scope=others')
+        .set('authorization', c.bearer)
+        .expect(200);
+      expect(others.body).toEqual({ revoked: 2 });
+      expect(await liveTokens(t, [a.token, b.token, c.token])).toBe(1);
+      const all = await t
+        .http()
+        .delete('/api/sessions?scope=all')
+        .set('authorization', c.bearer)
+        .expect(200);
+      expect(all.body).toEqual({ revoked: 1 });
+      expect(await liveTokens(t, [c.token])).toBe(0);
+    });
+
+    it('rejects an unknown scope with 400', async () => {
+      const s = await registerAndLogin(t, 'scoper');
+      const res = await t
+        .http()
+        .delete('/api/sessions?scope=everything')
+        .set('authorization', s.bearer)
+        .expect(400);
+      expect(res.body.details[0].field).toBe('scope');
+    });
+
+    it('keeps at most SESSION_MAX_PER_USER sessions under parallel logins', async () => {
+      await register(t, 'crowd');
+      const logins = await Promise.all(Array.from({ length: 10 }, () => login(t, 'crowd')));
+      expect(
+        await liveTokens(
+          t,
+          logins.map((s) => s.token),
+        ),
+      ).toBe(3);
+      const [{ n }] = await t.dataSource.query(
+        `SELECT COUNT(*) AS n FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'crowd' AND s.revoked_reason = 'evicted'`,
+      );
+      expect(Number(n)).toBe(7);
+    });
+  });
+
+  describe('CSRF', () => {
+    let s: Awaited<ReturnType<typeof registerAndLogin>>;
+    beforeAll(async () => {
+      s = await registerAndLogin(t, 'csrf');
+    });
+    const put = () => t.http().put('/api/session/data/k').set('cookie', s.cookie);
+
+    it('refuses a cookie request from a foreign origin', async () => {
+      const res = await put().set('origin', 'https://evil.example').send({ value: 1 }).expect(403);
+      expect(res.body.error).toBe('csrf_rejected');
+    });
+
+    it('refuses a cookie request marked Sec-Fetch-Site: cross-site', async () => {
+      await put().set('sec-fetch-site', 'cross-site').send({ value: 1 }).expect(403);
+    });
+
+    it('accepts same-origin, allowed origins and requests without Origin', async () => {
+      await put().send({ value: 1 }).expect(200);
+      await put().set('origin', 'https://app.example.com').send({ value: 2 }).expect(200);
+      const own = await put()
+        .set('host', 'api.local:3000')
+        .set('origin', 'http://api.local:3000')
+        .send({ value: 3 });
+      expect(own.status).toBe(200);
+    });
+
+    it('does not apply to bearer or header tokens', async () => {
+      await t
+        .http()
+        .put('/api/session/data/k')
+        .set('authorization', s.bearer)
+        .set('origin', 'https://evil.example')
+        .send({ value: 4 })
+        .expect(200);
+    });
+
+    it('does not apply to safe methods', async () => {
+      await t
+        .http()
+        .get('/api/session')
+        .set('cookie', s.cookie)
+        .set('origin', 'https://evil.example')
+        .expect(200);
+    });
+  });
+
+  describe('admin', () => {
+    it('disabling a user revokes their sessions at once and blocks login', async () => {
+      const admin = await loginAdmin(t);
+      const victim = await registerAndLogin(t, 'mallory');
+      const res = await t
+        .http()
+        .patch(`/api/admin/users/${victim.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ disabled: true })
+        .expect(200);
+      expect(res.body).toMatchObject({ id: victim.userId, disabled: true });
+      await t.http().get('/api/session').set('authorization', victim.bearer).expect(401);
+      await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'mallory', password: PASSWORD })
+        .expect(401);
+      const [row] = await t.dataSource.query(
+        `SELECT revoked_reason FROM sessions WHERE id = '${victim.sessionId}'`,
+      );
+      expect(row.revoked_reason).toBe('disabled');
+      await t
+        .http()
+        .patch(`/api/admin/users/${victim.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ disabled: false })
+        .expect(200);
+      await login(t, 'mallory');
+    });
+
+    it('validates PATCH bodies and ids, and protects the admin from themselves', async () => {
+      const admin = await loginAdmin(t);
+      await t
+        .http()
+        .patch(`/api/admin/users/${admin.userId}`)
+        .set('authorization', admin.bearer)
+        .send({})
+        .expect(400);
+      await t
+        .http()
+        .patch(`/api/admin/users/${admin.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ role: 'root' })
+        .expect(400);
+      await t
+        .http()
+        .patch(`/api/admin/users/${admin.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ disabled: true })
+        .expect(409);
+      await t
+        .http()
+        .patch('/api/admin/users/00000000-0000-4000-8000-000000000000')
+        .set('authorization', admin.bearer)
+        .send({ disabled: true })
+        .expect(404);
+      await t
+        .http()
+        .patch('/api/admin/users/xyz')
+        .set('authorization', admin.bearer)
+        .send({ disabled: true })
+        .expect(400);
+    });
+
+    it('promotes a user to admin', async () => {
+      const admin = await loginAdmin(t);
+      const user = await registerAndLogin(t, 'promoted');
+      await t.http().get('/api/admin/users').set('authorization', user.bearer).expect(403);
+      await t
+        .http()
+        .patch(`/api/admin/users/${user.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ role: 'admin' })
+        .expect(200);
+      await t.http().get('/api/admin/users').set('authorization', user.bearer).expect(200);
+    });
+
+    it('lists users with keyset pagination, without gaps or repeats', async () => {
+      const admin = await loginAdmin(t);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: any = await t
+          .http()
+          .get(`/api/admin/users?limit=4${cursor ? `&cursor=${cursor}` : ''}`)
+          .set('authorization', admin.bearer)
+          .expect(200);
+        expect(res.body.items.length).toBeLessThanOrEqual(4);
+        seen.push(...res.body.items.map((u: { id: string }) => u.id));
+        cursor = res.body.next_cursor;
+      } while (cursor);
+      const [{ n }] = await t.dataSource.query('SELECT COUNT(*) AS n FROM users');
+      expect(seen.length).toBe(Number(n));
+      expect(new Set(seen).size).toBe(seen.length);
+      await t
+        .http()
+        .get('/api/admin/users?cursor=garbage')
+        .set('authorization', admin.bearer)
+        .expect(400);
+      await t.http().get('/api/admin/users?limit=0').set('authorization', admin.bearer).expect(400);
+      await t
+        .http()
+        .get('/api/admin/users?limit=1001')
+        .set('authorization', admin.bearer)
+        .expect(400);
+    });
+
+    it('lists and revokes a user’s sessions, and shows the session event log', async () => {
+      const admin = await loginAdmin(t);
+      await register(t, 'watched');
+      const a = await login(t, 'watched');
+      await login(t, 'watched');
+      const list = await t
+        .http()
+        .get(`/api/admin/users/${a.userId}/sessions`)
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(list.body.items).toHaveLength(2);
+      const revoked = await t
+        .http()
+        .delete(`/api/admin/users/${a.userId}/sessions`)
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(revoked.body).toEqual({ revoked: 2 });
+      await t.http().get('/api/session').set('authorization', a.bearer).expect(401);
+      const events = await t
+        .http()
+        .get(`/api/admin/session-events?user_id=${a.userId}&limit=3`)
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(
+        events.body.items.map((e: { type: string; reason: string }) => `${e.type}:${e.reason}`),
+      ).toEqual(['revoked:admin', 'revoked:admin', 'created:login']);
+      expect(events.body.next_cursor).not.toBeNull();
+      const rest = await t
+        .http()
+        .get(`/api/admin/session-events?user_id=${a.userId}&cursor=${events.body.next_cursor}`)
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(rest.body.items.map((e: { type: string }) => e.type)).toEqual(['created']);
+      expect(rest.body.next_cursor).toBeNull();
+    });
+
+    it('keeps admin routes from users (403) and from anonymous callers (401)', async () => {
+      const user = await registerAndLogin(t, 'nosy');
+      for (const path of [
+        '/api/admin/users',
+        '/api/admin/session-events',
+        `/api/admin/users/${user.userId}/sessions`,
+      ]) {
+        await t.http().get(path).set('authorization', user.bearer).expect(403);
+        await t.http().get(path).expect(401);
+      }
+    });
+  });
+});
+
+describe('login throttling', () => {
+  it('answers 429 with Retry-After after too many failures, even for the right password', async () => {
+    const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '3', LOGIN_WINDOW_S: '900' });
+    try {
+      await register(t, 'target');
+      await register(t, 'neighbour');
+      for (let i = 0; i < 3; i++) {
+        await t
+          .http()
+          .post('/auth/login')
+          .send({ username: 'target', password: 'wrong password' })
+          .expect(401);
+      }
+      const res = await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'TARGET', password: PASSWORD })
+        .expect(429);
+      expect(res.body.status_code).toBe(429);
+      const retryAfter = Number(res.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThan(890);
+      expect(retryAfter).toBeLessThanOrEqual(900);
+      await login(t, 'neighbour');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('lets the user in again once failures leave the window', async () => {
+    const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '2', LOGIN_WINDOW_S: '1' });
+    try {
+      await register(t, 'patient');
+      for (let i = 0; i < 2; i++) {
+        await t
+          .http()
+          .post('/auth/login')
+          .send({ username: 'patient', password: 'wrong password' })
+          .expect(401);
+      }
+      await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'patient', password: PASSWORD })
+        .expect(429);
+      await sleep(1100);
+      await login(t, 'patient');
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('bootstrap admin', () => {
+  it('is created from ADMIN_USERNAME / ADMIN_PASSWORD and has the admin role', async () => {
+    const t = await startTestApp(ADMIN_ENV);
+    try {
+      const admin = await loginAdmin(t);
+      expect(admin.body.role).toBe('admin');
+    } finally {
+      await t.close();
+    }
+  });
+});
