@@ -38,6 +38,9 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
     .addSecurityRequirements(SECURITY.bearer)
     .addSecurityRequirements(SECURITY.header)
     .addTag('system', 'Service information and health')
+    .addTag('auth', 'Registration, login, logout, re-authentication, password change')
+    .addTag('session', 'The current session, its data, and the device list')
+    .addTag('admin', 'Administration (admin role)')
     .build();
   const document = SwaggerModule.createDocument(app, config);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
