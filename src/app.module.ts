@@ -13,6 +13,7 @@ import { LoggerModule } from './common/logging/logger.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { SessionModule } from './modules/session/session.module.js';
+import { TrackingModule } from './modules/tracking/tracking.module.js';
 import { UsersModule } from './modules/users/users.module.js';
 
 @Module({})
@@ -37,6 +38,7 @@ export class AppModule {
         HealthModule,
         UsersModule,
         SessionModule,
+        TrackingModule,
         ...extraImports,
       ],
       controllers: [AppController],

@@ -22,6 +22,10 @@ describe('system endpoints', () => {
 
   it('GET /health/ready reports the database up', async () => {
     const res = await t.http().get('/health/ready').expect(200);
-    expect(res.body).toEqual({ status: 'ok', checks: { database: 'up' } });
+    expect(res.body).toEqual({
+      status: 'ok',
+      checks: { database: 'up' },
+      tracking: { queued: 0, dropped_events: 0, failed_events: 0 },
+    });
   });
 });

@@ -52,6 +52,15 @@ export class AppConfig {
     readonly loginMaxAttempts: number;
     readonly loginWindowS: number;
   };
+  readonly tracking: {
+    /** Automatic `api_request` events; explicit tracking is always on. */
+    readonly enabled: boolean;
+    readonly flushMs: number;
+    readonly batchMax: number;
+    readonly queueMax: number;
+    readonly streamHeartbeatS: number;
+    readonly ipAnonymization: boolean;
+  };
   readonly nodeEnv: 'development' | 'production' | 'test';
 
   constructor(env: Env) {
@@ -94,6 +103,14 @@ export class AppConfig {
       cookieSecure: env.COOKIE_SECURE ?? env.NODE_ENV === 'production',
       loginMaxAttempts: env.LOGIN_MAX_ATTEMPTS,
       loginWindowS: env.LOGIN_WINDOW_S,
+    };
+    this.tracking = {
+      enabled: env.TRACKING_ENABLED,
+      flushMs: env.TRACKING_FLUSH_MS,
+      batchMax: env.TRACKING_BATCH_MAX,
+      queueMax: env.TRACKING_QUEUE_MAX,
+      streamHeartbeatS: env.TRACKING_STREAM_HEARTBEAT_S,
+      ipAnonymization: env.IP_ANONYMIZATION,
     };
   }
 

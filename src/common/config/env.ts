@@ -138,6 +138,13 @@ export const envSpec = {
   COOKIE_SECURE: bool({ default: undefined }),
   LOGIN_MAX_ATTEMPTS: int(1, 1000)({ default: 5 }),
   LOGIN_WINDOW_S: int(1, 86_400)({ default: 900 }),
+
+  TRACKING_ENABLED: bool({ default: true }),
+  TRACKING_FLUSH_MS: int(1, 10_000)({ default: 25 }),
+  TRACKING_BATCH_MAX: int(1, 10_000)({ default: 1000 }),
+  TRACKING_QUEUE_MAX: int(1, 10_000_000)({ default: 100_000 }),
+  TRACKING_STREAM_HEARTBEAT_S: int(1, 3600)({ default: 15 }),
+  IP_ANONYMIZATION: bool({ default: true }),
 };
 
 export type Env = ReturnType<typeof parseEnv>;

@@ -3,6 +3,8 @@ import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../../common/decorators/public.decorator.js';
+import { SkipTracking } from '../../common/decorators/skip-tracking.decorator.js';
+import { EventWriter } from '../tracking/event-writer.js';
 import { LivenessDto, ReadinessDto } from './dto/health.dto.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1500;
@@ -10,11 +12,13 @@ const DATABASE_PING_TIMEOUT_MS = 1500;
 @ApiTags('system')
 @Public()
 @SkipThrottle()
+@SkipTracking()
 @Controller('health')
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
+    private readonly eventWriter: EventWriter,
   ) {}
 
   /** Liveness: the process is up and serving requests. Touches no dependency. */
@@ -23,7 +27,10 @@ export class HealthController {
     return { status: 'ok', uptime_s: Math.round(process.uptime()) };
   }
 
-  /** Readiness: the database answers. 503 when it does not. */
+  /**
+   * Readiness: the database answers (503 when it does not), with the event
+   * writer's queue depth and how many automatic events it had to drop.
+   */
   @Get('ready')
   @ApiResponse({ status: 503, description: 'A dependency is down' })
   async ready(): Promise<ReadinessDto> {
@@ -37,6 +44,11 @@ export class HealthController {
         details: [{ check: 'database', status: 'down' }],
       });
     }
-    return { status: 'ok', checks: { database: 'up' } };
+    const { queued, dropped, failed } = this.eventWriter.stats();
+    return {
+      status: 'ok',
+      checks: { database: 'up' },
+      tracking: { queued, dropped_events: dropped, failed_events: failed },
+    };
   }
 }

@@ -89,7 +89,7 @@ export class AuthController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<StatusMessageDto> {
-    await this.sessions.logout(session, clientMeta(request).ip);
+    await this.sessions.logout(session, clientMeta(request));
     clearSessionCookie(reply, this.config.session.cookieSecure);
     void reply.header('clear-site-data', '"cookies"');
     return { status: 'success', message: 'Logout successful' };

@@ -18,6 +18,8 @@ export class SessionLogoutEvent {
   constructor(
     readonly sessionId: string,
     readonly userId: string | null,
+    readonly ip: string | null,
+    readonly userAgent: string | null,
     readonly at: number,
   ) {}
 }

@@ -167,7 +167,8 @@ export class SessionService {
       await this.evictBeyondLimit(manager, user.id, issuedHere.session.id, meta.ip, now);
       return issuedHere;
     });
-    this.emitter.emit(
+    // Awaited: listeners stitch anonymous events to the user before the login answers.
+    await this.emitter.emitAsync(
       SESSION_LOGIN,
       new SessionLoginEvent(issued.session.id, user.id, upgraded, meta.ip, meta.userAgent, now),
     );
@@ -227,11 +228,11 @@ export class SessionService {
   }
 
   /** Ends the caller's session (logout). */
-  async logout(session: AuthSession, ip: string | null): Promise<void> {
-    await this.revoke([session.id], 'logout', ip);
+  async logout(session: AuthSession, meta: ClientMeta): Promise<void> {
+    await this.revoke([session.id], 'logout', meta.ip);
     this.emitter.emit(
       SESSION_LOGOUT,
-      new SessionLogoutEvent(session.id, session.userId, Date.now()),
+      new SessionLogoutEvent(session.id, session.userId, meta.ip, meta.userAgent, Date.now()),
     );
   }
 

@@ -1,8 +1,12 @@
 import type { MigrationInterface } from 'typeorm';
 import { UsersAndSessions1763800000001 } from './0001-users-and-sessions.js';
+import { Events1763800000002 } from './0002-events.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
  * (createTable, createIndex) so one file serves SQLite and PostgreSQL.
  */
-export const MIGRATIONS: (new () => MigrationInterface)[] = [UsersAndSessions1763800000001];
+export const MIGRATIONS: (new () => MigrationInterface)[] = [
+  UsersAndSessions1763800000001,
+  Events1763800000002,
+];

@@ -9,7 +9,17 @@ export class ReadinessChecksDto {
   readonly database!: 'up';
 }
 
+export class TrackingHealthDto {
+  /** Events waiting for the next group commit. */
+  readonly queued!: number;
+  /** Automatic events dropped because the queue was full (since start). */
+  readonly dropped_events!: number;
+  /** Automatic events lost because their batch failed to commit (since start). */
+  readonly failed_events!: number;
+}
+
 export class ReadinessDto {
   readonly status!: 'ok';
   readonly checks!: ReadinessChecksDto;
+  readonly tracking!: TrackingHealthDto;
 }

@@ -1,0 +1,31 @@
+import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { AuthUser } from '../../common/auth/auth-context.js';
+import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
+import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
+import { TrackingService } from './tracking.service.js';
+
+@ApiTags('tracking')
+@Controller('api')
+export class ActivitiesController {
+  constructor(private readonly tracking: TrackingService) {}
+
+  /** The caller's activity history, newest first. */
+  @Get('activities')
+  list(
+    @CurrentUser() user: AuthUser,
+    @Query() query: ActivitiesQueryDto,
+  ): Promise<ActivityPageDto> {
+    return this.tracking.listActivities(user.id, query);
+  }
+
+  /** Any user's activity history (admin). */
+  @Roles('admin')
+  @Get('admin/users/:id/activities')
+  listForUser(
+    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Query() query: ActivitiesQueryDto,
+  ): Promise<ActivityPageDto> {
+    return this.tracking.listActivities(userId, query);
+  }
+}

@@ -1,0 +1,186 @@
+import { ApiProperty } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsIn,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  MaxLength,
+} from 'class-validator';
+import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
+import { IsBoundedJsonObject } from '../../../common/validation/json-object.validator.js';
+import { EVENT_TYPES, type EventType } from '../entities/event.entity.js';
+
+export const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
+const NAME_MESSAGE =
+  '$property must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":", "/" or "-"';
+export const PROPERTIES_LIMITS = { maxBytes: 8192, maxDepth: 5 };
+export const MAX_PATH_LENGTH = 2048;
+
+export class TrackPageDto {
+  /** Page path or URL; stored without query string or trailing slash. */
+  @IsString()
+  @Length(1, MAX_PATH_LENGTH)
+  readonly page!: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  readonly title?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(MAX_PATH_LENGTH)
+  readonly referrer?: string;
+
+  /** JSON object, at most 8 KB and 5 levels deep. */
+  @IsOptional()
+  @IsBoundedJsonObject(PROPERTIES_LIMITS)
+  readonly properties?: Record<string, unknown>;
+}
+
+export class TrackActionDto {
+  /** The real action name, e.g. `checkout.submit`. */
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  readonly action!: string;
+
+  /** JSON object, at most 8 KB and 5 levels deep. */
+  @IsOptional()
+  @IsBoundedJsonObject(PROPERTIES_LIMITS)
+  readonly details?: Record<string, unknown>;
+
+  /** Feature the action belongs to (for feature-usage analytics). */
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  readonly feature?: string;
+}
+
+export const CLIENT_EVENT_TYPES = ['page_view', 'action', 'error', 'custom'] as const;
+
+/** One event of a client batch; validated one by one so bad events are rejected alone. */
+export class BatchEventDto {
+  /** Idempotency key: a resent event with the same id is a duplicate. */
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, {
+    message: 'event_id must be 1-64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
+  })
+  readonly event_id?: string;
+
+  @IsIn(CLIENT_EVENT_TYPES)
+  @ApiProperty({ enum: CLIENT_EVENT_TYPES })
+  readonly type!: (typeof CLIENT_EVENT_TYPES)[number];
+
+  /** Action or custom event name (required for `action` and `custom`). */
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  readonly name?: string;
+
+  /** Page path (required for `page_view`). */
+  @IsOptional()
+  @IsString()
+  @Length(1, MAX_PATH_LENGTH)
+  readonly page?: string;
+
+  @IsOptional()
+  @IsBoundedJsonObject(PROPERTIES_LIMITS)
+  readonly properties?: Record<string, unknown>;
+
+  /** When it happened (ISO-8601), within the last 7 days and at most 5 minutes ahead. */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly occurred_at?: string;
+}
+
+export class TrackBatchDto {
+  /** 1-1000 events. Each is checked on its own; see `rejected` in the answer. */
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(1000)
+  @ApiProperty({ type: [BatchEventDto] })
+  readonly events!: unknown[];
+}
+
+export class TrackedDto {
+  readonly status!: 'success';
+  readonly message!: string;
+  /** Id of the stored event; null when privacy settings or consent kept it from being stored. */
+  readonly event_id!: string | null;
+  readonly stored!: boolean;
+  /** The new anonymous session's token, when this request started one. */
+  readonly session_id?: string;
+}
+
+export class RejectedEventDto {
+  readonly index!: number;
+  readonly reason!: string;
+}
+
+export class BatchResultDto {
+  /** Events stored now. */
+  readonly accepted!: number;
+  /** Events already stored earlier (same event_id). */
+  readonly duplicates!: number;
+  /** Valid events not stored because consent or privacy settings forbid analytics. */
+  readonly skipped!: number;
+  readonly rejected!: RejectedEventDto[];
+  readonly session_id?: string;
+}
+
+export class ActivityDto {
+  readonly id!: number;
+  readonly event_id!: string;
+  @ApiProperty({ enum: EVENT_TYPES })
+  readonly type!: EventType;
+  readonly name!: string | null;
+  readonly page!: string | null;
+  readonly properties!: Record<string, unknown> | null;
+  readonly session_id!: string | null;
+  readonly occurred_at!: string;
+}
+
+export class ActivityPageDto {
+  readonly items!: ActivityDto[];
+  readonly next_cursor!: string | null;
+}
+
+export class ActivitiesQueryDto extends PaginationQueryDto {
+  @IsOptional()
+  @IsIn(EVENT_TYPES)
+  @ApiProperty({ enum: EVENT_TYPES, required: false })
+  readonly type?: EventType;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(128)
+  readonly name?: string;
+
+  @IsOptional()
+  @IsUUID()
+  readonly session_id?: string;
+
+  /** Inclusive lower bound (ISO-8601). */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly from?: string;
+
+  /** Exclusive upper bound (ISO-8601). */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly to?: string;
+}
+
+export class StreamQueryDto {
+  /** Only events of this user. */
+  @IsOptional()
+  @IsUUID()
+  readonly user_id?: string;
+}

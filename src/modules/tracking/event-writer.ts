@@ -1,0 +1,236 @@
+import { Injectable, Logger, OnModuleInit, ServiceUnavailableException } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import type { EventRow, StoredEvent } from './event-row.js';
+import { LiveEventStream } from './live-stream.service.js';
+
+/** Rows per INSERT statement: 12 parameters each stays far below both databases' limits. */
+const ROWS_PER_STATEMENT = 500;
+
+const COLUMNS =
+  'event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at';
+const ROW_PLACEHOLDERS = `(${Array<string>(12).fill('?').join(', ')})`;
+
+interface Job {
+  rows: EventRow[];
+  resolve: (stored: StoredEvent[]) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface WriterStats {
+  queued: number;
+  /** Automatic events dropped because the queue was full. */
+  dropped: number;
+  /** Automatic events lost because their batch failed to commit. */
+  failed: number;
+}
+
+/**
+ * The one way events reach the database: group commit. Writes queue in
+ * memory and are inserted in one transaction per batch (every
+ * TRACKING_FLUSH_MS, or at once when TRACKING_BATCH_MAX rows wait).
+ *
+ * - `write()` resolves only after the transaction holding the rows
+ *   committed, so an acknowledged explicit event survives a crash.
+ * - `enqueue()` (automatic events) does not wait.
+ * - The queue is bounded (TRACKING_QUEUE_MAX): `write()` then throws 503
+ *   with Retry-After, `enqueue()` drops and counts. Nothing is dropped
+ *   silently: counts are logged and shown by GET /health/ready.
+ * - Resent events (same dedupe key) are skipped by the database, and come
+ *   back from `write()` as not stored.
+ * - Shutdown drains the queue before the database closes (`drain()`).
+ */
+@Injectable()
+export class EventWriter implements OnModuleInit {
+  private readonly logger = new Logger(EventWriter.name);
+  private queue: Job[] = [];
+  private queuedRows = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private dropped = 0;
+  private failed = 0;
+
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+    private readonly live: LiveEventStream,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /**
+   * Drains on Fastify's onClose, which runs after in-flight requests finished
+   * and before Nest's shutdown hooks close the database.
+   */
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    fastify.addHook('onClose', async () => {
+      await this.drain();
+      if (this.dropped + this.failed > 0) {
+        this.logger.warn(
+          `Shut down with ${this.dropped} dropped and ${this.failed} failed automatic events`,
+        );
+      }
+    });
+  }
+
+  /** Queues rows and resolves with those stored (duplicates left out) once committed. */
+  write(rows: EventRow[]): Promise<StoredEvent[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.queuedRows + rows.length > this.config.tracking.queueMax) {
+      throw new ServiceUnavailableException({
+        message: 'The event queue is full; retry shortly',
+        headers: { 'retry-after': '1' },
+      });
+    }
+    return new Promise<StoredEvent[]>((resolve, reject) => {
+      this.push({ rows, resolve, reject });
+    });
+  }
+
+  /** Queues rows without waiting; drops (and counts) them when the queue is full. */
+  enqueue(rows: EventRow[]): void {
+    if (rows.length === 0) return;
+    if (this.queuedRows + rows.length > this.config.tracking.queueMax) {
+      this.dropped += rows.length;
+      if (this.dropped % 1000 === rows.length || rows.length >= 1000) {
+        this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
+      }
+      return;
+    }
+    this.push({
+      rows,
+      resolve: () => undefined,
+      reject: () => {
+        this.failed += rows.length;
+      },
+    });
+  }
+
+  stats(): WriterStats {
+    return { queued: this.queuedRows, dropped: this.dropped, failed: this.failed };
+  }
+
+  /** Commits everything queued so far (and anything queued meanwhile). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.flushing) {
+      if (this.flushing) await this.flushing;
+      else await this.flush();
+    }
+  }
+
+  private push(job: Job): void {
+    this.queue.push(job);
+    this.queuedRows += job.rows.length;
+    if (this.queuedRows >= this.config.tracking.batchMax) {
+      this.startFlush();
+    } else if (!this.timer && !this.flushing) {
+      this.timer = setTimeout(() => this.startFlush(), this.config.tracking.flushMs);
+    }
+  }
+
+  private startFlush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.flushing) return; // the running flush picks the queue up when done
+    void this.flush();
+  }
+
+  private flush(): Promise<void> {
+    this.flushing = this.flushBatches().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async flushBatches(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch();
+      try {
+        const stored = await this.insertJobs(batch);
+        batch.forEach((job, i) => job.resolve(stored[i]!));
+        this.live.publish(stored.flat());
+      } catch (error) {
+        await this.retryOneByOne(batch, error);
+      }
+    }
+  }
+
+  /** Whole jobs, up to TRACKING_BATCH_MAX rows (a single larger job goes alone). */
+  private takeBatch(): Job[] {
+    const batch: Job[] = [];
+    let rows = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (batch.length > 0 && rows + next.rows.length > this.config.tracking.batchMax) break;
+      batch.push(this.queue.shift()!);
+      rows += next.rows.length;
+    }
+    this.queuedRows -= rows;
+    return batch;
+  }
+
+  /** A failed batch is retried job by job, so one bad job cannot fail the others. */
+  private async retryOneByOne(batch: Job[], batchError: unknown): Promise<void> {
+    if (batch.length === 1) {
+      this.logger.error(`Event batch failed: ${(batchError as Error).message}`);
+      batch[0]!.reject(batchError);
+      return;
+    }
+    for (const job of batch) {
+      try {
+        const [stored] = await this.insertJobs([job]);
+        job.resolve(stored!);
+        this.live.publish(stored!);
+      } catch (error) {
+        this.logger.error(`Event write failed: ${(error as Error).message}`);
+        job.reject(error);
+      }
+    }
+  }
+
+  /** One transaction; per job, the rows the database stored. */
+  private insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
+    return this.database.transaction(async (manager) => {
+      const result: StoredEvent[][] = [];
+      for (const job of jobs) {
+        const stored: StoredEvent[] = [];
+        for (let start = 0; start < job.rows.length; start += ROWS_PER_STATEMENT) {
+          const chunk = job.rows.slice(start, start + ROWS_PER_STATEMENT);
+          const returned = await this.database.query<{ id: number; dedupe_key: string }>(
+            `INSERT INTO events (${COLUMNS}) VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(', ')}
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`,
+            chunk.flatMap((r) => [
+              r.eventId,
+              r.dedupeKey,
+              r.userId,
+              r.sessionId,
+              r.type,
+              r.name,
+              r.path,
+              r.properties,
+              r.ip,
+              r.userAgent,
+              r.occurredAt,
+              r.receivedAt,
+            ]),
+            manager,
+          );
+          const ids = new Map(returned.map((r) => [r.dedupe_key, Number(r.id)]));
+          for (const row of chunk) {
+            const id = ids.get(row.dedupeKey);
+            if (id !== undefined) {
+              stored.push({ ...row, id });
+              ids.delete(row.dedupeKey); // a key repeated within one request is stored once
+            }
+          }
+        }
+        result.push(stored);
+      }
+      return result;
+    });
+  }
+}

@@ -1,0 +1,71 @@
+import { Controller, Get, Query, Req, Res } from '@nestjs/common';
+import { ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { filter } from 'rxjs';
+import { Roles } from '../../common/auth/auth.decorators.js';
+import { AppConfig } from '../../common/config/config.js';
+import { SkipTracking } from '../../common/decorators/skip-tracking.decorator.js';
+import { toIso } from '../../common/time.js';
+import { StreamQueryDto } from './dto/tracking.dto.js';
+import { LiveEventStream } from './live-stream.service.js';
+
+/** The admin live view of activity as it is stored. */
+@ApiTags('tracking')
+@Roles('admin')
+@SkipTracking()
+@Controller('api/track')
+export class LiveStreamController {
+  constructor(
+    private readonly live: LiveEventStream,
+    private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Server-Sent Events: every stored event (of `user_id`, if given) within a
+   * second of its commit; a heartbeat comment every TRACKING_STREAM_HEARTBEAT_S.
+   */
+  @Get('stream')
+  @ApiProduces('text/event-stream')
+  stream(
+    @Query() query: StreamQueryDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): void {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(request.id),
+    });
+    raw.write(': connected\n\n');
+    const subscription = this.live.events
+      .pipe(filter((event) => !query.user_id || event.userId === query.user_id))
+      .subscribe({
+        next: (event) => {
+          const data = {
+            id: event.id,
+            event_id: event.eventId,
+            type: event.type,
+            name: event.name,
+            page: event.path,
+            user_id: event.userId,
+            session_id: event.sessionId,
+            occurred_at: toIso(event.occurredAt),
+          };
+          raw.write(`id: ${event.id}\nevent: activity\ndata: ${JSON.stringify(data)}\n\n`);
+        },
+        complete: () => raw.end(),
+      });
+    const heartbeat = setInterval(
+      () => raw.write(': heartbeat\n\n'),
+      this.config.tracking.streamHeartbeatS * 1000,
+    );
+    request.raw.once('close', () => {
+      clearInterval(heartbeat);
+      subscription.unsubscribe();
+    });
+  }
+}

@@ -1,0 +1,30 @@
+import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { SessionModule } from '../session/session.module.js';
+import { ActivitiesController } from './activities.controller.js';
+import { Event } from './entities/event.entity.js';
+import { EventWriter } from './event-writer.js';
+import { LiveStreamController } from './live-stream.controller.js';
+import { LiveEventStream } from './live-stream.service.js';
+import { SessionActivityListener } from './session-activity.listener.js';
+import { TrackingController } from './tracking.controller.js';
+import { TrackingInterceptor } from './tracking.interceptor.js';
+import { TrackingPolicy } from './tracking-policy.js';
+import { TrackingService } from './tracking.service.js';
+
+/** Events: ingestion, the automatic interceptor, the group-commit writer, history, live stream. */
+@Module({
+  imports: [SessionModule, TypeOrmModule.forFeature([Event])],
+  controllers: [TrackingController, LiveStreamController, ActivitiesController],
+  providers: [
+    EventWriter,
+    LiveEventStream,
+    TrackingPolicy,
+    TrackingService,
+    SessionActivityListener,
+    { provide: APP_INTERCEPTOR, useClass: TrackingInterceptor },
+  ],
+  exports: [TrackingService, TrackingPolicy, EventWriter],
+})
+export class TrackingModule {}

@@ -1,0 +1,200 @@
+import { Injectable } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+import { randomUUID } from 'node:crypto';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { anonymizeIp } from '../../common/http/ip-anonymize.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
+import { toIso } from '../../common/time.js';
+import {
+  ActivitiesQueryDto,
+  ActivityPageDto,
+  BatchEventDto,
+  BatchResultDto,
+  RejectedEventDto,
+} from './dto/tracking.dto.js';
+import { Event, EventType } from './entities/event.entity.js';
+import { dedupeKey, EventRow } from './event-row.js';
+import { EventWriter } from './event-writer.js';
+import { normalizePagePath } from './page-path.js';
+import { TrackingPolicy } from './tracking-policy.js';
+
+/** Who caused an event and from where. */
+export interface TrackingActor {
+  userId: string | null;
+  sessionId: string;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface EventInput {
+  type: EventType;
+  name?: string | null;
+  path?: string | null;
+  properties?: Record<string, unknown> | null;
+  eventId?: string;
+  occurredAt?: number;
+}
+
+/** Client timestamps are accepted within [now - 7 days, now + 5 minutes]. */
+const MAX_PAST_MS = 7 * 24 * 3600 * 1000;
+const MAX_FUTURE_MS = 5 * 60 * 1000;
+
+@Injectable()
+export class TrackingService {
+  constructor(
+    private readonly writer: EventWriter,
+    private readonly policy: TrackingPolicy,
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Stores one explicit event and resolves after it committed. Returns the
+   * event id, or null when consent or privacy settings forbid storing it.
+   */
+  async trackOne(actor: TrackingActor, input: EventInput): Promise<string | null> {
+    if (!(await this.policy.allows(actor))) return null;
+    const row = this.toRow(actor, input, Date.now());
+    await this.writer.write([row]);
+    return row.eventId;
+  }
+
+  /** Validates each event on its own; stores the valid ones in one commit. */
+  async trackBatch(actor: TrackingActor, events: unknown[]): Promise<BatchResultDto> {
+    const now = Date.now();
+    const rejected: RejectedEventDto[] = [];
+    const rows: EventRow[] = [];
+    events.forEach((raw, index) => {
+      const result = this.parseBatchEvent(raw, now);
+      if (typeof result === 'string') rejected.push({ index, reason: result });
+      else rows.push(this.toRow(actor, result, now));
+    });
+    if (rows.length > 0 && !(await this.policy.allows(actor))) {
+      return { accepted: 0, duplicates: 0, skipped: rows.length, rejected };
+    }
+    const stored = await this.writer.write(rows);
+    return {
+      accepted: stored.length,
+      duplicates: rows.length - stored.length,
+      skipped: 0,
+      rejected,
+    };
+  }
+
+  /** Automatic and server-side events: queued, never awaited by the request. */
+  record(actor: TrackingActor, input: EventInput): void {
+    const row = this.toRow(actor, input, Date.now());
+    void this.policy.allows(actor).then(
+      (allowed) => allowed && this.writer.enqueue([row]),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Attributes an anonymous session's events to the user who logged in with
+   * it (identity stitching). Waits for queued events to commit first.
+   */
+  async stitch(sessionId: string, userId: string): Promise<number> {
+    await this.writer.drain();
+    return this.database.execute(
+      'UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
+      [userId, sessionId],
+    );
+  }
+
+  /** A user's events, newest first, keyset-paginated on (occurred_at, id). */
+  async listActivities(userId: string, query: ActivitiesQueryDto): Promise<ActivityPageDto> {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const qb = this.database.dataSource
+      .getRepository(Event)
+      .createQueryBuilder('e')
+      .where('e.userId = :userId', { userId })
+      .orderBy('e.occurredAt', 'DESC')
+      .addOrderBy('e.id', 'DESC')
+      .take(limit + 1);
+    if (query.type) qb.andWhere('e.type = :type', { type: query.type });
+    if (query.name) qb.andWhere('e.name = :name', { name: query.name });
+    if (query.session_id) qb.andWhere('e.sessionId = :sessionId', { sessionId: query.session_id });
+    if (query.from) qb.andWhere('e.occurredAt >= :from', { from: Date.parse(query.from) });
+    if (query.to) qb.andWhere('e.occurredAt < :to', { to: Date.parse(query.to) });
+    if (query.cursor) {
+      const [occurredAt, id] = decodeCursor(query.cursor, 2);
+      qb.andWhere('(e.occurredAt < :cAt OR (e.occurredAt = :cAt AND e.id < :cId))', {
+        cAt: occurredAt,
+        cId: id,
+      });
+    }
+    const rows = await qb.getMany();
+    return toPage(
+      rows,
+      limit,
+      (e) => [e.occurredAt, e.id],
+      (e) => ({
+        id: e.id,
+        event_id: e.eventId,
+        type: e.type,
+        name: e.name,
+        page: e.path,
+        properties: e.properties ? (JSON.parse(e.properties) as Record<string, unknown>) : null,
+        session_id: e.sessionId,
+        occurred_at: toIso(e.occurredAt),
+      }),
+    );
+  }
+
+  private toRow(actor: TrackingActor, input: EventInput, now: number): EventRow {
+    const eventId = input.eventId ?? randomUUID();
+    return {
+      eventId,
+      dedupeKey: dedupeKey(actor.userId, actor.sessionId, eventId),
+      userId: actor.userId,
+      sessionId: actor.sessionId,
+      type: input.type,
+      name: input.name ?? null,
+      path: input.path ?? null,
+      properties: input.properties ? JSON.stringify(input.properties) : null,
+      ip: this.config.tracking.ipAnonymization ? anonymizeIp(actor.ip) : actor.ip,
+      userAgent: actor.userAgent,
+      occurredAt: input.occurredAt ?? now,
+      receivedAt: now,
+    };
+  }
+
+  /** An EventInput, or the reason the event is rejected. */
+  private parseBatchEvent(raw: unknown, now: number): EventInput | string {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      return 'an event must be a JSON object';
+    }
+    const dto = plainToInstance(BatchEventDto, raw);
+    const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true });
+    if (errors.length > 0) {
+      return errors.flatMap((e) => Object.values(e.constraints ?? {})).join('; ');
+    }
+    if ((dto.type === 'action' || dto.type === 'custom') && !dto.name) {
+      return `name is required for ${dto.type} events`;
+    }
+    let path: string | null = null;
+    if (dto.type === 'page_view') {
+      if (!dto.page) return 'page is required for page_view events';
+      path = normalizePagePath(dto.page);
+      if (!path) return 'page is not a valid path';
+    }
+    let occurredAt: number | undefined;
+    if (dto.occurred_at) {
+      occurredAt = Date.parse(dto.occurred_at);
+      if (occurredAt < now - MAX_PAST_MS || occurredAt > now + MAX_FUTURE_MS) {
+        return 'occurred_at must be within the last 7 days and at most 5 minutes ahead';
+      }
+    }
+    return {
+      type: dto.type,
+      name: dto.name ?? null,
+      path,
+      properties: dto.properties ?? null,
+      eventId: dto.event_id,
+      occurredAt,
+    };
+  }
+}
