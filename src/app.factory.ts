@@ -28,6 +28,9 @@ export async function createApp(
     routerOptions: { maxParamLength: 512 },
     // Close idle keep-alive sockets on shutdown so SIGTERM is not held up by them.
     forceCloseConnections: 'idle',
+    // During shutdown Fastify would answer with its own non-JSON 503. Instead the last
+    // request on each open connection is served normally (with `Connection: close`).
+    return503OnClosing: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, extraImports),
@@ -50,6 +53,15 @@ export async function createApp(
     if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
       void reply.header('cache-control', 'no-store');
     }
+  });
+
+  // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
+  // still running then leaves its socket open afterwards, holding the close up until the
+  // client hangs up. Reap sockets as they fall idle while in-flight requests finish.
+  fastify.addHook('preClose', async () => {
+    const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
+    reaper.unref();
+    fastify.server.once('close', () => clearInterval(reaper));
   });
 
   await app.register(fastifyCookie);

@@ -82,4 +82,101 @@ describe('server process', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Received SIGTERM; shutting down');
   });
+
+  it('loses no acknowledged event when SIGTERM arrives during a burst of tracking', async () => {
+    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const server = spawnServer({
+      CWD: cwd,
+      PORT: port,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      PASSWORD_HASH_COST: '10',
+      RATE_LIMIT_MAX: '0',
+      ...database.env,
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const json = { 'content-type': 'application/json' };
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/health`)).ok) break;
+      } catch {
+        if (i > 200) throw new Error('server did not start');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await fetch(`${base}/auth/register`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ username: 'burst', password: 'burst-password' }),
+    });
+    const login = await fetch(`${base}/auth/login`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ username: 'burst', password: 'burst-password' }),
+    });
+    const { session_id: token } = (await login.json()) as { session_id: string };
+    const headers = { ...json, authorization: `Bearer ${token}` };
+
+    const acknowledged: string[] = [];
+    let stop = false;
+    const worker = async (w: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const res = await fetch(`${base}/api/track/action`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ action: `burst.w${w}.n${i}` }),
+          });
+          if (res.status === 200) {
+            const body = (await res.json()) as { event_id: string };
+            acknowledged.push(body.event_id);
+          } else {
+            await res.arrayBuffer();
+          }
+        } catch {
+          stop = true; // connection refused: the server is gone
+        }
+      }
+    };
+    const workers = Array.from({ length: 20 }, (_, w) => worker(w));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    server.child.kill('SIGTERM');
+    const result = await server.exited;
+    stop = true;
+    await Promise.all(workers);
+    expect(result.code).toBe(0);
+    expect(acknowledged.length).toBeGreaterThan(20);
+
+    const stored = new Set(await readActionEventIds(database.env));
+    const lost = acknowledged.filter((id) => !stored.has(id));
+    expect(lost).toEqual([]);
+  });
 });
+
+/** Event ids of stored actions, read straight from the database file or server. */
+async function readActionEventIds(env: Record<string, string>): Promise<string[]> {
+  if (env.DATABASE_PATH) {
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(env.DATABASE_PATH, { readonly: true });
+    try {
+      return (
+        db.prepare("SELECT event_id FROM events WHERE type = 'action'").all() as {
+          event_id: string;
+        }[]
+      ).map((r) => r.event_id);
+    } finally {
+      db.close();
+    }
+  }
+  const { Client } = await import('pg');
+  const client = new Client({ connectionString: env.DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ event_id: string }>(
+      "SELECT event_id FROM events WHERE type = 'action'",
+    );
+    return rows.map((r) => r.event_id);
+  } finally {
+    await client.end();
+  }
+}

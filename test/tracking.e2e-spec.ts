@@ -1,0 +1,530 @@
+import http from 'node:http';
+import { EventWriter } from '../src/modules/tracking/event-writer';
+import {
+  ADMIN_ENV,
+  login,
+  loginAdmin,
+  PASSWORD,
+  register,
+  registerAndLogin,
+  sleep,
+} from './support/auth';
+import { ProbeModule } from './support/probe.module';
+import { startTestApp, TestApp } from './support/test-app';
+
+const drain = (t: TestApp) => t.app.get(EventWriter).drain();
+const eventsOf = (t: TestApp, where: string) =>
+  t.dataSource.query(`SELECT * FROM events WHERE ${where} ORDER BY occurred_at, id`);
+
+describe('tracking', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(ADMIN_ENV, [ProbeModule]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  describe('POST /api/track/page', () => {
+    it('stores a page view with a normalised path and answers after commit', async () => {
+      const s = await registerAndLogin(t, 'pager');
+      const res = await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .set('user-agent', 'test-agent/1.0')
+        .send({
+          page: '/pricing/?plan=pro',
+          title: 'Pricing',
+          referrer: 'https://news.example/item?id=1',
+          properties: { ab: 'B' },
+        })
+        .expect(200);
+      expect(res.body).toEqual({
+        status: 'success',
+        message: 'Page view tracked',
+        event_id: expect.any(String),
+        stored: true,
+      });
+      // No drain: the answer came after the commit.
+      const [row] = await eventsOf(t, `event_id = '${res.body.event_id}'`);
+      expect(row).toMatchObject({
+        type: 'page_view',
+        path: '/pricing',
+        user_id: s.userId,
+        session_id: s.sessionId,
+        user_agent: 'test-agent/1.0',
+        name: null,
+      });
+      expect(JSON.parse(row.properties)).toEqual({
+        ab: 'B',
+        title: 'Pricing',
+        referrer: 'https://news.example/item',
+      });
+      expect(row.ip).toMatch(/\.0$|::$/); // anonymised
+      expect(Number(row.received_at)).toBe(Number(row.occurred_at));
+    });
+
+    it.each([
+      ['a missing page', {}, 'page'],
+      ['an empty page', { page: '' }, 'page'],
+      ['a page over 2048 characters', { page: '/x'.repeat(1100) }, 'page'],
+      [
+        'properties 6 levels deep',
+        { page: '/x', properties: { a: { b: { c: { d: { e: { f: 1 } } } } } } },
+        'properties',
+      ],
+      [
+        'properties over 8 KB',
+        { page: '/x', properties: { blob: 'x'.repeat(8200) } },
+        'properties',
+      ],
+      [
+        'properties that are an array',
+        { page: '/x', properties: ['not', 'an', 'object'] },
+        'properties',
+      ],
+      ['an unknown field', { page: '/x', extra: 1 }, 'extra'],
+    ])('rejects %s with 400 naming the field and stores nothing', async (_label, body, field) => {
+      const s = await login(t, 'pager');
+      const before = await eventsOf(t, "type = 'page_view'");
+      const res = await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send(body)
+        .expect(400);
+      expect(res.body.details.map((d: { field: string }) => d.field)).toContain(field);
+      expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
+    });
+  });
+
+  describe('POST /api/track/action', () => {
+    it('stores the real action name, details and feature', async () => {
+      const s = await registerAndLogin(t, 'actor');
+      const res = await t
+        .http()
+        .post('/api/track/action')
+        .set('authorization', s.bearer)
+        .send({ action: 'checkout.submit', details: { button: 'submit' }, feature: 'checkout' })
+        .expect(200);
+      expect(res.body.message).toBe('Action tracked');
+      const [row] = await eventsOf(t, `event_id = '${res.body.event_id}'`);
+      expect(row).toMatchObject({ type: 'action', name: 'checkout.submit', path: null });
+      expect(JSON.parse(row.properties)).toEqual({ button: 'submit', feature: 'checkout' });
+    });
+
+    it.each([
+      ['a missing action', {}],
+      ['an action with a space', { action: 'has space' }],
+      ['an action over 128 characters', { action: 'x'.repeat(129) }],
+      ['a bad feature name', { action: 'ok', feature: 'bad feature' }],
+    ])('rejects %s with 400', async (_label, body) => {
+      const s = await login(t, 'actor');
+      await t
+        .http()
+        .post('/api/track/action')
+        .set('authorization', s.bearer)
+        .send(body)
+        .expect(400);
+    });
+  });
+
+  describe('POST /api/track/events', () => {
+    it('accepts the valid events, rejects the bad ones by index, and dedupes resends', async () => {
+      const s = await registerAndLogin(t, 'batcher');
+      const now = Date.now();
+      const events = [
+        { event_id: 'e-1', type: 'page_view', page: '/a' },
+        { event_id: 'e-2', type: 'action', name: 'share.click', properties: { to: 'mail' } },
+        { event_id: 'e-3', type: 'action' }, // no name
+        { event_id: 'e-4', type: 'api_request', name: 'x' }, // server-only type
+        {
+          event_id: 'e-5',
+          type: 'custom',
+          name: 'video.play',
+          occurred_at: new Date(now - 3_600_000).toISOString(),
+        },
+        {
+          event_id: 'e-6',
+          type: 'custom',
+          name: 'old',
+          occurred_at: new Date(now - 8 * 86_400_000).toISOString(),
+        },
+        {
+          event_id: 'e-7',
+          type: 'error',
+          name: 'js.TypeError',
+          occurred_at: new Date(now + 600_000).toISOString(),
+        },
+        'not an object',
+        { event_id: 'e-9', type: 'page_view', page: '/b', surprise: true },
+        { event_id: 'e-1', type: 'page_view', page: '/a' }, // repeated within the batch
+      ];
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({ events })
+        .expect(200);
+      expect(res.body.accepted).toBe(3);
+      expect(res.body.duplicates).toBe(1);
+      expect(res.body.skipped).toBe(0);
+      expect(res.body.rejected.map((r: { index: number }) => r.index)).toEqual([2, 3, 5, 6, 7, 8]);
+      expect(res.body.rejected[0].reason).toBe('name is required for action events');
+      expect(res.body.rejected[1].reason).toMatch(/type must be one of/);
+      expect(res.body.rejected[2].reason).toMatch(/occurred_at must be within the last 7 days/);
+      expect(res.body.rejected[4].reason).toBe('an event must be a JSON object');
+      expect(res.body.rejected[5].reason).toMatch(/surprise should not exist/);
+
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
+      expect(rows.map((r: { event_id: string }) => r.event_id).sort()).toEqual([
+        'e-1',
+        'e-2',
+        'e-5',
+      ]);
+      const played = rows.find((r: { event_id: string }) => r.event_id === 'e-5');
+      expect(Math.abs(Number(played.occurred_at) - (now - 3_600_000))).toBeLessThan(1000);
+
+      const again = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({ events: events.slice(0, 2) })
+        .expect(200);
+      expect(again.body).toEqual({ accepted: 0, duplicates: 2, skipped: 0, rejected: [] });
+      expect(await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`)).toHaveLength(3);
+    });
+
+    it.each([
+      ['no events field', {}],
+      ['an empty list', { events: [] }],
+      ['a string', { events: 'x' }],
+      [
+        '1001 events',
+        { events: Array.from({ length: 1001 }, () => ({ type: 'custom', name: 'n' })) },
+      ],
+    ])('rejects a batch with %s (400)', async (_label, body) => {
+      const s = await login(t, 'batcher');
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send(body)
+        .expect(400);
+      expect(res.body.details[0].field).toBe('events');
+    });
+  });
+
+  describe('anonymous tracking', () => {
+    it('starts an anonymous session, then stitches its events to the user at login', async () => {
+      await register(t, 'visitor');
+      const first = await t.http().post('/api/track/page').send({ page: '/landing' }).expect(200);
+      expect(first.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      const cookie = ([] as string[]).concat(first.headers['set-cookie'])[0]!;
+      expect(cookie).toContain(`session_id=${first.body.session_id}`);
+      const token = first.body.session_id as string;
+      const second = await t
+        .http()
+        .post('/api/track/page')
+        .set('x-session-id', token)
+        .send({ page: '/pricing' })
+        .expect(200);
+      expect(second.body.session_id).toBeUndefined();
+      const [anon] = await eventsOf(t, `event_id = '${first.body.event_id}'`);
+      expect(anon.user_id).toBeNull();
+
+      const s = await login(t, 'visitor', PASSWORD, { headers: { 'x-session-id': token } });
+      const rows = await eventsOf(t, `session_id = '${s.sessionId}' AND type = 'page_view'`);
+      expect(rows.map((r: { path: string; user_id: string }) => [r.path, r.user_id])).toEqual([
+        ['/landing', s.userId],
+        ['/pricing', s.userId],
+      ]);
+      const history = await t
+        .http()
+        .get('/api/activities?type=page_view')
+        .set('authorization', s.bearer)
+        .expect(200);
+      expect(history.body.items.map((i: { page: string }) => i.page)).toEqual([
+        '/pricing',
+        '/landing',
+      ]);
+    });
+
+    it('answers 401 without a session when anonymous sessions are off', async () => {
+      const off = await startTestApp({ ANONYMOUS_SESSIONS: 'false' });
+      try {
+        await off.http().post('/api/track/page').send({ page: '/x' }).expect(401);
+        const [{ n }] = await off.dataSource.query('SELECT COUNT(*) AS n FROM events');
+        expect(Number(n)).toBe(0);
+      } finally {
+        await off.close();
+      }
+    });
+  });
+
+  describe('automatic tracking', () => {
+    it('records route patterns, methods and statuses, including 404 and 500', async () => {
+      const s = await registerAndLogin(t, 'auto');
+      await t.http().get('/api/sessions').set('authorization', s.bearer).expect(200);
+      await t
+        .http()
+        .get('/api/session/data/missing-key')
+        .set('authorization', s.bearer)
+        .expect(404);
+      await t.http().get('/probe/crash').set('authorization', s.bearer).expect(500);
+      await t.http().get('/health').set('authorization', s.bearer).expect(200);
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/p' })
+        .expect(200);
+      await drain(t);
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND type = 'api_request'`);
+      const seen = rows.map((r: { name: string; properties: string }) => {
+        const p = JSON.parse(r.properties);
+        return [r.name, p.route, p.method, p.status, typeof p.duration_ms];
+      });
+      expect(seen).toEqual([
+        ['GET /api/sessions', '/api/sessions', 'GET', 200, 'number'],
+        ['GET /api/session/data/:key', '/api/session/data/:key', 'GET', 404, 'number'],
+        ['GET /probe/crash', '/probe/crash', 'GET', 500, 'number'],
+      ]);
+      expect(JSON.stringify(rows)).not.toContain('missing-key');
+    });
+
+    it('records login and logout as activity events', async () => {
+      const s = await registerAndLogin(t, 'inout');
+      await t.http().post('/auth/logout').set('authorization', s.bearer).expect(200);
+      await drain(t);
+      const rows = await eventsOf(
+        t,
+        `session_id = '${s.sessionId}' AND type IN ('login', 'logout')`,
+      );
+      expect(rows.map((r: { type: string; user_id: string }) => [r.type, r.user_id])).toEqual([
+        ['login', s.userId],
+        ['logout', s.userId],
+      ]);
+    });
+
+    it('does not record requests without a session', async () => {
+      const before = await eventsOf(t, "type = 'api_request'");
+      await t.http().get('/api/sessions').expect(401);
+      await t.http().get('/').expect(200);
+      await drain(t);
+      expect(await eventsOf(t, "type = 'api_request'")).toHaveLength(before.length);
+    });
+  });
+
+  describe('GET /api/activities', () => {
+    it('filters and paginates newest first without gaps or repeats', async () => {
+      const s = await registerAndLogin(t, 'historian');
+      const base = Date.now() - 3_600_000;
+      const events = Array.from({ length: 25 }, (_, i) => ({
+        event_id: `h-${i}`,
+        type: i % 3 === 0 ? 'page_view' : 'action',
+        ...(i % 3 === 0 ? { page: `/p${i}` } : { name: i % 2 ? 'odd.click' : 'even.click' }),
+        // pairs of equal timestamps exercise the (occurred_at, id) tie-break
+        occurred_at: new Date(base + Math.floor(i / 2) * 1000).toISOString(),
+      }));
+      await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({ events })
+        .expect(200);
+      const expected = (await eventsOf(t, `user_id = '${s.userId}' AND event_id LIKE 'h-%'`))
+        .map((r: { event_id: string }) => r.event_id)
+        .reverse();
+
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: any = await t
+          .http()
+          .get(
+            `/api/activities?limit=7&from=${new Date(base).toISOString()}&to=${new Date(base + 20_000).toISOString()}${cursor ? `&cursor=${cursor}` : ''}`,
+          )
+          .set('authorization', s.bearer)
+          .expect(200);
+        seen.push(...res.body.items.map((i: { event_id: string }) => i.event_id));
+        cursor = res.body.next_cursor;
+      } while (cursor);
+      expect(seen).toEqual(expected);
+
+      const actions = await t
+        .http()
+        .get('/api/activities?type=action&name=odd.click')
+        .set('authorization', s.bearer)
+        .expect(200);
+      expect(actions.body.items.every((i: { name: string }) => i.name === 'odd.click')).toBe(true);
+      expect(actions.body.items).toHaveLength(8);
+      const window = await t
+        .http()
+        .get(
+          `/api/activities?from=${new Date(base).toISOString()}&to=${new Date(base + 2000).toISOString()}`,
+        )
+        .set('authorization', s.bearer)
+        .expect(200);
+      expect(window.body.items.map((i: { event_id: string }) => i.event_id).sort()).toEqual([
+        'h-0',
+        'h-1',
+        'h-2',
+        'h-3',
+      ]);
+      const item = window.body.items.find((i: { event_id: string }) => i.event_id === 'h-0');
+      expect(item).toEqual({
+        id: expect.any(Number),
+        event_id: 'h-0',
+        type: 'page_view',
+        name: null,
+        page: '/p0',
+        properties: null,
+        session_id: s.sessionId,
+        occurred_at: new Date(base).toISOString(),
+      });
+    });
+
+    it('validates its query', async () => {
+      const s = await login(t, 'historian');
+      for (const q of [
+        'type=bogus',
+        'from=yesterday',
+        'session_id=nope',
+        'limit=0',
+        'cursor=%%%',
+        'unknown=1',
+      ]) {
+        await t.http().get(`/api/activities?${q}`).set('authorization', s.bearer).expect(400);
+      }
+    });
+
+    it('shows only the caller’s events; admins can read anyone’s', async () => {
+      const owner = await registerAndLogin(t, 'owner');
+      await t
+        .http()
+        .post('/api/track/action')
+        .set('authorization', owner.bearer)
+        .send({ action: 'secret.thing' })
+        .expect(200);
+      const other = await registerAndLogin(t, 'other');
+      const mine = await t
+        .http()
+        .get('/api/activities?name=secret.thing')
+        .set('authorization', other.bearer)
+        .expect(200);
+      expect(mine.body.items).toEqual([]);
+      await t
+        .http()
+        .get(`/api/admin/users/${owner.userId}/activities`)
+        .set('authorization', other.bearer)
+        .expect(403);
+      const admin = await loginAdmin(t);
+      const res = await t
+        .http()
+        .get(`/api/admin/users/${owner.userId}/activities?name=secret.thing`)
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(res.body.items).toHaveLength(1);
+    });
+  });
+
+  describe('GET /api/track/stream', () => {
+    it('pushes an event tracked by another client, filtered by user', async () => {
+      const admin = await loginAdmin(t);
+      const watched = await registerAndLogin(t, 'watched-live');
+      const bystander = await registerAndLogin(t, 'bystander-live');
+      await drain(t); // login events of the users above must not reach the stream
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = t.app.getHttpServer().address() as import('node:net').AddressInfo;
+      const received: string[] = [];
+      const request = http.get({
+        host: '127.0.0.1',
+        port,
+        path: `/api/track/stream?user_id=${watched.userId}`,
+        headers: { authorization: admin.bearer },
+      });
+      const response = await new Promise<http.IncomingMessage>((resolve) =>
+        request.on('response', resolve),
+      );
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-type']).toMatch(/^text\/event-stream/);
+      response.on('data', (chunk: Buffer) => received.push(chunk.toString()));
+
+      const started = Date.now();
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', bystander.bearer)
+        .send({ page: '/not-me' })
+        .expect(200);
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', watched.bearer)
+        .send({ page: '/live' })
+        .expect(200);
+      while (!received.join('').includes('/live') && Date.now() - started < 1000) await sleep(20);
+      request.destroy();
+      const text = received.join('');
+      expect(text).toContain(': connected');
+      const data = text
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => JSON.parse(line.slice(6)));
+      expect(data).toEqual([
+        expect.objectContaining({
+          type: 'page_view',
+          page: '/live',
+          user_id: watched.userId,
+          session_id: watched.sessionId,
+        }),
+      ]);
+    });
+
+    it('is for admins only', async () => {
+      const s = await registerAndLogin(t, 'not-admin-live');
+      await t.http().get('/api/track/stream').set('authorization', s.bearer).expect(403);
+      await t.http().get('/api/track/stream').expect(401);
+    });
+  });
+});
+
+describe('event queue limits', () => {
+  it('answers 503 with Retry-After when the queue is full, and counts dropped automatic events', async () => {
+    const t = await startTestApp({
+      TRACKING_QUEUE_MAX: '1',
+      TRACKING_FLUSH_MS: '400',
+      TRACKING_BATCH_MAX: '10',
+    });
+    try {
+      const s = await registerAndLogin(t, 'flood');
+      await t.app.get(EventWriter).drain();
+      // supertest sends only once awaited: start it now. It fills the queue for 400 ms.
+      const first = Promise.resolve(
+        t.http().post('/api/track/action').set('authorization', s.bearer).send({ action: 'one' }),
+      );
+      await sleep(50);
+      // An automatic event meanwhile is dropped and counted.
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      const res = await t
+        .http()
+        .post('/api/track/action')
+        .set('authorization', s.bearer)
+        .send({ action: 'two' })
+        .expect(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.body.message).toBe('The event queue is full; retry shortly');
+      expect((await first).status).toBe(200);
+      const ready = await t.http().get('/health/ready').expect(200);
+      expect(ready.body.tracking.dropped_events).toBe(1);
+      const [{ n }] = await t.dataSource.query(
+        "SELECT COUNT(*) AS n FROM events WHERE type = 'action'",
+      );
+      expect(Number(n)).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+});
