@@ -58,10 +58,11 @@ export async function createApp(
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the
   // client hangs up. Reap sockets as they fall idle while in-flight requests finish.
-  fastify.addHook('preClose', async () => {
+  fastify.addHook('preClose', (done) => {
     const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
     reaper.unref();
     fastify.server.once('close', () => clearInterval(reaper));
+    done();
   });
 
   await app.register(fastifyCookie);

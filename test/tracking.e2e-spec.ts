@@ -221,7 +221,7 @@ describe('tracking', () => {
       await register(t, 'visitor');
       const first = await t.http().post('/api/track/page').send({ page: '/landing' }).expect(200);
       expect(first.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      const cookie = ([] as string[]).concat(first.headers['set-cookie'])[0]!;
+      const cookie = ([] as string[]).concat(first.headers['set-cookie'])[0];
       expect(cookie).toContain(`session_id=${first.body.session_id}`);
       const token = first.body.session_id as string;
       const second = await t

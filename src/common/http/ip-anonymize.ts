@@ -9,7 +9,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 export function anonymizeIp(ip: string | null): string | null {
   if (!ip) return null;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const v4 = mapped ? mapped[1]! : ip;
+  const v4 = mapped ? mapped[1] : ip;
   if (isIPv4(v4)) return v4.replace(/\.\d+$/, '.0');
   if (!isIPv6(ip)) return null;
   const groups = expandIpv6(ip);

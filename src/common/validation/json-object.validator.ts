@@ -3,7 +3,7 @@ import { registerDecorator, ValidationOptions } from 'class-validator';
 /** Depth of a JSON value: a scalar is 0, `{}` or `[]` is 1, `{"a":{}}` is 2. */
 export function jsonDepth(value: unknown): number {
   if (value === null || typeof value !== 'object') return 0;
-  const children = Array.isArray(value) ? value : Object.values(value as object);
+  const children = Array.isArray(value) ? value : Object.values(value);
   return 1 + children.reduce<number>((max, child) => Math.max(max, jsonDepth(child)), 0);
 }
 

@@ -151,7 +151,7 @@ export class EventWriter implements OnModuleInit {
       const batch = this.takeBatch();
       try {
         const stored = await this.insertJobs(batch);
-        batch.forEach((job, i) => job.resolve(stored[i]!));
+        batch.forEach((job, i) => job.resolve(stored[i]));
         this.live.publish(stored.flat());
       } catch (error) {
         await this.retryOneByOne(batch, error);
@@ -164,7 +164,7 @@ export class EventWriter implements OnModuleInit {
     const batch: Job[] = [];
     let rows = 0;
     while (this.queue.length > 0) {
-      const next = this.queue[0]!;
+      const next = this.queue[0];
       if (batch.length > 0 && rows + next.rows.length > this.config.tracking.batchMax) break;
       batch.push(this.queue.shift()!);
       rows += next.rows.length;
@@ -177,14 +177,14 @@ export class EventWriter implements OnModuleInit {
   private async retryOneByOne(batch: Job[], batchError: unknown): Promise<void> {
     if (batch.length === 1) {
       this.logger.error(`Event batch failed: ${(batchError as Error).message}`);
-      batch[0]!.reject(batchError);
+      batch[0].reject(batchError);
       return;
     }
     for (const job of batch) {
       try {
         const [stored] = await this.insertJobs([job]);
-        job.resolve(stored!);
-        this.live.publish(stored!);
+        job.resolve(stored);
+        this.live.publish(stored);
       } catch (error) {
         this.logger.error(`Event write failed: ${(error as Error).message}`);
         job.reject(error);

@@ -17,8 +17,9 @@ export class LiveEventStream implements OnModuleInit {
   /** Open streams would hold the server open at shutdown: end them first. */
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
-    fastify.addHook('preClose', async () => {
+    fastify.addHook('preClose', (done) => {
       this.subject.complete();
+      done();
     });
   }
 
