@@ -11,6 +11,7 @@ import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
 import { LoggerModule } from './common/logging/logger.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
+import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { SessionModule } from './modules/session/session.module.js';
 import { TrackingModule } from './modules/tracking/tracking.module.js';
@@ -39,6 +40,7 @@ export class AppModule {
         UsersModule,
         SessionModule,
         TrackingModule,
+        AnalyticsModule,
         ...extraImports,
       ],
       controllers: [AppController],

@@ -61,6 +61,10 @@ export class AppConfig {
     readonly streamHeartbeatS: number;
     readonly ipAnonymization: boolean;
   };
+  readonly analytics: {
+    /** Feature name → the action names that make it up (FEATURES). */
+    readonly features: Readonly<Record<string, readonly string[]>>;
+  };
   readonly nodeEnv: 'development' | 'production' | 'test';
 
   constructor(env: Env) {
@@ -112,6 +116,7 @@ export class AppConfig {
       streamHeartbeatS: env.TRACKING_STREAM_HEARTBEAT_S,
       ipAnonymization: env.IP_ANONYMIZATION,
     };
+    this.analytics = { features: env.FEATURES };
   }
 
   get isProduction(): boolean {

@@ -74,6 +74,21 @@ const cron = makeValidator<string>((input: string) => {
   return input.trim();
 });
 
+/** `name=action|action;name2=action` → { name: [actions] } for feature-usage analytics. */
+const features = makeValidator<Record<string, string[]>>((input: string) => {
+  const result: Record<string, string[]> = {};
+  const word = /^[A-Za-z0-9._:/-]{1,128}$/;
+  for (const entry of input.split(';').map((e) => e.trim()).filter(Boolean)) {
+    const [name, actions] = entry.split('=');
+    const list = (actions ?? '').split('|').map((a) => a.trim()).filter(Boolean);
+    if (!name || !word.test(name.trim()) || list.length === 0 || !list.every((a) => word.test(a))) {
+      throw new Error('must look like "export=export.csv|export.pdf;share=share.link"');
+    }
+    result[name.trim()] = list;
+  }
+  return result;
+});
+
 const postgresUrl = makeValidator<string>((input: string) => {
   let parsed: URL;
   try {
@@ -145,6 +160,8 @@ export const envSpec = {
   TRACKING_QUEUE_MAX: int(1, 10_000_000)({ default: 100_000 }),
   TRACKING_STREAM_HEARTBEAT_S: int(1, 3600)({ default: 15 }),
   IP_ANONYMIZATION: bool({ default: true }),
+
+  FEATURES: features({ default: {} }),
 };
 
 export type Env = ReturnType<typeof parseEnv>;

@@ -94,6 +94,14 @@ export class DatabaseService {
     }
   }
 
+  /**
+   * Appended to ORDER BY terms on text so ties sort by bytes on both
+   * databases (PostgreSQL's locale collations ignore punctuation).
+   */
+  get byteOrder(): string {
+    return this.isPostgres ? ' COLLATE "C"' : '';
+  }
+
   /** `?` placeholders to `$1, $2, ...` on PostgreSQL. */
   private dialect(sql: string): string {
     if (!this.isPostgres) return sql;

@@ -1,0 +1,285 @@
+import { Injectable } from '@nestjs/common';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { toIso } from '../../common/time.js';
+import { DateTime } from 'luxon';
+import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
+import { ACTOR, apiFilter, inRange, num, Params, ratio, seconds, SYSTEM_TYPES } from './sql.js';
+
+export interface SessionStats {
+  count: number;
+  mean_s: number | null;
+  median_s: number | null;
+  p90_s: number | null;
+  share_zero: number | null;
+  bounce_rate: number | null;
+}
+
+const SYSTEM_LIST = SYSTEM_TYPES.map((t) => `'${t}'`).join(', ');
+
+/**
+ * Counting metrics of METRICS.md, computed in SQL over the indexed events
+ * table. Every method reads; none loads a range of events into memory.
+ */
+@Injectable()
+export class AnalyticsService {
+  constructor(private readonly database: DatabaseService) {}
+
+  private query<T>(sql: string, p: Params): Promise<T[]> {
+    return this.database.query<T>(sql, p.values);
+  }
+
+  /** The seed's user summary, over all of the user's events. */
+  async userSummary(userId: string) {
+    const p = new Params();
+    const [totals] = await this.query<{ n: number; sessions: number; first: number | null; last: number | null }>(
+      `SELECT COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
+              MIN(occurred_at) AS first, MAX(occurred_at) AS last
+       FROM events WHERE user_id = ${p.add(userId)}`,
+      p,
+    );
+    const p2 = new Params();
+    const breakdown = await this.query<{ type: string; n: number }>(
+      `SELECT type, COUNT(*) AS n FROM events WHERE user_id = ${p2.add(userId)} GROUP BY type ORDER BY type`,
+      p2,
+    );
+    const p3 = new Params();
+    const [avg] = await this.query<{ mean: number | null }>(
+      `SELECT AVG(dur) AS mean FROM (
+         SELECT MAX(occurred_at) - MIN(occurred_at) AS dur FROM events
+         WHERE user_id = ${p3.add(userId)} AND session_id IS NOT NULL GROUP BY session_id) d`,
+      p3,
+    );
+    return {
+      user_id: userId,
+      total_activities: num(totals?.n),
+      total_sessions: num(totals?.sessions),
+      first_activity: totals?.first == null ? null : toIso(Number(totals.first)),
+      last_activity: totals?.last == null ? null : toIso(Number(totals.last)),
+      avg_session_duration_s: avg?.mean == null ? 0 : seconds(Number(avg.mean)),
+      event_breakdown: Object.fromEntries(breakdown.map((r) => [r.type, num(r.n)])),
+    };
+  }
+
+  /** Distinct actors with an event in `[from, to)`. */
+  async activeActors(range: Range, includeApi = true): Promise<number> {
+    const p = new Params();
+    const [row] = await this.query<{ n: number }>(
+      `SELECT COUNT(DISTINCT ${ACTOR}) AS n FROM events
+       WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}`,
+      p,
+    );
+    return num(row?.n);
+  }
+
+  /** DAU, WAU (d-6..d), MAU (d-29..d) and stickiness per local day of `range`. */
+  async activeSeries(range: Range, zone: string, includeApi = true) {
+    const days = bucketsCovering(range, 'day', zone);
+    if (days.length === 0) return [];
+    // Actor-days from 29 days before the first day, for the rolling windows. The bucket
+    // bounds are computed numbers, inlined as literals (PostgreSQL cannot type VALUES params).
+    const lookback = periodsFrom(
+      DateTime.fromMillis(days[0]!.start, { zone }).minus({ days: 29 }),
+      'day',
+      days.length + 29,
+    );
+    const p = new Params();
+    const values = lookback.map((d, i) => `(${i}, ${d.start}, ${d.end})`).join(', ');
+    const firstIndex = 29;
+    const rows = await this.query<{ d: number; dau: number; wau: number; mau: number }>(
+      `WITH days(d, s, e) AS (VALUES ${values}),
+       actor_days AS (
+         SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
+         FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e
+         WHERE ${apiFilter(includeApi, 'events.')}
+       )
+       SELECT days.d AS d,
+         COUNT(DISTINCT CASE WHEN ad.d = days.d THEN ad.actor END) AS dau,
+         COUNT(DISTINCT CASE WHEN ad.d > days.d - 7 THEN ad.actor END) AS wau,
+         COUNT(DISTINCT ad.actor) AS mau
+       FROM days LEFT JOIN actor_days ad ON ad.d <= days.d AND ad.d > days.d - 30
+       WHERE days.d >= ${p.add(firstIndex)}
+       GROUP BY days.d ORDER BY days.d`,
+      p,
+    );
+    return rows.map((r) => {
+      const day = lookback[Number(r.d)]!;
+      const dau = num(r.dau);
+      const mau = num(r.mau);
+      return { date: day.label, dau, wau: num(r.wau), mau, stickiness: ratio(dau, mau) };
+    });
+  }
+
+  /** Actors active in the last 5 minutes and events per minute over the last 30. */
+  async realtime(now = Date.now()) {
+    const minute = 60_000;
+    const end = Math.floor(now / minute) * minute + minute;
+    const start = end - 30 * minute;
+    const p = new Params();
+    const perMinute = await this.query<{ m: number; n: number }>(
+      `SELECT (occurred_at - ${p.add(start)}) / ${minute} AS m, COUNT(*) AS n FROM events
+       WHERE ${inRange(p, start, end)} GROUP BY 1`,
+      p,
+    );
+    const counts = new Map(perMinute.map((r) => [Math.floor(Number(r.m)), num(r.n)]));
+    return {
+      active_users: await this.activeActors({ from: now - 5 * minute, to: now + 1 }),
+      events_per_minute: Array.from({ length: 30 }, (_, i) => ({
+        minute: toIso(start + i * minute),
+        events: counts.get(i) ?? 0,
+      })),
+    };
+  }
+
+  /** Popular pages: views, visitors, entries, exits and exit rate per normalised path. */
+  async pages(range: Range, limit: number) {
+    const p = new Params();
+    const pv = `SELECT session_id, path, occurred_at, id, ${ACTOR} AS actor FROM events
+                WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)}`;
+    const rows = await this.query<{ path: string; views: number; visitors: number; entries: number; exits: number }>(
+      `WITH pv AS (${pv}),
+       ranked AS (
+         SELECT path,
+           ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS first_rank,
+           ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at DESC, id DESC) AS last_rank
+         FROM pv
+       )
+       SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
+       FROM (SELECT path, COUNT(*) AS views, COUNT(DISTINCT actor) AS visitors FROM pv GROUP BY path) v
+       LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE first_rank = 1 GROUP BY path) en ON en.path = v.path
+       LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE last_rank = 1 GROUP BY path) ex ON ex.path = v.path
+       ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
+       LIMIT ${p.add(limit)}`,
+      p,
+    );
+    return rows.map((r) => ({
+      page: r.path,
+      views: num(r.views),
+      visitors: num(r.visitors),
+      entries: num(r.entries),
+      exits: num(r.exits),
+      exit_rate: ratio(num(r.exits), num(r.views)),
+    }));
+  }
+
+  /** Session durations (last - first event in range) and bounce rate. */
+  async sessionStats(range: Range, includeApi = true): Promise<SessionStats> {
+    const durations = (p: Params) =>
+      `SELECT session_id, MAX(occurred_at) - MIN(occurred_at) AS dur FROM events
+       WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+       GROUP BY session_id`;
+    const p = new Params();
+    const [agg] = await this.query<{ n: number; mean: number | null; zeros: number | null }>(
+      `SELECT COUNT(*) AS n, AVG(dur) AS mean, SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) AS zeros
+       FROM (${durations(p)}) d`,
+      p,
+    );
+    const count = num(agg?.n);
+    const nth = async (index: number, take: number) => {
+      const q = new Params();
+      const rows = await this.query<{ dur: number }>(
+        `SELECT dur FROM (${durations(q)}) d ORDER BY dur LIMIT ${q.add(take)} OFFSET ${q.add(index)}`,
+        q,
+      );
+      return rows.map((r) => num(r.dur));
+    };
+    let median: number | null = null;
+    let p90: number | null = null;
+    if (count > 0) {
+      const middle = await nth(Math.floor((count - 1) / 2), count % 2 === 0 ? 2 : 1);
+      median = middle.reduce((a, b) => a + b, 0) / middle.length;
+      p90 = (await nth(Math.ceil(0.9 * count) - 1, 1))[0]!;
+    }
+    return {
+      count,
+      mean_s: count === 0 ? null : seconds(Number(agg!.mean)),
+      median_s: median === null ? null : seconds(median),
+      p90_s: p90 === null ? null : seconds(p90),
+      share_zero: ratio(num(agg?.zeros), count),
+      bounce_rate: await this.bounceRate(range),
+    };
+  }
+
+  /** Sessions with exactly one page view and no other non-system event, over sessions with a page view. */
+  async bounceRate(range: Range): Promise<number | null> {
+    const p = new Params();
+    const [row] = await this.query<{ bounces: number; sessions: number }>(
+      `SELECT SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) AS bounces, COUNT(*) AS sessions
+       FROM (
+         SELECT session_id,
+           SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS pv,
+           SUM(CASE WHEN type NOT IN ('page_view', ${SYSTEM_LIST}) THEN 1 ELSE 0 END) AS other
+         FROM events WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)}
+         GROUP BY session_id
+       ) s WHERE pv > 0`,
+      p,
+    );
+    return ratio(num(row?.bounces), num(row?.sessions));
+  }
+
+  /** Per event type, and per action name: events, actors, sessions. */
+  async breakdown(range: Range, includeApi = true) {
+    const p = new Params();
+    const byType = await this.query<{ type: string; events: number; actors: number; sessions: number }>(
+      `SELECT type, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+       FROM events WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+       GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
+      p,
+    );
+    const q = new Params();
+    const byAction = await this.query<{ name: string; events: number; actors: number; sessions: number }>(
+      `SELECT name, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+       FROM events WHERE type = 'action' AND ${inRange(q, range.from, range.to)}
+       GROUP BY name ORDER BY COUNT(*) DESC, name${this.database.byteOrder} ASC`,
+      q,
+    );
+    const item = (type: string, name: string | null, r: { events: number; actors: number; sessions: number }) => ({
+      type,
+      name,
+      events: num(r.events),
+      actors: num(r.actors),
+      sessions: num(r.sessions),
+    });
+    return [
+      ...byType.map((r) => item(r.type, null, r)),
+      ...byAction.map((r) => item('action', r.name, r)),
+    ];
+  }
+
+  /** The headline numbers of a range beside those of the period of equal length before it. */
+  async overview(range: Range) {
+    const previous = { from: range.from - (range.to - range.from), to: range.from };
+    const measure = async (r: Range) => {
+      const p = new Params();
+      const [row] = await this.query<{ events: number; page_views: number; actors: number; sessions: number }>(
+        `SELECT COUNT(*) AS events, SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
+                COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+         FROM events WHERE ${inRange(p, r.from, r.to)}`,
+        p,
+      );
+      const stats = await this.sessionStats(r);
+      return {
+        events: num(row?.events),
+        page_views: num(row?.page_views),
+        active_users: num(row?.actors),
+        sessions: num(row?.sessions),
+        mean_session_duration_s: stats.mean_s,
+        median_session_duration_s: stats.median_s,
+        bounce_rate: stats.bounce_rate,
+      };
+    };
+    const [current, before] = await Promise.all([measure(range), measure(previous)]);
+    const metrics = Object.fromEntries(
+      (Object.keys(current) as (keyof typeof current)[]).map((key) => [
+        key,
+        { value: current[key], previous: before[key] },
+      ]),
+    );
+    return {
+      from: toIso(range.from),
+      to: toIso(range.to),
+      previous_from: toIso(previous.from),
+      previous_to: toIso(previous.to),
+      metrics,
+    };
+  }
+}

@@ -1,0 +1,183 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor } from '../../common/pagination/pagination.js';
+import { toIso } from '../../common/time.js';
+import { AnalyticsService } from './analytics.service.js';
+import { Range } from './time-buckets.js';
+import { ACTOR, apiFilter, inRange, num, Params, PATH_ITEM, ratio } from './sql.js';
+
+const SEPARATOR = ' > ';
+export const EXIT_ITEM = '$exit';
+
+/**
+ * Path items per session, consecutive duplicates collapsed, numbered from 1
+ * in (occurred_at, id) order. `p` receives the range parameters.
+ */
+function collapsedItems(p: Params, range: Range, includeApi: boolean): string {
+  return `
+    items AS (
+      SELECT session_id, occurred_at, id, ${PATH_ITEM} AS item FROM events
+      WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+    ),
+    marked AS (
+      SELECT session_id, occurred_at, id, item,
+        LAG(item) OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS prev
+      FROM items
+    ),
+    collapsed AS (
+      SELECT session_id, item, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS pos
+      FROM marked WHERE prev IS NULL OR prev <> item
+    )`;
+}
+
+export interface JourneyStep {
+  event_type: string;
+  name: string | null;
+  page: string | null;
+  event_data: Record<string, unknown> | null;
+  timestamp: string;
+}
+
+/** Journeys, behaviour patterns, transitions and feature adoption. */
+@Injectable()
+export class BehaviourService {
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly metrics: AnalyticsService,
+    private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * A user's events (one session's, or in a range), the latest `limit` of
+   * them in time order (newest last); `next_cursor` pages to older ones.
+   */
+  async journey(
+    userId: string,
+    filter: { sessionId?: string; range?: Range; includeApi: boolean; limit?: number; cursor?: string },
+  ) {
+    const limit = filter.limit ?? DEFAULT_PAGE_SIZE;
+    const p = new Params();
+    const where = [`user_id = ${p.add(userId)}`, apiFilter(filter.includeApi)];
+    if (filter.sessionId) where.push(`session_id = ${p.add(filter.sessionId)}`);
+    if (filter.range) where.push(inRange(p, filter.range.from, filter.range.to));
+    if (filter.cursor) {
+      const [at, id] = decodeCursor(filter.cursor, 2);
+      where.push(`(occurred_at < ${p.add(at)} OR (occurred_at = ${p.add(at)} AND id < ${p.add(id)}))`);
+    }
+    const rows = await this.database.query<{
+      id: number;
+      type: string;
+      name: string | null;
+      path: string | null;
+      properties: string | null;
+      occurred_at: number;
+    }>(
+      `SELECT id, type, name, path, properties, occurred_at FROM events WHERE ${where.join(' AND ')}
+       ORDER BY occurred_at DESC, id DESC LIMIT ${p.add(limit + 1)}`,
+      p.values,
+    );
+    const hasMore = rows.length > limit;
+    const page = rows.slice(0, limit).reverse();
+    const oldest = page[0];
+    const journey: JourneyStep[] = page.map((r) => ({
+      event_type: r.type,
+      name: r.name,
+      page: r.path,
+      event_data: r.properties ? (JSON.parse(r.properties) as Record<string, unknown>) : null,
+      timestamp: toIso(Number(r.occurred_at)),
+    }));
+    return {
+      journey,
+      steps: journey.length,
+      next_cursor: hasMore && oldest ? encodeCursor([Number(oldest.occurred_at), Number(oldest.id)]) : null,
+    };
+  }
+
+  /** Contiguous n-grams of path items per session: count, sessions, support. */
+  async patterns(range: Range, n: number, limit: number, includeApi: boolean) {
+    const p = new Params();
+    const joins = Array.from({ length: n - 1 }, (_, i) =>
+      `JOIN collapsed c${i + 1} ON c${i + 1}.session_id = c0.session_id AND c${i + 1}.pos = c0.pos + ${i + 1}`,
+    ).join('\n');
+    const sequence = Array.from({ length: n }, (_, i) => `c${i}.item`).join(` || '${SEPARATOR}' || `);
+    const rows = await this.database.query<{ seq: string; count: number; sessions: number }>(
+      `WITH ${collapsedItems(p, range, includeApi)},
+       grams AS (SELECT c0.session_id, ${sequence} AS seq FROM collapsed c0 ${joins})
+       SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
+       FROM grams GROUP BY seq
+       ORDER BY COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC LIMIT ${p.add(limit)}`,
+      p.values,
+    );
+    const q = new Params();
+    const [total] = await this.database.query<{ n: number }>(
+      `SELECT COUNT(DISTINCT session_id) AS n FROM events
+       WHERE session_id IS NOT NULL AND ${inRange(q, range.from, range.to)} AND ${apiFilter(includeApi)}`,
+      q.values,
+    );
+    const sessions = num(total?.n);
+    return {
+      n,
+      total_sessions: sessions,
+      items: rows.map((r) => ({
+        sequence: r.seq.split(SEPARATOR),
+        count: num(r.count),
+        sessions: num(r.sessions),
+        support: ratio(num(r.sessions), sessions),
+      })),
+    };
+  }
+
+  /** P(next = b | current = item), with `$exit` after a session's last item. */
+  async transitions(range: Range, item: string, includeApi: boolean) {
+    const p = new Params();
+    const rows = await this.database.query<{ next: string | null; n: number }>(
+      `WITH ${collapsedItems(p, range, includeApi)}
+       SELECT nx.item AS next, COUNT(*) AS n
+       FROM collapsed c LEFT JOIN collapsed nx ON nx.session_id = c.session_id AND nx.pos = c.pos + 1
+       WHERE c.item = ${p.add(item)}
+       GROUP BY nx.item`,
+      p.values,
+    );
+    const total = rows.reduce((sum, r) => sum + num(r.n), 0);
+    const items = rows
+      .map((r) => ({ next: r.next ?? EXIT_ITEM, count: num(r.n), probability: ratio(num(r.n), total) }))
+      .sort((a, b) => b.count - a.count || (a.next < b.next ? -1 : a.next > b.next ? 1 : 0));
+    return { item, total, items };
+  }
+
+  /**
+   * Feature adoption. A feature is a set of action names: configured in
+   * FEATURES, or else the actions named exactly like it or prefixed `<name>.`.
+   */
+  async features(range: Range, names: string[], includeApi = true) {
+    const active = await this.metrics.activeActors(range, includeApi);
+    const results = [];
+    for (const feature of names) {
+      const actions = this.config.analytics.features[feature];
+      const p = new Params();
+      const match = actions
+        ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
+        : `(name = ${p.add(feature)} OR name LIKE ${p.add(`${feature.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`)} ESCAPE '\\')`;
+      const [row] = await this.database.query<{ users: number; events: number; first_time: number }>(
+        `WITH fe AS (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE type = 'action' AND ${match}),
+         firsts AS (SELECT actor, MIN(occurred_at) AS first_at FROM fe GROUP BY actor)
+         SELECT
+           (SELECT COUNT(DISTINCT actor) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS users,
+           (SELECT COUNT(*) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS events,
+           (SELECT COUNT(*) FROM firsts WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)}) AS first_time`,
+        p.values,
+      );
+      const users = num(row?.users);
+      results.push({
+        feature,
+        actions: actions ?? null,
+        users,
+        adoption_rate: ratio(users, active),
+        events: num(row?.events),
+        first_time_users: num(row?.first_time),
+      });
+    }
+    return { active_users: active, items: results };
+  }
+}

@@ -1,0 +1,220 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
+import { EVENT_TYPES, type EventType } from '../../tracking/entities/event.entity.js';
+
+/** Query-string booleans: only `true` and `false` are accepted. */
+const toBoolean = ({ value }: { value: unknown }) =>
+  value === 'true' ? true : value === 'false' ? false : value;
+
+export class RangeQueryDto {
+  /** Inclusive start (ISO-8601). Default: 30 days before `to`. */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly from?: string;
+
+  /** Exclusive end (ISO-8601). Default: now. */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly to?: string;
+
+  /** IANA time zone for day/week/month buckets (default UTC). */
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  readonly tz?: string;
+
+  /** Count automatic `api_request` events (default true for counts, false for journeys and patterns). */
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  readonly include_api?: boolean;
+}
+
+export class ActiveUsersQueryDto {
+  /** Window length in hours, 1-8760 (default 24). */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(8760)
+  readonly hours?: number;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  readonly include_api?: boolean;
+}
+
+export class SeriesQueryDto extends RangeQueryDto {
+  @IsOptional()
+  @IsIn(['day'])
+  @ApiProperty({ enum: ['day'], required: false })
+  readonly interval?: 'day';
+}
+
+export class LimitedRangeQueryDto extends RangeQueryDto {
+  /** 1-1000 (default 10). */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  readonly limit?: number;
+}
+
+export class PatternsQueryDto extends LimitedRangeQueryDto {
+  /** Length of the patterns, 2-4 (default 3). */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(2)
+  @Max(4)
+  readonly n?: number;
+}
+
+export class TransitionsQueryDto extends RangeQueryDto {
+  /** A path item: a normalised page path, an event type, or `action:<name>`. */
+  @IsString()
+  @MaxLength(2048)
+  readonly item!: string;
+}
+
+export class FeaturesQueryDto extends RangeQueryDto {
+  /** Comma-separated feature names (configured in FEATURES, or action names / prefixes). */
+  @IsString()
+  @Matches(/^[A-Za-z0-9._:/-]{1,128}(,[A-Za-z0-9._:/-]{1,128}){0,49}$/, {
+    message: 'features must be 1-50 comma-separated names of A-Z, a-z, 0-9, ".", "_", ":", "/" or "-"',
+  })
+  readonly features!: string;
+}
+
+export class JourneyQueryDto extends PaginationQueryDto {
+  /** One of the caller's sessions (default: the current session, unless from/to are given). */
+  @IsOptional()
+  @IsUUID()
+  readonly session_id?: string;
+
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly from?: string;
+
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly to?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  readonly include_api?: boolean;
+}
+
+export class ReportQueryDto extends RangeQueryDto {
+  @IsOptional()
+  @IsIn(['json', 'csv'])
+  @ApiProperty({ enum: ['json', 'csv'], required: false })
+  readonly format?: 'json' | 'csv';
+}
+
+/** Matches events of a type, optionally by name or page (`*` wildcard at either end). */
+export class EventMatcherDto {
+  @IsIn(EVENT_TYPES)
+  @ApiProperty({ enum: EVENT_TYPES })
+  readonly type!: EventType;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^\*?[A-Za-z0-9._:/-]{0,128}\*?$/, { message: 'name must be an action name with an optional * at either end' })
+  readonly name?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  readonly page?: string;
+}
+
+export class FunnelDto {
+  /** 2-10 steps in order. */
+  @IsArray()
+  @ArrayMinSize(2)
+  @ArrayMaxSize(10)
+  @ValidateNested({ each: true })
+  @Type(() => EventMatcherDto)
+  readonly steps!: EventMatcherDto[];
+
+  /** Conversion window from step 1, 60 s to 90 days (default 14 days). */
+  @IsOptional()
+  @IsInt()
+  @Min(60)
+  @Max(90 * 86_400)
+  readonly window_s?: number;
+
+  @IsOptional()
+  @IsIn(['user', 'session'])
+  @ApiProperty({ enum: ['user', 'session'], required: false })
+  readonly unit?: 'user' | 'session';
+
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly from?: string;
+
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly to?: string;
+}
+
+export class RetentionDto {
+  /** What puts an actor in a cohort (default: any event). */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EventMatcherDto)
+  readonly start?: EventMatcherDto;
+
+  /** What counts as coming back (default: any event). */
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => EventMatcherDto)
+  readonly return?: EventMatcherDto;
+
+  @IsIn(['day', 'week', 'month'])
+  @ApiProperty({ enum: ['day', 'week', 'month'] })
+  readonly period!: 'day' | 'week' | 'month';
+
+  /** Periods after the cohort's, 1-52 (default 8). */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(52)
+  readonly periods?: number;
+
+  /** Cohorts whose period starts in [from, to). */
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly from?: string;
+
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  readonly to?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  readonly tz?: string;
+}

@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { EventMatcherDto } from './dto/analytics.dto.js';
+import { Range } from './time-buckets.js';
+import { matcherSql, num, Params, ratio, seconds } from './sql.js';
+
+export interface FunnelRequest {
+  steps: EventMatcherDto[];
+  windowMs: number;
+  unit: 'user' | 'session';
+  range: Range;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor((sorted.length - 1) / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid]! + sorted[mid + 1]!) / 2;
+}
+
+/**
+ * Ordered funnels exactly as METRICS.md defines them: every step-1 event in
+ * range starts an attempt; step k is the earliest event strictly after step
+ * k-1's event in (occurred_at, id) order, matching step k, within the window
+ * from step 1. Each unit counts with its furthest attempt (ties: earliest).
+ */
+@Injectable()
+export class FunnelService {
+  constructor(private readonly database: DatabaseService) {}
+
+  async funnel(request: FunnelRequest) {
+    const { steps, windowMs, unit, range } = request;
+    const p = new Params();
+    const unitOf = (alias: string) =>
+      unit === 'session' ? `${alias}session_id` : `COALESCE(${alias}user_id, 's:' || ${alias}session_id)`;
+    // The next matching event of the same unit: by user id (index on user_id, occurred_at),
+    // or for anonymous actors and session funnels by session (index on session_id, occurred_at).
+    const sameUnit = (a: string) =>
+      unit === 'session'
+        ? `e.session_id = ${a}.sid`
+        : `((${a}.uid IS NOT NULL AND e.user_id = ${a}.uid) OR (${a}.uid IS NULL AND e.user_id IS NULL AND e.session_id = ${a}.sid))`;
+
+    const ctes: string[] = [
+      `a1 AS (
+        SELECT ${unitOf('')} AS unit, user_id AS uid, session_id AS sid, id AS id1, occurred_at AS t1
+        FROM events WHERE ${matcherSql(steps[0]!, p)} AND occurred_at >= ${p.add(range.from)} AND occurred_at < ${p.add(range.to)}
+          AND session_id IS NOT NULL
+      )`,
+    ];
+    for (let k = 2; k <= steps.length; k++) {
+      const prev = `a${k - 1}`;
+      // CASE: an attempt that stopped at step k-1 looks no further.
+      ctes.push(`${prev}n AS (
+        SELECT ${prev}.*, CASE WHEN ${prev}.id${k - 1} IS NULL THEN NULL ELSE (
+          SELECT e.id FROM events e
+          WHERE ${sameUnit(prev)} AND ${matcherSql(steps[k - 1]!, p, 'e.')}
+            AND (e.occurred_at > ${prev}.t${k - 1} OR (e.occurred_at = ${prev}.t${k - 1} AND e.id > ${prev}.id${k - 1}))
+            AND e.occurred_at <= ${prev}.t1 + ${p.add(windowMs)}
+          ORDER BY e.occurred_at, e.id LIMIT 1
+        ) END AS id${k}
+        FROM ${prev}
+      )`);
+      ctes.push(`a${k} AS (
+        SELECT ${prev}n.*, e.occurred_at AS t${k} FROM ${prev}n LEFT JOIN events e ON e.id = ${prev}n.id${k}
+      )`);
+    }
+    const last = `a${steps.length}`;
+    const reached = `CASE ${steps
+      .map((_, i) => steps.length - i)
+      .filter((k) => k > 1)
+      .map((k) => `WHEN ${last}.id${k} IS NOT NULL THEN ${k}`)
+      .join(' ')} ELSE 1 END`;
+    const times = steps.map((_, i) => `${last}.t${i + 1} AS s${i + 1}`).join(', ');
+    const rows = await this.database.query<Record<string, number | string | null>>(
+      `WITH ${ctes.join(',\n')},
+       attempts AS (SELECT ${last}.unit, ${last}.id1, ${last}.t1 AS start_at, ${reached} AS reached, ${times} FROM ${last}),
+       ranked AS (
+         SELECT attempts.*, ROW_NUMBER() OVER (PARTITION BY unit ORDER BY reached DESC, start_at ASC, id1 ASC) AS rn
+         FROM attempts
+       )
+       SELECT * FROM ranked WHERE rn = 1`,
+      p.values,
+    );
+
+    const counts = steps.map((_, i) => rows.filter((r) => num(r.reached) >= i + 1).length);
+    return {
+      unit,
+      window_s: windowMs / 1000,
+      from: new Date(range.from).toISOString(),
+      to: new Date(range.to).toISOString(),
+      steps: steps.map((step, i) => {
+        const count = counts[i]!;
+        const previous = i === 0 ? count : counts[i - 1]!;
+        const gaps =
+          i === 0
+            ? []
+            : rows
+                .filter((r) => num(r.reached) >= i + 1)
+                .map((r) => num(r[`s${i + 1}`]) - num(r[`s${i}`]));
+        const medianGap = median(gaps);
+        return {
+          step: i + 1,
+          type: step.type,
+          name: step.name ?? null,
+          page: step.page ?? null,
+          count,
+          conversion_from_start: ratio(count, counts[0]!),
+          conversion_from_previous: i === 0 ? ratio(count, count) : ratio(count, previous),
+          dropped: i === 0 ? 0 : previous - count,
+          median_time_from_previous_s: medianGap === null ? null : seconds(medianGap),
+        };
+      }),
+    };
+  }
+}

@@ -1,0 +1,66 @@
+import { BadRequestException } from '@nestjs/common';
+import { DateTime, IANAZone } from 'luxon';
+
+export const MAX_RANGE_DAYS = 400;
+const DAY_MS = 86_400_000;
+
+export interface Range {
+  from: number;
+  to: number;
+}
+
+/** `[from, to)` from ISO strings; default the last 30 days; at most 400 days. */
+export function resolveRange(
+  input: { from?: string; to?: string },
+  now = Date.now(),
+  defaultDays = 30,
+): Range {
+  const to = input.to ? Date.parse(input.to) : now;
+  const from = input.from ? Date.parse(input.from) : to - defaultDays * DAY_MS;
+  if (from >= to) throw new BadRequestException('from must be before to');
+  if (to - from > MAX_RANGE_DAYS * DAY_MS) {
+    throw new BadRequestException(`The range may span at most ${MAX_RANGE_DAYS} days`);
+  }
+  return { from, to };
+}
+
+export function resolveZone(tz: string | undefined): string {
+  if (tz === undefined) return 'UTC';
+  if (!IANAZone.isValidZone(tz)) throw new BadRequestException(`tz "${tz}" is not an IANA time zone`);
+  return tz;
+}
+
+export type Period = 'day' | 'week' | 'month';
+
+export interface Bucket {
+  /** Local date of the bucket's start, e.g. `2026-11-02`. */
+  label: string;
+  start: number;
+  end: number;
+}
+
+/** Start of the period (ISO weeks start on Monday) containing `at`, in `zone`. */
+export function periodStart(at: number, period: Period, zone: string): DateTime {
+  return DateTime.fromMillis(at, { zone }).startOf(period === 'week' ? 'week' : period);
+}
+
+/** Consecutive periods from the one containing `from` up to the one containing `to - 1`. */
+export function bucketsCovering(range: Range, period: Period, zone: string): Bucket[] {
+  const buckets: Bucket[] = [];
+  let cursor = periodStart(range.from, period, zone);
+  while (cursor.toMillis() < range.to) {
+    const next = cursor.plus({ [`${period}s`]: 1 });
+    buckets.push({ label: cursor.toISODate()!, start: cursor.toMillis(), end: next.toMillis() });
+    cursor = next;
+  }
+  return buckets;
+}
+
+/** `n` consecutive periods starting at `start`. */
+export function periodsFrom(start: DateTime, period: Period, n: number): Bucket[] {
+  return Array.from({ length: n }, (_, i) => {
+    const s = start.plus({ [`${period}s`]: i });
+    const e = s.plus({ [`${period}s`]: 1 });
+    return { label: s.toISODate()!, start: s.toMillis(), end: e.toMillis() };
+  });
+}

@@ -1,0 +1,815 @@
+import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
+import { insertEvents, uid } from './support/events';
+import { startTestApp, TestApp } from './support/test-app';
+
+const S = 1000;
+const DAY = 86_400_000;
+/** Fixture A lives in the week of Monday 2026-02-02 (UTC). */
+const A = Date.parse('2026-02-02T00:00:00Z');
+const A_RANGE = `from=2026-02-02T00:00:00.000Z&to=2026-02-09T00:00:00.000Z`;
+const u1 = uid('a', 1);
+const u2 = uid('a', 2);
+const s1 = uid('s', 1);
+const s2 = uid('s', 2);
+const s3 = uid('s', 3);
+const s4 = uid('s', 4);
+
+describe('analytics', () => {
+  let t: TestApp;
+  let admin: LoggedIn;
+  const get = (path: string) => t.http().get(path).set('authorization', admin.bearer);
+  const post = (path: string, body: object) =>
+    t.http().post(path).set('authorization', admin.bearer).send(body);
+
+  beforeAll(async () => {
+    t = await startTestApp({ ...ADMIN_ENV, FEATURES: 'export=export.csv|export.pdf' });
+    admin = await loginAdmin(t);
+    await insertEvents(t, [
+      // u1 / s1: home -> pricing (twice, same ms) -> signup.start -> signup: 100 s long
+      { user: u1, session: s1, type: 'page_view', path: '/home', at: A },
+      { user: u1, session: s1, type: 'page_view', path: '/pricing', at: A + 10 * S },
+      { user: u1, session: s1, type: 'page_view', path: '/pricing', at: A + 10 * S },
+      { user: u1, session: s1, type: 'action', name: 'signup.start', at: A + 40 * S },
+      { user: u1, session: s1, type: 'page_view', path: '/signup', at: A + 100 * S },
+      // u2 / s2: a single page view (0 s, bounce)
+      { user: u2, session: s2, type: 'page_view', path: '/home', at: A + 1000 * S },
+      // u2 / s3: pricing -> home, 30 s
+      { user: u2, session: s3, type: 'page_view', path: '/pricing', at: A + 2000 * S },
+      { user: u2, session: s3, type: 'page_view', path: '/home', at: A + 2030 * S },
+      // anonymous s4: one page view plus a system event at the same time (bounce)
+      { user: null, session: s4, type: 'page_view', path: '/home', at: A + 3000 * S },
+      { user: null, session: s4, type: 'api_request', name: 'GET /x', at: A + 3000 * S },
+    ]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  describe('access and validation', () => {
+    it('is for admins only', async () => {
+      const user = await registerAndLogin(t, 'curious');
+      for (const path of [
+        'overview',
+        'pages',
+        'sessions',
+        'events',
+        'patterns',
+        'realtime',
+        'active-users',
+      ]) {
+        await t.http().get(`/api/analytics/${path}`).set('authorization', user.bearer).expect(403);
+      }
+      await t
+        .http()
+        .post('/api/analytics/funnel')
+        .set('authorization', user.bearer)
+        .send({})
+        .expect(403);
+    });
+
+    it.each([
+      [
+        'from after to',
+        'pages?from=2026-02-09T00:00:00Z&to=2026-02-02T00:00:00Z',
+        'from must be before to',
+      ],
+      [
+        'from equal to to',
+        'pages?from=2026-02-02T00:00:00Z&to=2026-02-02T00:00:00Z',
+        'from must be before to',
+      ],
+      [
+        'a range over 400 days',
+        'pages?from=2024-01-01T00:00:00Z&to=2026-01-01T00:00:00Z',
+        'at most 400 days',
+      ],
+      ['an unknown parameter', 'pages?colour=blue', 'colour should not exist'],
+      ['a bad time zone', 'active-users/series?tz=Mars/Olympus', 'not an IANA time zone'],
+      ['a bad limit', 'pages?limit=0', 'limit must not be less than 1'],
+      ['n out of range', 'patterns?n=5', 'n must not be greater than 4'],
+      ['a non-ISO time', 'sessions?from=yesterday', 'from must be a valid ISO 8601'],
+      ['include_api not a boolean', 'sessions?include_api=yes', 'include_api must be a boolean'],
+    ])('rejects %s with 400', async (_label, path, message) => {
+      const res = await get(`/api/analytics/${path}`).expect(400);
+      expect(res.body.message).toContain(message);
+    });
+  });
+
+  describe('GET /api/analytics/pages', () => {
+    it('counts views, visitors, entries, exits and exit rate per path', async () => {
+      const res = await get(`/api/analytics/pages?${A_RANGE}`).expect(200);
+      expect(res.body.items).toEqual([
+        { page: '/home', views: 4, visitors: 3, entries: 3, exits: 3, exit_rate: 0.75 },
+        { page: '/pricing', views: 3, visitors: 2, entries: 1, exits: 0, exit_rate: 0 },
+        { page: '/signup', views: 1, visitors: 1, entries: 0, exits: 1, exit_rate: 1 },
+      ]);
+    });
+
+    it('answers an empty range with no items', async () => {
+      const res = await get(
+        '/api/analytics/pages?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z',
+      ).expect(200);
+      expect(res.body.items).toEqual([]);
+    });
+
+    it('honours limit, ties broken by path', async () => {
+      const res = await get(`/api/analytics/pages?${A_RANGE}&limit=2`).expect(200);
+      expect(res.body.items.map((i: { page: string }) => i.page)).toEqual(['/home', '/pricing']);
+    });
+  });
+
+  describe('GET /api/analytics/sessions', () => {
+    it('computes count, mean, median, p90, share of zero-length sessions and bounce rate', async () => {
+      const res = await get(`/api/analytics/sessions?${A_RANGE}`).expect(200);
+      // durations: s1 100 s, s2 0, s3 30 s, s4 0 -> sorted [0, 0, 30, 100]
+      expect(res.body).toEqual({
+        count: 4,
+        mean_s: 32.5,
+        median_s: 15,
+        p90_s: 100,
+        share_zero: 0.5,
+        bounce_rate: 0.5,
+      });
+    });
+
+    it('answers an empty range with zero count and null figures', async () => {
+      const res = await get(
+        '/api/analytics/sessions?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z',
+      ).expect(200);
+      expect(res.body).toEqual({
+        count: 0,
+        mean_s: null,
+        median_s: null,
+        p90_s: null,
+        share_zero: null,
+        bounce_rate: null,
+      });
+    });
+  });
+
+  describe('GET /api/analytics/events', () => {
+    it('breaks events down by type and by action name', async () => {
+      const res = await get(`/api/analytics/events?${A_RANGE}`).expect(200);
+      expect(res.body.items).toEqual([
+        { type: 'page_view', name: null, events: 8, actors: 3, sessions: 4 },
+        { type: 'action', name: null, events: 1, actors: 1, sessions: 1 },
+        { type: 'api_request', name: null, events: 1, actors: 1, sessions: 1 },
+        { type: 'action', name: 'signup.start', events: 1, actors: 1, sessions: 1 },
+      ]);
+      const noApi = await get(`/api/analytics/events?${A_RANGE}&include_api=false`).expect(200);
+      expect(noApi.body.items.map((i: { type: string }) => i.type)).not.toContain('api_request');
+    });
+  });
+
+  describe('GET /api/analytics/overview', () => {
+    it('reports the range beside the previous period of equal length', async () => {
+      const res = await get(`/api/analytics/overview?${A_RANGE}`).expect(200);
+      expect(res.body.previous_from).toBe('2026-01-26T00:00:00.000Z');
+      expect(res.body.previous_to).toBe('2026-02-02T00:00:00.000Z');
+      expect(res.body.metrics).toEqual({
+        events: { value: 10, previous: 0 },
+        page_views: { value: 8, previous: 0 },
+        active_users: { value: 3, previous: 0 },
+        sessions: { value: 4, previous: 0 },
+        mean_session_duration_s: { value: 32.5, previous: null },
+        median_session_duration_s: { value: 15, previous: null },
+        bounce_rate: { value: 0.5, previous: null },
+      });
+    });
+  });
+
+  describe('patterns and transitions', () => {
+    it('finds collapsed n-grams with counts, sessions and support', async () => {
+      const res = await get(`/api/analytics/patterns?${A_RANGE}&n=2`).expect(200);
+      expect(res.body.total_sessions).toBe(4);
+      expect(res.body.items).toEqual([
+        { sequence: ['/home', '/pricing'], count: 1, sessions: 1, support: 0.25 },
+        { sequence: ['/pricing', '/home'], count: 1, sessions: 1, support: 0.25 },
+        { sequence: ['/pricing', 'action:signup.start'], count: 1, sessions: 1, support: 0.25 },
+        { sequence: ['action:signup.start', '/signup'], count: 1, sessions: 1, support: 0.25 },
+      ]);
+      const three = await get(`/api/analytics/patterns?${A_RANGE}`).expect(200);
+      expect(three.body.items).toEqual([
+        {
+          sequence: ['/home', '/pricing', 'action:signup.start'],
+          count: 1,
+          sessions: 1,
+          support: 0.25,
+        },
+        {
+          sequence: ['/pricing', 'action:signup.start', '/signup'],
+          count: 1,
+          sessions: 1,
+          support: 0.25,
+        },
+      ]);
+    });
+
+    it('gives next-item probabilities with $exit', async () => {
+      const home = await get(`/api/analytics/transitions?${A_RANGE}&item=/home`).expect(200);
+      expect(home.body).toEqual({
+        item: '/home',
+        total: 4,
+        items: [
+          { next: '$exit', count: 3, probability: 0.75 },
+          { next: '/pricing', count: 1, probability: 0.25 },
+        ],
+      });
+      const pricing = await get(`/api/analytics/transitions?${A_RANGE}&item=/pricing`).expect(200);
+      expect(pricing.body.items).toEqual([
+        { next: '/home', count: 1, probability: 0.5 },
+        { next: 'action:signup.start', count: 1, probability: 0.5 },
+      ]);
+    });
+
+    it('requires the item of a transition query', async () => {
+      await get(`/api/analytics/transitions?${A_RANGE}`).expect(400);
+    });
+  });
+
+  describe('POST /api/analytics/funnel', () => {
+    const steps = [
+      { type: 'page_view', page: '/home' },
+      { type: 'page_view', page: '/pricing' },
+      { type: 'action', name: 'signup.*' },
+    ];
+    const range = { from: '2026-02-02T00:00:00Z', to: '2026-02-09T00:00:00Z' };
+
+    it('counts users through ordered steps with the furthest attempt', async () => {
+      const res = await post('/api/analytics/funnel', { steps, window_s: 86_400, ...range }).expect(
+        200,
+      );
+      expect(
+        res.body.steps.map((s: Record<string, unknown>) => [
+          s.count,
+          s.conversion_from_start,
+          s.conversion_from_previous,
+          s.dropped,
+          s.median_time_from_previous_s,
+        ]),
+      ).toEqual([
+        [3, 1, 1, 0, null],
+        [2, 2 / 3, 2 / 3, 1, 505],
+        [1, 1 / 3, 0.5, 1, 30],
+      ]);
+    });
+
+    it('counts sessions when unit=session', async () => {
+      const res = await post('/api/analytics/funnel', {
+        steps,
+        window_s: 86_400,
+        unit: 'session',
+        ...range,
+      }).expect(200);
+      expect(res.body.steps.map((s: { count: number }) => s.count)).toEqual([4, 1, 1]);
+    });
+
+    it('measures the window from step 1, inclusive at its edge', async () => {
+      const E = Date.parse('2026-03-02T00:00:00Z');
+      await insertEvents(t, [
+        { user: uid('e', 1), session: uid('t', 1), type: 'page_view', path: '/in', at: E },
+        {
+          user: uid('e', 1),
+          session: uid('t', 1),
+          type: 'page_view',
+          path: '/out',
+          at: E + 60 * S,
+        },
+        { user: uid('e', 2), session: uid('t', 2), type: 'page_view', path: '/in', at: E },
+        {
+          user: uid('e', 2),
+          session: uid('t', 2),
+          type: 'page_view',
+          path: '/out',
+          at: E + 60 * S + 1,
+        },
+      ]);
+      const res = await post('/api/analytics/funnel', {
+        steps: [
+          { type: 'page_view', page: '/in' },
+          { type: 'page_view', page: '/out' },
+        ],
+        window_s: 60,
+        from: '2026-03-02T00:00:00Z',
+        to: '2026-03-03T00:00:00Z',
+      }).expect(200);
+      expect(res.body.steps.map((s: { count: number }) => s.count)).toEqual([2, 1]);
+      expect(res.body.steps[1].median_time_from_previous_s).toBe(60);
+    });
+
+    it('orders equal timestamps by id and needs distinct events for repeated steps', async () => {
+      const E = Date.parse('2026-03-05T00:00:00Z');
+      await insertEvents(t, [
+        // same millisecond: /a then /b in id order -> converts
+        { user: uid('e', 3), session: uid('t', 3), type: 'page_view', path: '/a', at: E },
+        { user: uid('e', 3), session: uid('t', 3), type: 'page_view', path: '/b', at: E },
+        // same millisecond, but /b has the lower id -> does not convert
+        { user: uid('e', 4), session: uid('t', 4), type: 'page_view', path: '/b', at: E },
+        { user: uid('e', 4), session: uid('t', 4), type: 'page_view', path: '/a', at: E },
+        // repeated step: one /r is not enough, two are
+        { user: uid('e', 5), session: uid('t', 5), type: 'page_view', path: '/r', at: E },
+        { user: uid('e', 6), session: uid('t', 6), type: 'page_view', path: '/r', at: E },
+        { user: uid('e', 6), session: uid('t', 6), type: 'page_view', path: '/r', at: E + S },
+      ]);
+      const window = { from: '2026-03-05T00:00:00Z', to: '2026-03-06T00:00:00Z' };
+      const ab = await post('/api/analytics/funnel', {
+        steps: [
+          { type: 'page_view', page: '/a' },
+          { type: 'page_view', page: '/b' },
+        ],
+        ...window,
+      }).expect(200);
+      expect(ab.body.steps.map((s: { count: number }) => s.count)).toEqual([2, 1]);
+      const rr = await post('/api/analytics/funnel', {
+        steps: [
+          { type: 'page_view', page: '/r' },
+          { type: 'page_view', page: '/r' },
+        ],
+        ...window,
+      }).expect(200);
+      expect(rr.body.steps.map((s: { count: number }) => s.count)).toEqual([2, 1]);
+      expect(rr.body.steps[1].conversion_from_previous).toBe(0.5);
+    });
+
+    it('answers an empty range with zero counts and null rates', async () => {
+      const res = await post('/api/analytics/funnel', {
+        steps,
+        from: '2020-01-01T00:00:00Z',
+        to: '2020-01-02T00:00:00Z',
+      }).expect(200);
+      expect(
+        res.body.steps.map((s: Record<string, unknown>) => [s.count, s.conversion_from_start]),
+      ).toEqual([
+        [0, null],
+        [0, null],
+        [0, null],
+      ]);
+    });
+
+    it.each([
+      ['one step', { steps: [{ type: 'page_view' }] }],
+      ['eleven steps', { steps: Array.from({ length: 11 }, () => ({ type: 'page_view' })) }],
+      ['a window under a minute', { steps, window_s: 59 }],
+      ['a window over 90 days', { steps, window_s: 90 * 86_400 + 1 }],
+      ['an unknown step type', { steps: [{ type: 'visit' }, { type: 'page_view' }] }],
+      ['a bad unit', { steps, unit: 'team' }],
+      ['from after to', { steps, from: '2026-02-09T00:00:00Z', to: '2026-02-02T00:00:00Z' }],
+    ])('rejects %s with 400', async (_label, body) => {
+      await post('/api/analytics/funnel', body).expect(400);
+    });
+  });
+
+  describe('POST /api/analytics/retention', () => {
+    beforeAll(async () => {
+      await insertEvents(t, [
+        {
+          user: uid('r', 4),
+          session: uid('q', 40),
+          type: 'custom',
+          name: 'x',
+          at: '2025-12-29T12:00:00Z',
+        },
+        {
+          user: uid('r', 4),
+          session: uid('q', 41),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-06T12:00:00Z',
+        },
+        {
+          user: uid('r', 1),
+          session: uid('q', 10),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-05T12:00:00Z',
+        },
+        {
+          user: uid('r', 1),
+          session: uid('q', 11),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-13T12:00:00Z',
+        },
+        {
+          user: uid('r', 2),
+          session: uid('q', 20),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-06T12:00:00Z',
+        },
+        {
+          user: uid('r', 2),
+          session: uid('q', 21),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-20T12:00:00Z',
+        },
+        {
+          user: uid('r', 3),
+          session: uid('q', 30),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-13T12:00:00Z',
+        },
+        {
+          user: uid('r', 3),
+          session: uid('q', 31),
+          type: 'custom',
+          name: 'x',
+          at: '2026-01-21T12:00:00Z',
+        },
+      ]);
+    });
+
+    it('builds weekly cohorts from first-ever start events', async () => {
+      const res = await post('/api/analytics/retention', {
+        start: { type: 'custom', name: 'x' },
+        return: { type: 'custom', name: 'x' },
+        period: 'week',
+        periods: 2,
+        from: '2026-01-05T00:00:00Z',
+        to: '2026-01-19T00:00:00Z',
+      }).expect(200);
+      expect(res.body.cohorts).toEqual([
+        {
+          cohort: '2026-01-05',
+          start: '2026-01-05T00:00:00.000Z',
+          size: 2,
+          retained: [1, 1],
+          rates: [0.5, 0.5],
+        },
+        {
+          cohort: '2026-01-12',
+          start: '2026-01-12T00:00:00.000Z',
+          size: 1,
+          retained: [1, 0],
+          rates: [1, 0],
+        },
+      ]);
+    });
+
+    it('leaves cells of periods that have not ended null', async () => {
+      const now = Date.now();
+      const yesterdayNoon = Math.floor(now / DAY) * DAY - DAY / 2;
+      await insertEvents(t, [
+        {
+          user: uid('r', 9),
+          session: uid('q', 90),
+          type: 'custom',
+          name: 'fresh',
+          at: yesterdayNoon,
+        },
+      ]);
+      const res = await post('/api/analytics/retention', {
+        start: { type: 'custom', name: 'fresh' },
+        period: 'day',
+        periods: 3,
+        from: new Date(Math.floor(now / DAY) * DAY - DAY).toISOString(),
+        to: new Date(Math.floor(now / DAY) * DAY).toISOString(),
+      }).expect(200);
+      expect(res.body.cohorts).toEqual([
+        expect.objectContaining({
+          size: 1,
+          retained: [null, null, null],
+          rates: [null, null, null],
+        }),
+      ]);
+    });
+
+    it.each([
+      ['a bad period', { period: 'year' }],
+      ['too many periods', { period: 'day', periods: 53 }],
+      ['a bad matcher', { period: 'day', start: { type: 'nope' } }],
+    ])('rejects %s with 400', async (_label, body) => {
+      await post('/api/analytics/retention', body).expect(400);
+    });
+  });
+
+  describe('active users', () => {
+    it('gives DAU, WAU, MAU and stickiness per day', async () => {
+      await insertEvents(t, [
+        {
+          user: uid('d', 3),
+          session: uid('w', 3),
+          type: 'custom',
+          name: 'x',
+          at: '2026-04-10T10:00:00Z',
+        },
+        {
+          user: uid('d', 1),
+          session: uid('w', 1),
+          type: 'custom',
+          name: 'x',
+          at: '2026-05-04T10:00:00Z',
+        },
+        {
+          user: uid('d', 1),
+          session: uid('w', 1),
+          type: 'custom',
+          name: 'x',
+          at: '2026-05-05T10:00:00Z',
+        },
+        {
+          user: uid('d', 2),
+          session: uid('w', 2),
+          type: 'custom',
+          name: 'x',
+          at: '2026-05-05T23:30:00Z',
+        },
+      ]);
+      const res = await get(
+        '/api/analytics/active-users/series?from=2026-05-04T00:00:00Z&to=2026-05-06T00:00:00Z',
+      ).expect(200);
+      expect(res.body.items).toEqual([
+        { date: '2026-05-04', dau: 1, wau: 1, mau: 2, stickiness: 0.5 },
+        { date: '2026-05-05', dau: 2, wau: 2, mau: 3, stickiness: 2 / 3 },
+      ]);
+      // In Berlin (UTC+2 in May) the 23:30 UTC event falls on May 6.
+      const berlin = await get(
+        '/api/analytics/active-users/series?from=2026-05-03T22:00:00Z&to=2026-05-05T22:00:00Z&tz=Europe/Berlin',
+      ).expect(200);
+      expect(berlin.body.items.map((d: { date: string; dau: number }) => [d.date, d.dau])).toEqual([
+        ['2026-05-04', 1],
+        ['2026-05-05', 1],
+      ]);
+    });
+
+    it('counts distinct actors over the last N hours and in real time', async () => {
+      // Users who logged in during this file (admin, ...) are active too: count from them.
+      const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body.active_users;
+      const baseFour = (await get('/api/analytics/active-users?hours=4').expect(200)).body.active_users;
+      const baseNow = (await get('/api/analytics/realtime').expect(200)).body.active_users;
+      expect(baseHour).toBeGreaterThanOrEqual(1);
+      const now = Date.now();
+      await insertEvents(t, [
+        {
+          user: uid('h', 1),
+          session: uid('v', 1),
+          type: 'custom',
+          name: 'x',
+          at: now - 2 * 60_000,
+        },
+        {
+          user: uid('h', 2),
+          session: uid('v', 2),
+          type: 'custom',
+          name: 'x',
+          at: now - 3 * 3_600_000,
+        },
+        { user: null, session: uid('v', 3), type: 'page_view', path: '/', at: now - 60_000 },
+      ]);
+      const hour = await get('/api/analytics/active-users?hours=1').expect(200);
+      expect(hour.body).toEqual({ active_users: baseHour + 2, hours: 1 });
+      const four = await get('/api/analytics/active-users?hours=4').expect(200);
+      expect(four.body.active_users).toBe(baseFour + 3);
+      const realtime = await get('/api/analytics/realtime').expect(200);
+      expect(realtime.body.active_users).toBe(baseNow + 2);
+      expect(realtime.body.events_per_minute).toHaveLength(30);
+      const total = realtime.body.events_per_minute.reduce(
+        (sum: number, m: { events: number }) => sum + m.events,
+        0,
+      );
+      expect(total).toBeGreaterThanOrEqual(2);
+    });
+
+    it('validates hours', async () => {
+      await get('/api/analytics/active-users?hours=0').expect(400);
+      await get('/api/analytics/active-users?hours=abc').expect(400);
+    });
+  });
+
+  describe('GET /api/analytics/features', () => {
+    it('measures adoption, events and first-time users', async () => {
+      await insertEvents(t, [
+        {
+          user: uid('f', 1),
+          session: uid('g', 1),
+          type: 'action',
+          name: 'export.csv',
+          at: '2026-05-20T10:00:00Z',
+        },
+        {
+          user: uid('f', 1),
+          session: uid('g', 2),
+          type: 'action',
+          name: 'export.pdf',
+          at: '2026-06-02T10:00:00Z',
+        },
+        {
+          user: uid('f', 2),
+          session: uid('g', 3),
+          type: 'action',
+          name: 'export.csv',
+          at: '2026-06-03T10:00:00Z',
+        },
+        {
+          user: uid('f', 3),
+          session: uid('g', 4),
+          type: 'action',
+          name: 'share.link',
+          at: '2026-06-04T10:00:00Z',
+        },
+        {
+          user: uid('f', 4),
+          session: uid('g', 5),
+          type: 'page_view',
+          path: '/',
+          at: '2026-06-05T10:00:00Z',
+        },
+      ]);
+      const res = await get(
+        '/api/analytics/features?features=export,share&from=2026-06-01T00:00:00Z&to=2026-06-08T00:00:00Z',
+      ).expect(200);
+      expect(res.body).toEqual({
+        active_users: 4,
+        items: [
+          {
+            feature: 'export',
+            actions: ['export.csv', 'export.pdf'],
+            users: 2,
+            adoption_rate: 0.5,
+            events: 2,
+            first_time_users: 1,
+          },
+          {
+            feature: 'share',
+            actions: null,
+            users: 1,
+            adoption_rate: 0.25,
+            events: 1,
+            first_time_users: 1,
+          },
+        ],
+      });
+    });
+
+    it('requires valid feature names', async () => {
+      await get('/api/analytics/features').expect(400);
+      await get('/api/analytics/features?features=a b').expect(400);
+    });
+  });
+
+  describe('reports', () => {
+    it('serves the system report as JSON', async () => {
+      const res = await get(`/api/analytics/report?${A_RANGE}`).expect(200);
+      expect(res.body.top_pages[0]).toEqual({
+        page: '/home',
+        views: 4,
+        visitors: 3,
+        entries: 3,
+        exits: 3,
+        exit_rate: 0.75,
+      });
+      expect(res.body.sessions.count).toBe(4);
+      expect(res.body.overview.events).toEqual({ value: 10, previous: 0 });
+      expect(res.body.active_users).toHaveLength(7);
+    });
+
+    it('serves the system report as RFC 4180 CSV', async () => {
+      const res = await get(`/api/analytics/report?${A_RANGE}&format=csv`).expect(200);
+      expect(res.headers['content-type']).toMatch(/^text\/csv/);
+      expect(res.headers['content-disposition']).toBe(
+        'attachment; filename="analytics-report.csv"',
+      );
+      const lines = res.text.split('\r\n');
+      expect(lines[0]).toBe('section,key,metric,value');
+      expect(lines).toContain('top_pages,/home,views,4');
+      expect(lines).toContain('sessions,,median_s,15');
+      expect(res.text.endsWith('\r\n')).toBe(true);
+    });
+  });
+});
+
+describe('analytics of one user', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('summarises the caller with the seed fields, stitched anonymous events included', async () => {
+    const anon = await t.http().post('/api/track/page').send({ page: '/landing' }).expect(200);
+    await t
+      .http()
+      .post('/auth/register')
+      .send({ username: 'meme', password: 'my password 1' })
+      .expect(201);
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .set('x-session-id', anon.body.session_id)
+      .send({ username: 'meme', password: 'my password 1' })
+      .expect(200);
+    const bearer = `Bearer ${login.body.session_id}`;
+    await t
+      .http()
+      .post('/api/track/action')
+      .set('authorization', bearer)
+      .send({ action: 'do.it' })
+      .expect(200);
+    const res = await t.http().get('/api/analytics/user').set('authorization', bearer).expect(200);
+    expect(res.body).toMatchObject({
+      user_id: login.body.user_id,
+      total_sessions: 1,
+      event_breakdown: { page_view: 1, action: 1, login: 1 },
+    });
+    expect(res.body.total_activities).toBe(3);
+    expect(Date.parse(res.body.first_activity)).toBeLessThanOrEqual(
+      Date.parse(res.body.last_activity),
+    );
+    expect(res.body.avg_session_duration_s).toBeGreaterThanOrEqual(0);
+  });
+
+  it('returns the current session journey in time order, paginated to older steps', async () => {
+    await t
+      .http()
+      .post('/auth/register')
+      .send({ username: 'walker', password: 'my password 1' })
+      .expect(201);
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'walker', password: 'my password 1' })
+      .expect(200);
+    const bearer = `Bearer ${login.body.session_id}`;
+    for (const page of ['/a', '/b', '/c']) {
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', bearer)
+        .send({ page })
+        .expect(200);
+    }
+    const all = await t
+      .http()
+      .get('/api/analytics/journey')
+      .set('authorization', bearer)
+      .expect(200);
+    expect(
+      all.body.journey.map(
+        (s: { event_type: string; page: string | null }) => s.page ?? s.event_type,
+      ),
+    ).toEqual(['login', '/a', '/b', '/c']);
+    expect(all.body.steps).toBe(4);
+    const latest = await t
+      .http()
+      .get('/api/analytics/journey?limit=2')
+      .set('authorization', bearer)
+      .expect(200);
+    expect(latest.body.journey.map((s: { page: string }) => s.page)).toEqual(['/b', '/c']);
+    const older = await t
+      .http()
+      .get(`/api/analytics/journey?limit=2&cursor=${latest.body.next_cursor}`)
+      .set('authorization', bearer)
+      .expect(200);
+    expect(
+      older.body.journey.map(
+        (s: { event_type: string; page: string | null }) => s.page ?? s.event_type,
+      ),
+    ).toEqual(['login', '/a']);
+    expect(older.body.next_cursor).toBeNull();
+    const other = await t
+      .http()
+      .get('/api/analytics/journey?session_id=00000000-0000-4000-8000-000000000000')
+      .set('authorization', bearer)
+      .expect(200);
+    expect(other.body).toEqual({ journey: [], steps: 0, next_cursor: null });
+  });
+
+  it('serves the caller’s own report as JSON and CSV', async () => {
+    await t
+      .http()
+      .post('/auth/register')
+      .send({ username: 'reporter', password: 'my password 1' })
+      .expect(201);
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'reporter', password: 'my password 1' })
+      .expect(200);
+    const bearer = `Bearer ${login.body.session_id}`;
+    await t
+      .http()
+      .post('/api/track/page')
+      .set('authorization', bearer)
+      .send({ page: '/x,y"z' })
+      .expect(200);
+    const json = await t
+      .http()
+      .get('/api/analytics/user/report')
+      .set('authorization', bearer)
+      .expect(200);
+    expect(json.body.summary.total_activities).toBe(2);
+    const csv = await t
+      .http()
+      .get('/api/analytics/user/report?format=csv')
+      .set('authorization', bearer)
+      .expect(200);
+    expect(csv.headers['content-disposition']).toMatch(/^attachment;/);
+    expect(csv.text.split('\r\n')[0]).toBe('section,key,metric,value');
+    expect(csv.text).toContain('summary,,total_activities,2');
+    expect(csv.text).toContain('"/x,y%22z"');
+  });
+});

@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import type { TestApp } from './test-app';
+
+export interface FixtureEvent {
+  user?: string | null;
+  session: string;
+  type: string;
+  name?: string | null;
+  path?: string | null;
+  /** ISO time or epoch ms. */
+  at: string | number;
+}
+
+/**
+ * Inserts events directly, in the order given (ids increase in that order,
+ * which is the tie-break for equal timestamps). For hand-computed fixtures.
+ */
+export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<void> {
+  for (const e of events) {
+    const at = typeof e.at === 'number' ? e.at : Date.parse(e.at);
+    const eventId = randomUUID();
+    await t.dataSource.query(
+      t.dataSource.options.type === 'postgres'
+        ? `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, $8, $8)`
+        : `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)`,
+      t.dataSource.options.type === 'postgres'
+        ? [
+            eventId,
+            `x:${eventId}`,
+            e.user ?? null,
+            e.session,
+            e.type,
+            e.name ?? null,
+            e.path ?? null,
+            at,
+          ]
+        : [
+            eventId,
+            `x:${eventId}`,
+            e.user ?? null,
+            e.session,
+            e.type,
+            e.name ?? null,
+            e.path ?? null,
+            at,
+            at,
+          ],
+    );
+  }
+}
+
+/** Deterministic UUID-shaped ids for fixtures: `uid('u', 1)`. */
+export const uid = (prefix: string, n: number) =>
+  `00000000-0000-4000-8000-${(prefix.charCodeAt(0).toString(16) + String(n).padStart(10, '0')).slice(-12)}`;
