@@ -536,8 +536,10 @@ describe('analytics', () => {
 
     it('counts distinct actors over the last N hours and in real time', async () => {
       // Users who logged in during this file (admin, ...) are active too: count from them.
-      const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body.active_users;
-      const baseFour = (await get('/api/analytics/active-users?hours=4').expect(200)).body.active_users;
+      const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body
+        .active_users;
+      const baseFour = (await get('/api/analytics/active-users?hours=4').expect(200)).body
+        .active_users;
       const baseNow = (await get('/api/analytics/realtime').expect(200)).body.active_users;
       expect(baseHour).toBeGreaterThanOrEqual(1);
       const now = Date.now();

@@ -78,9 +78,15 @@ const cron = makeValidator<string>((input: string) => {
 const features = makeValidator<Record<string, string[]>>((input: string) => {
   const result: Record<string, string[]> = {};
   const word = /^[A-Za-z0-9._:/-]{1,128}$/;
-  for (const entry of input.split(';').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of input
+    .split(';')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [name, actions] = entry.split('=');
-    const list = (actions ?? '').split('|').map((a) => a.trim()).filter(Boolean);
+    const list = (actions ?? '')
+      .split('|')
+      .map((a) => a.trim())
+      .filter(Boolean);
     if (!name || !word.test(name.trim()) || list.length === 0 || !list.every((a) => word.test(a))) {
       throw new Error('must look like "export=export.csv|export.pdf;share=share.link"');
     }

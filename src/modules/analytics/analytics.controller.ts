@@ -97,7 +97,12 @@ export class AnalyticsController {
   @Get('patterns')
   patterns(@Query() query: PatternsQueryDto) {
     resolveZone(query.tz);
-    return this.behaviour.patterns(resolveRange(query), query.n ?? 3, query.limit ?? 20, query.include_api ?? false);
+    return this.behaviour.patterns(
+      resolveRange(query),
+      query.n ?? 3,
+      query.limit ?? 20,
+      query.include_api ?? false,
+    );
   }
 
   /** What comes after `item`: next-item probabilities, `$exit` included. */
@@ -137,7 +142,14 @@ export class AnalyticsController {
       dto.from || dto.to
         ? resolveRange(dto)
         : RetentionService.defaultRange(dto.period, periods, zone);
-    return this.retentionService.retention({ start: dto.start, return: dto.return, period: dto.period, periods, range, zone });
+    return this.retentionService.retention({
+      start: dto.start,
+      return: dto.return,
+      period: dto.period,
+      periods,
+      range,
+      zone,
+    });
   }
 
   /** A system report (overview, top pages, events, sessions, active users) as JSON or CSV. */

@@ -31,7 +31,12 @@ export class AnalyticsService {
   /** The seed's user summary, over all of the user's events. */
   async userSummary(userId: string) {
     const p = new Params();
-    const [totals] = await this.query<{ n: number; sessions: number; first: number | null; last: number | null }>(
+    const [totals] = await this.query<{
+      n: number;
+      sessions: number;
+      first: number | null;
+      last: number | null;
+    }>(
       `SELECT COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
               MIN(occurred_at) AS first, MAX(occurred_at) AS last
        FROM events WHERE user_id = ${p.add(userId)}`,
@@ -78,7 +83,7 @@ export class AnalyticsService {
     // Actor-days from 29 days before the first day, for the rolling windows. The bucket
     // bounds are computed numbers, inlined as literals (PostgreSQL cannot type VALUES params).
     const lookback = periodsFrom(
-      DateTime.fromMillis(days[0]!.start, { zone }).minus({ days: 29 }),
+      DateTime.fromMillis(days[0].start, { zone }).minus({ days: 29 }),
       'day',
       days.length + 29,
     );
@@ -102,7 +107,7 @@ export class AnalyticsService {
       p,
     );
     return rows.map((r) => {
-      const day = lookback[Number(r.d)]!;
+      const day = lookback[Number(r.d)];
       const dau = num(r.dau);
       const mau = num(r.mau);
       return { date: day.label, dau, wau: num(r.wau), mau, stickiness: ratio(dau, mau) };
@@ -135,7 +140,13 @@ export class AnalyticsService {
     const p = new Params();
     const pv = `SELECT session_id, path, occurred_at, id, ${ACTOR} AS actor FROM events
                 WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)}`;
-    const rows = await this.query<{ path: string; views: number; visitors: number; entries: number; exits: number }>(
+    const rows = await this.query<{
+      path: string;
+      views: number;
+      visitors: number;
+      entries: number;
+      exits: number;
+    }>(
       `WITH pv AS (${pv}),
        ranked AS (
          SELECT path,
@@ -191,7 +202,7 @@ export class AnalyticsService {
     }
     return {
       count,
-      mean_s: count === 0 ? null : seconds(Number(agg!.mean)),
+      mean_s: count === 0 ? null : seconds(Number(agg.mean)),
       median_s: median === null ? null : seconds(median),
       p90_s: p90 === null ? null : seconds(p90),
       share_zero: ratio(num(agg?.zeros), count),
@@ -219,20 +230,34 @@ export class AnalyticsService {
   /** Per event type, and per action name: events, actors, sessions. */
   async breakdown(range: Range, includeApi = true) {
     const p = new Params();
-    const byType = await this.query<{ type: string; events: number; actors: number; sessions: number }>(
+    const byType = await this.query<{
+      type: string;
+      events: number;
+      actors: number;
+      sessions: number;
+    }>(
       `SELECT type, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
        FROM events WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
        GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
       p,
     );
     const q = new Params();
-    const byAction = await this.query<{ name: string; events: number; actors: number; sessions: number }>(
+    const byAction = await this.query<{
+      name: string;
+      events: number;
+      actors: number;
+      sessions: number;
+    }>(
       `SELECT name, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
        FROM events WHERE type = 'action' AND ${inRange(q, range.from, range.to)}
        GROUP BY name ORDER BY COUNT(*) DESC, name${this.database.byteOrder} ASC`,
       q,
     );
-    const item = (type: string, name: string | null, r: { events: number; actors: number; sessions: number }) => ({
+    const item = (
+      type: string,
+      name: string | null,
+      r: { events: number; actors: number; sessions: number },
+    ) => ({
       type,
       name,
       events: num(r.events),
@@ -250,7 +275,12 @@ export class AnalyticsService {
     const previous = { from: range.from - (range.to - range.from), to: range.from };
     const measure = async (r: Range) => {
       const p = new Params();
-      const [row] = await this.query<{ events: number; page_views: number; actors: number; sessions: number }>(
+      const [row] = await this.query<{
+        events: number;
+        page_views: number;
+        actors: number;
+        sessions: number;
+      }>(
         `SELECT COUNT(*) AS events, SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
                 COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
          FROM events WHERE ${inRange(p, r.from, r.to)}`,

@@ -1,7 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
-import { decodeCursor, DEFAULT_PAGE_SIZE, encodeCursor } from '../../common/pagination/pagination.js';
+import {
+  decodeCursor,
+  DEFAULT_PAGE_SIZE,
+  encodeCursor,
+} from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
 import { AnalyticsService } from './analytics.service.js';
 import { Range } from './time-buckets.js';
@@ -54,7 +58,13 @@ export class BehaviourService {
    */
   async journey(
     userId: string,
-    filter: { sessionId?: string; range?: Range; includeApi: boolean; limit?: number; cursor?: string },
+    filter: {
+      sessionId?: string;
+      range?: Range;
+      includeApi: boolean;
+      limit?: number;
+      cursor?: string;
+    },
   ) {
     const limit = filter.limit ?? DEFAULT_PAGE_SIZE;
     const p = new Params();
@@ -63,7 +73,9 @@ export class BehaviourService {
     if (filter.range) where.push(inRange(p, filter.range.from, filter.range.to));
     if (filter.cursor) {
       const [at, id] = decodeCursor(filter.cursor, 2);
-      where.push(`(occurred_at < ${p.add(at)} OR (occurred_at = ${p.add(at)} AND id < ${p.add(id)}))`);
+      where.push(
+        `(occurred_at < ${p.add(at)} OR (occurred_at = ${p.add(at)} AND id < ${p.add(id)}))`,
+      );
     }
     const rows = await this.database.query<{
       id: number;
@@ -90,17 +102,22 @@ export class BehaviourService {
     return {
       journey,
       steps: journey.length,
-      next_cursor: hasMore && oldest ? encodeCursor([Number(oldest.occurred_at), Number(oldest.id)]) : null,
+      next_cursor:
+        hasMore && oldest ? encodeCursor([Number(oldest.occurred_at), Number(oldest.id)]) : null,
     };
   }
 
   /** Contiguous n-grams of path items per session: count, sessions, support. */
   async patterns(range: Range, n: number, limit: number, includeApi: boolean) {
     const p = new Params();
-    const joins = Array.from({ length: n - 1 }, (_, i) =>
-      `JOIN collapsed c${i + 1} ON c${i + 1}.session_id = c0.session_id AND c${i + 1}.pos = c0.pos + ${i + 1}`,
+    const joins = Array.from(
+      { length: n - 1 },
+      (_, i) =>
+        `JOIN collapsed c${i + 1} ON c${i + 1}.session_id = c0.session_id AND c${i + 1}.pos = c0.pos + ${i + 1}`,
     ).join('\n');
-    const sequence = Array.from({ length: n }, (_, i) => `c${i}.item`).join(` || '${SEPARATOR}' || `);
+    const sequence = Array.from({ length: n }, (_, i) => `c${i}.item`).join(
+      ` || '${SEPARATOR}' || `,
+    );
     const rows = await this.database.query<{ seq: string; count: number; sessions: number }>(
       `WITH ${collapsedItems(p, range, includeApi)},
        grams AS (SELECT c0.session_id, ${sequence} AS seq FROM collapsed c0 ${joins})
@@ -141,7 +158,11 @@ export class BehaviourService {
     );
     const total = rows.reduce((sum, r) => sum + num(r.n), 0);
     const items = rows
-      .map((r) => ({ next: r.next ?? EXIT_ITEM, count: num(r.n), probability: ratio(num(r.n), total) }))
+      .map((r) => ({
+        next: r.next ?? EXIT_ITEM,
+        count: num(r.n),
+        probability: ratio(num(r.n), total),
+      }))
       .sort((a, b) => b.count - a.count || (a.next < b.next ? -1 : a.next > b.next ? 1 : 0));
     return { item, total, items };
   }
@@ -159,7 +180,11 @@ export class BehaviourService {
       const match = actions
         ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
         : `(name = ${p.add(feature)} OR name LIKE ${p.add(`${feature.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`)} ESCAPE '\\')`;
-      const [row] = await this.database.query<{ users: number; events: number; first_time: number }>(
+      const [row] = await this.database.query<{
+        users: number;
+        events: number;
+        first_time: number;
+      }>(
         `WITH fe AS (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE type = 'action' AND ${match}),
          firsts AS (SELECT actor, MIN(occurred_at) AS first_at FROM fe GROUP BY actor)
          SELECT

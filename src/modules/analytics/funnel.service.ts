@@ -15,7 +15,7 @@ function median(values: number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor((sorted.length - 1) / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid]! + sorted[mid + 1]!) / 2;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid] + sorted[mid + 1]) / 2;
 }
 
 /**
@@ -32,7 +32,9 @@ export class FunnelService {
     const { steps, windowMs, unit, range } = request;
     const p = new Params();
     const unitOf = (alias: string) =>
-      unit === 'session' ? `${alias}session_id` : `COALESCE(${alias}user_id, 's:' || ${alias}session_id)`;
+      unit === 'session'
+        ? `${alias}session_id`
+        : `COALESCE(${alias}user_id, 's:' || ${alias}session_id)`;
     // The next matching event of the same unit: by user id (index on user_id, occurred_at),
     // or for anonymous actors and session funnels by session (index on session_id, occurred_at).
     const sameUnit = (a: string) =>
@@ -43,7 +45,7 @@ export class FunnelService {
     const ctes: string[] = [
       `a1 AS (
         SELECT ${unitOf('')} AS unit, user_id AS uid, session_id AS sid, id AS id1, occurred_at AS t1
-        FROM events WHERE ${matcherSql(steps[0]!, p)} AND occurred_at >= ${p.add(range.from)} AND occurred_at < ${p.add(range.to)}
+        FROM events WHERE ${matcherSql(steps[0], p)} AND occurred_at >= ${p.add(range.from)} AND occurred_at < ${p.add(range.to)}
           AND session_id IS NOT NULL
       )`,
     ];
@@ -53,7 +55,7 @@ export class FunnelService {
       ctes.push(`${prev}n AS (
         SELECT ${prev}.*, CASE WHEN ${prev}.id${k - 1} IS NULL THEN NULL ELSE (
           SELECT e.id FROM events e
-          WHERE ${sameUnit(prev)} AND ${matcherSql(steps[k - 1]!, p, 'e.')}
+          WHERE ${sameUnit(prev)} AND ${matcherSql(steps[k - 1], p, 'e.')}
             AND (e.occurred_at > ${prev}.t${k - 1} OR (e.occurred_at = ${prev}.t${k - 1} AND e.id > ${prev}.id${k - 1}))
             AND e.occurred_at <= ${prev}.t1 + ${p.add(windowMs)}
           ORDER BY e.occurred_at, e.id LIMIT 1
@@ -89,8 +91,8 @@ export class FunnelService {
       from: new Date(range.from).toISOString(),
       to: new Date(range.to).toISOString(),
       steps: steps.map((step, i) => {
-        const count = counts[i]!;
-        const previous = i === 0 ? count : counts[i - 1]!;
+        const count = counts[i];
+        const previous = i === 0 ? count : counts[i - 1];
         const gaps =
           i === 0
             ? []
@@ -104,7 +106,7 @@ export class FunnelService {
           name: step.name ?? null,
           page: step.page ?? null,
           count,
-          conversion_from_start: ratio(count, counts[0]!),
+          conversion_from_start: ratio(count, counts[0]),
           conversion_from_previous: i === 0 ? ratio(count, count) : ratio(count, previous),
           dropped: i === 0 ? 0 : previous - count,
           median_time_from_previous_s: medianGap === null ? null : seconds(medianGap),

@@ -12,7 +12,9 @@ function csvField(value: unknown): string {
 
 /** `section,key,metric,value` rows with a header, CRLF line ends (RFC 4180). */
 export function toCsv(rows: [string, string, string, unknown][]): string {
-  const lines = [['section', 'key', 'metric', 'value'], ...rows].map((r) => r.map(csvField).join(','));
+  const lines = [['section', 'key', 'metric', 'value'], ...rows].map((r) =>
+    r.map(csvField).join(','),
+  );
   return `${lines.join('\r\n')}\r\n`;
 }
 
@@ -57,11 +59,14 @@ export class ReportService {
     }
     for (const item of report.event_breakdown) {
       const key = item.name ? `${item.type}:${item.name}` : item.type;
-      for (const metric of ['events', 'actors', 'sessions'] as const) rows.push(['events', key, metric, item[metric]]);
+      for (const metric of ['events', 'actors', 'sessions'] as const)
+        rows.push(['events', key, metric, item[metric]]);
     }
-    for (const [metric, value] of Object.entries(report.sessions)) rows.push(['sessions', '', metric, value]);
+    for (const [metric, value] of Object.entries(report.sessions))
+      rows.push(['sessions', '', metric, value]);
     for (const day of report.active_users) {
-      for (const metric of ['dau', 'wau', 'mau', 'stickiness'] as const) rows.push(['active_users', day.date, metric, day[metric]]);
+      for (const metric of ['dau', 'wau', 'mau', 'stickiness'] as const)
+        rows.push(['active_users', day.date, metric, day[metric]]);
     }
     return toCsv(rows);
   }
@@ -77,8 +82,10 @@ export class ReportService {
   userReportCsv(report: Awaited<ReturnType<ReportService['userReport']>>): string {
     const rows: [string, string, string, unknown][] = [];
     const { event_breakdown: breakdown, ...summary } = report.summary;
-    for (const [metric, value] of Object.entries(summary)) rows.push(['summary', '', metric, value]);
-    for (const [type, count] of Object.entries(breakdown)) rows.push(['event_breakdown', type, 'events', count]);
+    for (const [metric, value] of Object.entries(summary))
+      rows.push(['summary', '', metric, value]);
+    for (const [type, count] of Object.entries(breakdown))
+      rows.push(['event_breakdown', type, 'events', count]);
     report.recent_activity.forEach((step) =>
       rows.push(['recent_activity', step.timestamp, step.event_type, step.page ?? step.name ?? '']),
     );

@@ -27,7 +27,7 @@ export class RetentionService {
   async retention(request: RetentionRequest, now = Date.now()) {
     const { period, periods: k, zone } = request;
     const cohorts = bucketsCovering(request.range, period, zone);
-    const first = periodStart(cohorts[0]!.start, period, zone);
+    const first = periodStart(cohorts[0].start, period, zone);
     const all = periodsFrom(first, period, cohorts.length + k);
     const values = all.map((b, i) => `(${i}, ${b.start}, ${b.end})`).join(', ');
     const p = new Params();
@@ -65,7 +65,7 @@ export class RetentionService {
       cohorts: cohorts.map((cohort, c) => {
         const size = cell.get(`${c}:0`) ?? 0;
         const retained = Array.from({ length: k }, (_, i) => {
-          const target = all[c + i + 1]!;
+          const target = all[c + i + 1];
           return target.end > now ? null : (cell.get(`${c}:${i + 1}`) ?? 0);
         });
         return {

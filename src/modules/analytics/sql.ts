@@ -32,7 +32,10 @@ export function apiFilter(includeApi: boolean, alias = ''): string {
 /** `column = value`, or LIKE when the pattern has `*` at either end. */
 function matchText(column: string, pattern: string, p: Params): string {
   if (!pattern.startsWith('*') && !pattern.endsWith('*')) return `${column} = ${p.add(pattern)}`;
-  const core = pattern.replace(/^\*/, '').replace(/\*$/, '').replace(/[\\%_]/g, (c) => `\\${c}`);
+  const core = pattern
+    .replace(/^\*/, '')
+    .replace(/\*$/, '')
+    .replace(/[\\%_]/g, (c) => `\\${c}`);
   const like = `${pattern.startsWith('*') ? '%' : ''}${core}${pattern.endsWith('*') ? '%' : ''}`;
   return `${column} LIKE ${p.add(like)} ESCAPE '\\'`;
 }
@@ -57,7 +60,8 @@ export function ratio(numerator: number, denominator: number): number | null {
   return denominator === 0 ? null : numerator / denominator;
 }
 
-export const num = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
+export const num = (value: unknown): number =>
+  value === null || value === undefined ? 0 : Number(value);
 
 /** Seconds with millisecond precision. */
 export const seconds = (ms: number): number => Math.round(ms) / 1000;

@@ -26,7 +26,8 @@ export function resolveRange(
 
 export function resolveZone(tz: string | undefined): string {
   if (tz === undefined) return 'UTC';
-  if (!IANAZone.isValidZone(tz)) throw new BadRequestException(`tz "${tz}" is not an IANA time zone`);
+  if (!IANAZone.isValidZone(tz))
+    throw new BadRequestException(`tz "${tz}" is not an IANA time zone`);
   return tz;
 }
 

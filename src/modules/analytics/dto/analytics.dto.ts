@@ -101,7 +101,8 @@ export class FeaturesQueryDto extends RangeQueryDto {
   /** Comma-separated feature names (configured in FEATURES, or action names / prefixes). */
   @IsString()
   @Matches(/^[A-Za-z0-9._:/-]{1,128}(,[A-Za-z0-9._:/-]{1,128}){0,49}$/, {
-    message: 'features must be 1-50 comma-separated names of A-Z, a-z, 0-9, ".", "_", ":", "/" or "-"',
+    message:
+      'features must be 1-50 comma-separated names of A-Z, a-z, 0-9, ".", "_", ":", "/" or "-"',
   })
   readonly features!: string;
 }
@@ -141,7 +142,9 @@ export class EventMatcherDto {
 
   @IsOptional()
   @IsString()
-  @Matches(/^\*?[A-Za-z0-9._:/-]{0,128}\*?$/, { message: 'name must be an action name with an optional * at either end' })
+  @Matches(/^\*?[A-Za-z0-9._:/-]{0,128}\*?$/, {
+    message: 'name must be an action name with an optional * at either end',
+  })
   readonly name?: string;
 
   @IsOptional()
