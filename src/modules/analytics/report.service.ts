@@ -6,7 +6,12 @@ import { Range } from './time-buckets.js';
 
 /** One CSV field per RFC 4180: quoted when it holds a comma, quote or line break. */
 function csvField(value: unknown): string {
-  const text = value === null || value === undefined ? '' : String(value);
+  const text =
+    value === null || value === undefined
+      ? ''
+      : typeof value === 'object'
+        ? JSON.stringify(value)
+        : String(value as string | number | boolean);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
