@@ -11,7 +11,7 @@ function csvField(value: unknown): string {
       ? ''
       : typeof value === 'object'
         ? JSON.stringify(value)
-        : String(value as string | number | boolean);
+        : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
