@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { AnalyticsReader } from './analytics-reader.js';
 import { toIso } from '../../common/time.js';
 import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
@@ -22,7 +22,7 @@ const SYSTEM_LIST = SYSTEM_TYPES.map((t) => `'${t}'`).join(', ');
  */
 @Injectable()
 export class AnalyticsService {
-  constructor(private readonly database: DatabaseService) {}
+  constructor(private readonly database: AnalyticsReader) {}
 
   private query<T>(sql: string, p: Params): Promise<T[]> {
     return this.database.query<T>(sql, p.values);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../../common/config/config.js';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { AnalyticsReader } from './analytics-reader.js';
 import {
   decodeCursor,
   DEFAULT_PAGE_SIZE,
@@ -47,7 +47,7 @@ export interface JourneyStep {
 @Injectable()
 export class BehaviourService {
   constructor(
-    private readonly database: DatabaseService,
+    private readonly database: AnalyticsReader,
     private readonly metrics: AnalyticsService,
     private readonly config: AppConfig,
   ) {}

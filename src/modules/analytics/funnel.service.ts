@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { AnalyticsReader } from './analytics-reader.js';
 import { EventMatcherDto } from './dto/analytics.dto.js';
 import { Range } from './time-buckets.js';
 import { matcherSql, num, Params, ratio, seconds } from './sql.js';
@@ -26,7 +26,7 @@ function median(values: number[]): number | null {
  */
 @Injectable()
 export class FunnelService {
-  constructor(private readonly database: DatabaseService) {}
+  constructor(private readonly database: AnalyticsReader) {}
 
   async funnel(request: FunnelRequest) {
     const { steps, windowMs, unit, range } = request;

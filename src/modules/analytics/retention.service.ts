@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DateTime } from 'luxon';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { AnalyticsReader } from './analytics-reader.js';
 import { toIso } from '../../common/time.js';
 import { EventMatcherDto } from './dto/analytics.dto.js';
 import { bucketsCovering, Period, periodStart, periodsFrom, Range } from './time-buckets.js';
@@ -22,7 +22,7 @@ export interface RetentionRequest {
  */
 @Injectable()
 export class RetentionService {
-  constructor(private readonly database: DatabaseService) {}
+  constructor(private readonly database: AnalyticsReader) {}
 
   async retention(request: RetentionRequest, now = Date.now()) {
     const { period, periods: k, zone } = request;
