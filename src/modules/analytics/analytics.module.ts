@@ -11,6 +11,13 @@ import { UserAnalyticsController } from './user-analytics.controller.js';
 /** Read-only analytics over the events table (owned by tracking; read here through SQL only). */
 @Module({
   controllers: [UserAnalyticsController, AnalyticsController],
-  providers: [AnalyticsReader, AnalyticsService, BehaviourService, FunnelService, RetentionService, ReportService],
+  providers: [
+    AnalyticsReader,
+    AnalyticsService,
+    BehaviourService,
+    FunnelService,
+    RetentionService,
+    ReportService,
+  ],
 })
 export class AnalyticsModule {}

@@ -155,7 +155,10 @@ export class AnalyticsService {
          FROM pv
        )
        SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
-       FROM (SELECT path, COUNT(*) AS views, COUNT(DISTINCT actor) AS visitors FROM pv GROUP BY path) v
+       FROM (
+         SELECT path, SUM(n) AS views, COUNT(*) AS visitors
+         FROM (SELECT path, actor, COUNT(*) AS n FROM pv GROUP BY path, actor) per_actor GROUP BY path
+       ) v
        LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE first_rank = 1 GROUP BY path) en ON en.path = v.path
        LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE last_rank = 1 GROUP BY path) ex ON ex.path = v.path
        ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
@@ -172,59 +175,64 @@ export class AnalyticsService {
     }));
   }
 
-  /** Session durations (last - first event in range) and bounce rate. */
+  /**
+   * Session durations (last - first event in range) and bounce rate, in one
+   * pass: per-session figures, ranked once for the median (mean of the two
+   * middle values for an even count) and p90 (nearest rank).
+   */
   async sessionStats(range: Range, includeApi = true): Promise<SessionStats> {
-    const durations = (p: Params) =>
-      `SELECT session_id, MAX(occurred_at) - MIN(occurred_at) AS dur FROM events
-       WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
-       GROUP BY session_id`;
     const p = new Params();
-    const [agg] = await this.query<{ n: number; mean: number | null; zeros: number | null }>(
-      `SELECT COUNT(*) AS n, AVG(dur) AS mean, SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) AS zeros
-       FROM (${durations(p)}) d`,
-      p,
-    );
-    const count = num(agg?.n);
-    const nth = async (index: number, take: number) => {
-      const q = new Params();
-      const rows = await this.query<{ dur: number }>(
-        `SELECT dur FROM (${durations(q)}) d ORDER BY dur LIMIT ${q.add(take)} OFFSET ${q.add(index)}`,
-        q,
-      );
-      return rows.map((r) => num(r.dur));
-    };
-    let median: number | null = null;
-    let p90: number | null = null;
-    if (count > 0) {
-      const middle = await nth(Math.floor((count - 1) / 2), count % 2 === 0 ? 2 : 1);
-      median = middle.reduce((a, b) => a + b, 0) / middle.length;
-      p90 = (await nth(Math.ceil(0.9 * count) - 1, 1))[0]!;
-    }
-    return {
-      count,
-      mean_s: count === 0 ? null : seconds(Number(agg.mean)),
-      median_s: median === null ? null : seconds(median),
-      p90_s: p90 === null ? null : seconds(p90),
-      share_zero: ratio(num(agg?.zeros), count),
-      bounce_rate: await this.bounceRate(range),
-    };
-  }
-
-  /** Sessions with exactly one page view and no other non-system event, over sessions with a page view. */
-  async bounceRate(range: Range): Promise<number | null> {
-    const p = new Params();
-    const [row] = await this.query<{ bounces: number; sessions: number }>(
-      `SELECT SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) AS bounces, COUNT(*) AS sessions
-       FROM (
-         SELECT session_id,
+    const rows = await this.query<{
+      n: number;
+      mean: number | null;
+      zeros: number | null;
+      with_pv: number | null;
+      bounces: number | null;
+      rn: number | null;
+      dur: number | null;
+    }>(
+      `WITH per_session AS (
+         SELECT MAX(occurred_at) - MIN(occurred_at) AS dur,
            SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS pv,
            SUM(CASE WHEN type NOT IN ('page_view', ${SYSTEM_LIST}) THEN 1 ELSE 0 END) AS other
-         FROM events WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)}
+         FROM events
+         WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
          GROUP BY session_id
-       ) s WHERE pv > 0`,
+       ),
+       ranked AS (
+         SELECT dur, ROW_NUMBER() OVER (ORDER BY dur) AS rn, COUNT(*) OVER () AS n,
+           AVG(dur) OVER () AS mean,
+           SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) OVER () AS zeros,
+           SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) OVER () AS with_pv,
+           SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) OVER () AS bounces
+         FROM per_session
+       )
+       SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM ranked
+       WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10`,
       p,
     );
-    return ratio(num(row?.bounces), num(row?.sessions));
+    const first = rows[0];
+    if (!first) {
+      return {
+        count: 0,
+        mean_s: null,
+        median_s: null,
+        p90_s: null,
+        share_zero: null,
+        bounce_rate: null,
+      };
+    }
+    const count = num(first.n);
+    const at = (rank: number) => num(rows.find((r) => num(r.rn) === rank)?.dur);
+    const median = (at(Math.floor((count + 1) / 2)) + at(Math.floor((count + 2) / 2))) / 2;
+    return {
+      count,
+      mean_s: seconds(Number(first.mean)),
+      median_s: seconds(median),
+      p90_s: seconds(at(Math.floor((9 * count + 9) / 10))),
+      share_zero: ratio(num(first.zeros), count),
+      bounce_rate: ratio(num(first.bounces), num(first.with_pv)),
+    };
   }
 
   /** Per event type, and per action name: events, actors, sessions. */

@@ -35,7 +35,6 @@ export class Events1763800000002 implements MigrationInterface {
           { name: 'ix_events_session_id_occurred_at', columnNames: ['session_id', 'occurred_at'] },
           { name: 'ix_events_type_occurred_at', columnNames: ['type', 'occurred_at'] },
           { name: 'ix_events_occurred_at', columnNames: ['occurred_at'] },
-          { name: 'ix_events_type_path', columnNames: ['type', 'path'] },
         ],
       }),
     );

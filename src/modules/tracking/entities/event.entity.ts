@@ -24,7 +24,6 @@ export const SERVER_EVENT_TYPES: readonly EventType[] = ['login', 'logout', 'api
 @Index('ix_events_session_id_occurred_at', ['sessionId', 'occurredAt'])
 @Index('ix_events_type_occurred_at', ['type', 'occurredAt'])
 @Index('ix_events_occurred_at', ['occurredAt'])
-@Index('ix_events_type_path', ['type', 'path'])
 export class Event {
   @PrimaryGeneratedColumn({ type: 'integer' })
   id!: number;
