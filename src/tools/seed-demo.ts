@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const postgres = dataSource.options.type === 'postgres';
   const started = Date.now();
   const random = prng(options.seed);
-  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)];
 
   // Users (one cheap hash shared by all: seeding must stay fast)
   const hasher = new PasswordHasher({ users: { passwordHashCost: 10 } } as AppConfig);
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     const sessionId = randomUUID();
     // Returning users: squaring skews towards a core of frequent users; 10% stay anonymous.
     const userId =
-      random() < 0.1 ? null : userIds[Math.floor(random() * random() * userIds.length)]!;
+      random() < 0.1 ? null : userIds[Math.floor(random() * random() * userIds.length)];
     let at = now - Math.floor(random() * options.days * 86_400_000);
     const budget = Math.max(1, Math.round(perSession * (0.5 + random())));
     const rows: Row[] = [];
