@@ -8,7 +8,6 @@
 const ESM_PACKAGES = [
   '@nestjs',
   'cookie',
-  '@fastify/cookie', // its dynamic import('cookie') needs rewriting to require
   'content-disposition',
   'file-type',
   'strtok3',

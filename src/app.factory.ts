@@ -1,7 +1,6 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import fastifyCookie from '@fastify/cookie';
 import fastifyHelmet from '@fastify/helmet';
 import { Logger } from 'nestjs-pino';
 import { APP_INFO } from './app.info.js';
@@ -65,7 +64,6 @@ export async function createApp(
     done();
   });
 
-  await app.register(fastifyCookie);
   await app.register(fastifyHelmet, {
     // Swagger UI loads its own scripts and inline styles from this origin.
     contentSecurityPolicy: {

@@ -34,7 +34,6 @@ export class AppModule {
         ScheduleModule.forRoot(),
         ThrottlerModule.forRoot({
           throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
-          skipIf: () => config.rateLimit.max === 0,
         }),
         HealthModule,
         UsersModule,
@@ -48,7 +47,8 @@ export class AppModule {
         MethodRouter,
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
-        { provide: APP_GUARD, useClass: ThrottlerGuard },
+        // No guard at all when the limit is off: it would cost every request for nothing.
+        ...(config.rateLimit.max > 0 ? [{ provide: APP_GUARD, useClass: ThrottlerGuard }] : []),
       ],
     };
   }

@@ -21,7 +21,7 @@ export class SessionDataService {
   ) {}
 
   async getAll(sessionId: string): Promise<Record<string, unknown>> {
-    const rows = await this.database.query<{ key: string; value: string }>(
+    const rows = await this.database.read<{ key: string; value: string }>(
       'SELECT key, value FROM session_data WHERE session_id = ? ORDER BY key',
       [sessionId],
     );

@@ -16,7 +16,7 @@ import {
 import { AppConfig } from '../../common/config/config.js';
 import { IS_PUBLIC_KEY } from '../../common/decorators/public.decorator.js';
 import { setRequestIdentity } from '../../common/http/request-context.js';
-import { SESSION_COOKIE } from './session-cookie.js';
+import { readSessionCookie } from './session-cookie.js';
 import { SessionService, UNAUTHORIZED_MESSAGE } from './session.service.js';
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -36,7 +36,7 @@ export function extractToken(
   const header = request.headers['x-session-id'];
   if (typeof header === 'string' && header.length > 0)
     return { token: header, transport: 'header' };
-  const cookie = request.cookies?.[SESSION_COOKIE];
+  const cookie = readSessionCookie(request.headers.cookie);
   if (cookie) return { token: cookie, transport: 'cookie' };
   return null;
 }

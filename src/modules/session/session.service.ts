@@ -84,7 +84,7 @@ export class SessionService {
     now = Date.now(),
   ): Promise<{ session: AuthSession; user: AuthUser | null } | null> {
     if (!SESSION_TOKEN_PATTERN.test(token)) return null;
-    const [row] = await this.database.query<AuthRow>(AUTH_SQL, [hashSessionToken(token)]);
+    const [row] = await this.database.read<AuthRow>(AUTH_SQL, [hashSessionToken(token)]);
     if (!row || row.revoked_at !== null) return null;
     if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return null;
     if (row.user_id !== null && (row.username === null || Boolean(row.disabled))) return null;

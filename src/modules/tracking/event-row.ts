@@ -3,7 +3,8 @@ import type { EventType } from './entities/event.entity.js';
 /** An event as the writer inserts it (database column values). */
 export interface EventRow {
   eventId: string;
-  dedupeKey: string;
+  /** Null for server-made events, which need no duplicate check (cheaper to index). */
+  dedupeKey: string | null;
   userId: string | null;
   sessionId: string | null;
   type: EventType;

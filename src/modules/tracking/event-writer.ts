@@ -200,9 +200,9 @@ export class EventWriter implements OnModuleInit {
         const stored: StoredEvent[] = [];
         for (let start = 0; start < job.rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = job.rows.slice(start, start + ROWS_PER_STATEMENT);
-          const returned = await this.database.query<{ id: number; dedupe_key: string }>(
+          const returned = await this.database.query<{ id: number; event_id: string }>(
             `INSERT INTO events (${COLUMNS}) VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(', ')}
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`,
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_id`,
             chunk.flatMap((r) => [
               r.eventId,
               r.dedupeKey,
@@ -219,12 +219,13 @@ export class EventWriter implements OnModuleInit {
             ]),
             manager,
           );
-          const ids = new Map(returned.map((r) => [r.dedupe_key, Number(r.id)]));
+          // A job has one sender, so its stored event ids are unique within a chunk.
+          const ids = new Map(returned.map((r) => [r.event_id, Number(r.id)]));
           for (const row of chunk) {
-            const id = ids.get(row.dedupeKey);
+            const id = ids.get(row.eventId);
             if (id !== undefined) {
               stored.push({ ...row, id });
-              ids.delete(row.dedupeKey); // a key repeated within one request is stored once
+              ids.delete(row.eventId); // an id repeated within one request is stored once
             }
           }
         }

@@ -85,7 +85,7 @@ export class TrackingService {
 
   /** Automatic and server-side events: queued, never awaited by the request. */
   record(actor: TrackingActor, input: EventInput): void {
-    const row = this.toRow(actor, input, Date.now());
+    const row = { ...this.toRow(actor, input, Date.now()), dedupeKey: null };
     void this.policy.allows(actor).then(
       (allowed) => allowed && this.writer.enqueue([row]),
       () => undefined,

@@ -17,7 +17,7 @@ export class Events1763800000002 implements MigrationInterface {
             generationStrategy: 'increment',
           },
           { name: 'event_id', type: 'varchar', length: '64' },
-          { name: 'dedupe_key', type: 'varchar', length: '112' },
+          { name: 'dedupe_key', type: 'varchar', length: '112', isNullable: true },
           { name: 'user_id', type: 'varchar', length: '36', isNullable: true },
           { name: 'session_id', type: 'varchar', length: '36', isNullable: true },
           { name: 'type', type: 'varchar', length: '16' },

@@ -35,11 +35,12 @@ export class Event {
   /**
    * `event_id` scoped to who sent it (`u:<user>:` or `s:<session>:`): a
    * resent event is a duplicate, not a second row. Not rewritten when an
-   * anonymous session's events are stitched to its user.
+   * anonymous session's events are stitched to its user. Null for events the
+   * server makes itself (unique indexes allow many NULLs).
    */
   @Index('uq_events_dedupe_key', { unique: true })
-  @Column({ name: 'dedupe_key', type: 'varchar', length: 112 })
-  dedupeKey!: string;
+  @Column({ name: 'dedupe_key', type: 'varchar', length: 112, nullable: true })
+  dedupeKey!: string | null;
 
   /** Null while the session is anonymous. */
   @Column({ name: 'user_id', type: 'varchar', length: 36, nullable: true })

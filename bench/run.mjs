@@ -1,0 +1,361 @@
+// npm run bench [-- --full]: builds the app, starts it on a fresh database in
+// child processes, drives it with autocannon, and prints one table of figures
+// beside references measured in the same run (bare Nest route, raw inserts).
+// Results also go to bench/results/latest.json. BENCH_DB=postgres runs the
+// app on a fresh PostgreSQL database (targets apply to SQLite only).
+import autocannon from 'autocannon';
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const full = process.argv.includes('--full');
+const dbType = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'sqlite';
+const pgAdminUrl = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DURATION = Number(process.env.BENCH_DURATION_S ?? 8);
+const results = { date: new Date().toISOString(), db: dbType, full, figures: {} };
+const work = mkdtempSync(path.join(tmpdir(), 'sas-bench-'));
+const children = new Set();
+let port = 3900;
+
+function log(message) {
+  process.stdout.write(`${message}\n`);
+}
+
+/** A fresh database of the bench's own; returns env for the app and a drop(). */
+async function freshDatabase(name) {
+  if (dbType === 'sqlite') {
+    return { env: { DB_TYPE: 'sqlite', DATABASE_PATH: path.join(work, `${name}.db`) }, drop: async () => {} };
+  }
+  const pg = require('pg');
+  const db = `sas_bench_${name}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: pgAdminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${db}`);
+  await admin.end();
+  const url = new URL(pgAdminUrl);
+  url.pathname = `/${db}`;
+  return {
+    env: { DB_TYPE: 'postgres', DATABASE_URL: url.toString() },
+    drop: async () => {
+      const client = new pg.Client({ connectionString: pgAdminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+/** Starts a server process and waits until it answers; tracks its peak RSS. */
+async function startServer(script, env) {
+  const serverPort = port++;
+  const child = spawn(process.execPath, [script], {
+    cwd: work,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_MAX: '0',
+      HOST: '127.0.0.1',
+      PORT: String(serverPort),
+      ADMIN_USERNAME: 'bench-admin',
+      ADMIN_PASSWORD: 'bench-admin-password',
+      PASSWORD_HASH_COST: '12',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const base = `http://127.0.0.1:${serverPort}`;
+  for (let i = 0; ; i++) {
+    try {
+      const res = await fetch(`${base}/`);
+      if (res.status < 500) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 300) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    pid: child.pid,
+    peakRssMb: () => {
+      try {
+        const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        return Number(/VmHWM:\s+(\d+)/.exec(status)[1]) / 1024;
+      } catch {
+        return null;
+      }
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      }).then(() => children.delete(child)),
+  };
+}
+
+function cannon(options) {
+  return new Promise((resolve, reject) => {
+    autocannon({ duration: DURATION, connections: 50, ...options }, (error, result) =>
+      error ? reject(error) : resolve(result),
+    );
+  });
+}
+
+const summary = (r) => ({
+  rps: Math.round(r.requests.average),
+  p50_ms: r.latency.p50,
+  p99_ms: r.latency.p99,
+  non2xx: r.non2xx,
+  errors: r.errors,
+});
+
+async function login(base, username, password) {
+  const json = { 'content-type': 'application/json' };
+  await fetch(`${base}/auth/register`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) });
+  const res = await fetch(`${base}/auth/login`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) });
+  const body = await res.json();
+  return body.session_id;
+}
+
+/** Inserts the same event rows into the same schema with a prepared statement, 500 per transaction. */
+function rawInsertReference(dbPath, seconds) {
+  const Database = require('better-sqlite3');
+  const db = new Database(dbPath);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  const insert = db.prepare(
+    `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at)
+     VALUES (?, ?, ?, ?, 'action', 'raw.click', NULL, ?, '127.0.0.0', 'bench', ?, ?)`,
+  );
+  const user = randomUUID();
+  const session = randomUUID();
+  const batch = db.transaction((n) => {
+    const now = Date.now();
+    for (let i = 0; i < n; i++) {
+      const id = randomUUID();
+      insert.run(id, `u:${user}:${id}`, user, session, `{"i":${i}}`, now, now);
+    }
+  });
+  let rows = 0;
+  const started = process.hrtime.bigint();
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    batch(500);
+    rows += 500;
+  }
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  db.close();
+  return Math.round(rows / elapsed);
+}
+
+async function quick() {
+  log('== bare: minimal NestJS + Fastify route');
+  const bare = await startServer(path.join(root, 'bench', 'bare-app.cjs'), {});
+  const bareResult = summary(await cannon({ url: `${bare.base}/` }));
+  await bare.stop();
+  results.figures.bare = bareResult;
+
+  const database = await freshDatabase('quick');
+  const server = await startServer(path.join(root, 'dist', 'main.js'), database.env);
+  const token = await login(server.base, 'bench-user', 'bench-password');
+  const auth = { authorization: `Bearer ${token}` };
+
+  log('== session-check: GET /api/session, tracking on');
+  const check = summary(await cannon({ url: `${server.base}/api/session`, headers: auth }));
+  results.figures['session-check'] = { ...check, ratio_to_bare: +(check.rps / bareResult.rps).toFixed(3) };
+
+  log('== ingest: POST /api/track/events, 500-event batches, 10 connections');
+  const events = Array.from({ length: 500 }, (_, i) => ({ type: 'action', name: 'bench.click', properties: { i } }));
+  const ingest = await cannon({
+    url: `${server.base}/api/track/events`,
+    method: 'POST',
+    connections: 10,
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ events }),
+  });
+  const acknowledged = ingest['2xx'] * 500;
+  results.figures.ingest = { ...summary(ingest), events_per_s: Math.round((acknowledged / ingest.duration)) };
+
+  log('== track-page: POST /api/track/page, 50 connections');
+  const page = summary(
+    await cannon({
+      url: `${server.base}/api/track/page`,
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ page: '/bench/page' }),
+    }),
+  );
+  results.figures['track-page'] = page;
+  results.figures.memory = { peak_rss_mb: Math.round(server.peakRssMb() ?? 0) };
+  await server.stop();
+
+  // Row count after a clean shutdown equals the acknowledged events exactly.
+  const stored = await countRows(database.env, "type = 'action' AND name = 'bench.click'");
+  results.figures.ingest.stored = stored;
+  results.figures.ingest.acknowledged = acknowledged;
+  results.figures.ingest.exact = stored === acknowledged;
+
+  log('== tracking-overhead: the same GET /api/session with TRACKING_ENABLED=false');
+  const off = await startServer(path.join(root, 'dist', 'main.js'), { ...database.env, TRACKING_ENABLED: 'false' });
+  const offToken = await login(off.base, 'bench-user-2', 'bench-password');
+  const offResult = summary(await cannon({ url: `${off.base}/api/session`, headers: { authorization: `Bearer ${offToken}` } }));
+  await off.stop();
+  results.figures['tracking-overhead'] = { rps_on: check.rps, rps_off: offResult.rps, ratio: +(check.rps / offResult.rps).toFixed(3) };
+
+  if (dbType === 'sqlite') {
+    log('== raw-insert: better-sqlite3, prepared statement, 500 rows per transaction');
+    const rawPerS = rawInsertReference(database.env.DATABASE_PATH, DURATION);
+    results.figures['raw-insert'] = { events_per_s: rawPerS };
+    results.figures.ingest.ratio_to_raw = +(results.figures.ingest.events_per_s / rawPerS).toFixed(3);
+  }
+  await database.drop();
+}
+
+async function countRows(env, where) {
+  if (env.DATABASE_PATH) {
+    const Database = require('better-sqlite3');
+    const db = new Database(env.DATABASE_PATH, { readonly: true });
+    const { n } = db.prepare(`SELECT COUNT(*) AS n FROM events WHERE ${where}`).get();
+    db.close();
+    return n;
+  }
+  const pg = require('pg');
+  const client = new pg.Client({ connectionString: env.DATABASE_URL });
+  await client.connect();
+  const { rows } = await client.query(`SELECT COUNT(*)::int AS n FROM events WHERE ${where}`);
+  await client.end();
+  return rows[0].n;
+}
+
+async function analytics() {
+  const database = await freshDatabase('analytics');
+  log('== analytics: generating 1,000,000 events / 100,000 sessions / 10,000 users over 90 days');
+  const started = Date.now();
+  execFileSync(process.execPath, [path.join(root, 'dist', 'tools', 'seed-demo.js'), '--users', '10000', '--events', '1000000', '--days', '90'], {
+    env: { PATH: process.env.PATH, ...database.env },
+    stdio: 'inherit',
+  });
+  results.figures.seed = { seconds: Math.round((Date.now() - started) / 100) / 10 };
+  const server = await startServer(path.join(root, 'dist', 'main.js'), database.env);
+  const res = await fetch(`${server.base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'bench-admin', password: 'bench-admin-password' }),
+  });
+  const { session_id: token } = await res.json();
+  const auth = { authorization: `Bearer ${token}` };
+  const to = new Date().toISOString();
+  const from = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const range = `from=${from}&to=${to}`;
+  const funnelBody = {
+    steps: [
+      { type: 'page_view', page: '/pricing' },
+      { type: 'page_view', page: '/signup' },
+      { type: 'action', name: 'checkout.complete' },
+    ],
+    from,
+    to,
+  };
+  const retentionBody = { period: 'week', periods: 4 };
+  const endpoints = [
+    ['overview', 'GET', `/api/analytics/overview?${range}`],
+    ['active-users', 'GET', '/api/analytics/active-users?hours=24'],
+    ['active-users/series', 'GET', `/api/analytics/active-users/series?${range}`],
+    ['realtime', 'GET', '/api/analytics/realtime'],
+    ['pages', 'GET', `/api/analytics/pages?${range}`],
+    ['sessions', 'GET', `/api/analytics/sessions?${range}`],
+    ['events', 'GET', `/api/analytics/events?${range}`],
+    ['patterns', 'GET', `/api/analytics/patterns?${range}`],
+    ['transitions', 'GET', `/api/analytics/transitions?item=/pricing&${range}`],
+    ['features', 'GET', `/api/analytics/features?features=export,share&${range}`],
+    ['funnel', 'POST', '/api/analytics/funnel', funnelBody],
+    ['retention', 'POST', '/api/analytics/retention', retentionBody],
+  ];
+  const call = async ([, method, url, body]) => {
+    const t0 = performance.now();
+    const r = await fetch(`${server.base}${url}`, {
+      method,
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
+    return performance.now() - t0;
+  };
+  const medians = {};
+  for (const endpoint of endpoints) {
+    const times = [];
+    for (let i = 0; i < 5; i++) times.push(await call(endpoint));
+    times.sort((a, b) => a - b);
+    medians[endpoint[0]] = Math.round(times[2]);
+    log(`   ${endpoint[0]}: median ${medians[endpoint[0]]} ms`);
+  }
+  results.figures.analytics_median_ms = medians;
+
+  log('== session-check p99 while funnel and retention queries run in a loop');
+  let heavy = true;
+  const loop = (async () => {
+    while (heavy) {
+      await call(endpoints[10]);
+      await call(endpoints[11]);
+    }
+  })();
+  const sessionToken = await login(server.base, 'bench-user', 'bench-password');
+  const during = await cannon({ url: `${server.base}/api/session`, headers: { authorization: `Bearer ${sessionToken}` }, connections: 10 });
+  heavy = false;
+  await loop;
+  results.figures['session-check-during-analytics'] = summary(during);
+  await server.stop();
+  await database.drop();
+}
+
+const TARGETS = {
+  'session-check ratio to bare': [() => results.figures['session-check']?.ratio_to_bare, '>=', 0.35],
+  'tracking-overhead ratio': [() => results.figures['tracking-overhead']?.ratio, '>=', 0.85],
+  'ingest ratio to raw-insert': [() => results.figures.ingest?.ratio_to_raw, '>=', 0.4],
+  'ingest rows == acknowledged': [() => (results.figures.ingest?.exact ? 1 : 0), '>=', 1],
+  'peak RSS (MB)': [() => results.figures.memory?.peak_rss_mb, '<=', 300],
+};
+
+function report() {
+  log('\n| scenario | figure |\n|---|---|');
+  for (const [name, value] of Object.entries(results.figures)) log(`| ${name} | ${JSON.stringify(value)} |`);
+  if (dbType === 'sqlite') {
+    log('\n| target | measured | goal | met |\n|---|---|---|---|');
+    for (const [name, [get, op, goal]] of Object.entries(TARGETS)) {
+      const value = get();
+      const met = value !== undefined && (op === '>=' ? value >= goal : value <= goal);
+      log(`| ${name} | ${value} | ${op} ${goal} | ${met ? 'yes' : 'NO'} |`);
+    }
+    if (results.figures.analytics_median_ms) {
+      for (const [name, ms] of Object.entries(results.figures.analytics_median_ms)) {
+        const goal = name === 'funnel' || name === 'retention' ? 1000 : 300;
+        log(`| analytics ${name} median (ms) | ${ms} | <= ${goal} | ${ms <= goal ? 'yes' : 'NO'} |`);
+      }
+      const p99 = results.figures['session-check-during-analytics'].p99_ms;
+      log(`| session-check p99 during analytics (ms) | ${p99} | <= 50 | ${p99 <= 50 ? 'yes' : 'NO'} |`);
+    }
+  }
+  mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(root, 'bench', 'results', 'latest.json'), JSON.stringify(results, null, 2));
+}
+
+try {
+  await quick();
+  if (full) await analytics();
+  report();
+} finally {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+}
