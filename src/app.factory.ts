@@ -1,7 +1,7 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import fastifyHelmet from '@fastify/helmet';
+import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
@@ -45,6 +45,25 @@ export async function createApp(
   app.get(MethodRouter).attach(fastify);
   // Only JSON bodies are accepted: without this, text/plain would reach handlers as a string.
   fastify.removeContentTypeParser(['text/plain']);
+  // Security headers. The helmet middleware is built once: @fastify/helmet rebuilt it
+  // (re-parsing the CSP) on every request.
+  const securityHeaders = helmet({
+    // Swagger UI loads its own scripts and inline styles from this origin.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        scriptSrc: ["'self'"],
+        // Plain-HTTP deployments (local, behind a TLS proxy) must still load /docs.
+        upgradeInsecureRequests: null,
+      },
+    },
+    strictTransportSecurity: config.isProduction,
+  });
+  fastify.addHook('onRequest', (request, reply, done) => {
+    securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
+  });
   fastify.addHook('onRequest', async (request, reply) => {
     request.raw.routePattern = request.routeOptions.url;
     void reply.header('x-request-id', request.id);
@@ -64,20 +83,6 @@ export async function createApp(
     done();
   });
 
-  await app.register(fastifyHelmet, {
-    // Swagger UI loads its own scripts and inline styles from this origin.
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        scriptSrc: ["'self'"],
-        // Plain-HTTP deployments (local, behind a TLS proxy) must still load /docs.
-        upgradeInsecureRequests: null,
-      },
-    },
-    hsts: config.isProduction,
-  });
   if (config.http.corsOrigins.length > 0) {
     app.enableCors({ origin: [...config.http.corsOrigins], credentials: true });
   }
