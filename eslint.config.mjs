@@ -10,6 +10,7 @@ export default tseslint.config(
       'coverage/',
       'src/metadata.ts',
       'bench/results/',
+      '**/*.cjs',
       '**/*.js',
       '**/*.mjs',
     ],
