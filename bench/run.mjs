@@ -177,10 +177,13 @@ async function quick() {
 
   log('== ingest: POST /api/track/events, 500-event batches, 10 connections');
   const events = Array.from({ length: 500 }, (_, i) => ({ type: 'action', name: 'bench.click', properties: { i } }));
+  // A fixed number of requests, so every one completes and the row count can be exact.
   const ingest = await cannon({
     url: `${server.base}/api/track/events`,
     method: 'POST',
     connections: 10,
+    amount: Number(process.env.BENCH_INGEST_REQUESTS ?? 400),
+    duration: undefined,
     headers: { ...auth, 'content-type': 'application/json' },
     body: JSON.stringify({ events }),
   });
