@@ -12,6 +12,8 @@ import { MethodRouter } from './common/http/method-router.js';
 import { LoggerModule } from './common/logging/logger.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
+import { ComplianceModule } from './modules/compliance/compliance.module.js';
+import { PreferencesModule } from './modules/preferences/preferences.module.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { SessionModule } from './modules/session/session.module.js';
 import { TrackingModule } from './modules/tracking/tracking.module.js';
@@ -40,6 +42,8 @@ export class AppModule {
         SessionModule,
         TrackingModule,
         AnalyticsModule,
+        PreferencesModule,
+        ComplianceModule,
         ...extraImports,
       ],
       controllers: [AppController],

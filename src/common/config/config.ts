@@ -65,6 +65,20 @@ export class AppConfig {
     /** Feature name → the action names that make it up (FEATURES). */
     readonly features: Readonly<Record<string, readonly string[]>>;
   };
+  readonly preferences: { readonly supportedLanguages: readonly string[] };
+  readonly compliance: {
+    readonly consentTypes: readonly string[];
+    readonly consentMode: 'opt-out' | 'opt-in';
+    /** Days to keep each category; 0 keeps it forever. */
+    readonly retention: {
+      readonly eventsDays: number;
+      readonly sessionEventsDays: number;
+      readonly auditDays: number;
+      readonly ipDays: number;
+      readonly cron: string;
+      readonly batch: number;
+    };
+  };
   readonly nodeEnv: 'development' | 'production' | 'test';
 
   constructor(env: Env) {
@@ -117,6 +131,19 @@ export class AppConfig {
       ipAnonymization: env.IP_ANONYMIZATION,
     };
     this.analytics = { features: env.FEATURES };
+    this.preferences = { supportedLanguages: env.SUPPORTED_LANGUAGES };
+    this.compliance = {
+      consentTypes: env.CONSENT_TYPES,
+      consentMode: env.TRACKING_CONSENT_MODE,
+      retention: {
+        eventsDays: env.RETENTION_EVENTS_DAYS,
+        sessionEventsDays: env.RETENTION_SESSION_EVENTS_DAYS,
+        auditDays: env.RETENTION_AUDIT_DAYS,
+        ipDays: env.RETENTION_IP_DAYS,
+        cron: env.RETENTION_CRON,
+        batch: env.RETENTION_BATCH,
+      },
+    };
   }
 
   get isProduction(): boolean {

@@ -74,6 +74,30 @@ const cron = makeValidator<string>((input: string) => {
   return input.trim();
 });
 
+/** Comma-separated BCP 47 language tags such as `en` or `pt-BR`. */
+const languages = makeValidator<string[]>((input: string) => {
+  const items = input
+    .split(',')
+    .map((i) => i.trim())
+    .filter(Boolean);
+  if (items.length === 0 || !items.every((i) => /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(i))) {
+    throw new Error('must be comma-separated language tags like "en,de,pt-BR"');
+  }
+  return items;
+});
+
+/** Comma-separated lower-case words (`a-z`, `0-9`, `_`). */
+const words = makeValidator<string[]>((input: string) => {
+  const items = input
+    .split(',')
+    .map((i) => i.trim())
+    .filter(Boolean);
+  if (items.length === 0 || !items.every((i) => /^[a-z][a-z0-9_]{0,63}$/.test(i))) {
+    throw new Error('must be comma-separated lower-case words like "analytics,marketing"');
+  }
+  return items;
+});
+
 /** `name=action|action;name2=action` → { name: [actions] } for feature-usage analytics. */
 const features = makeValidator<Record<string, string[]>>((input: string) => {
   const result: Record<string, string[]> = {};
@@ -168,6 +192,18 @@ export const envSpec = {
   IP_ANONYMIZATION: bool({ default: true }),
 
   FEATURES: features({ default: {} }),
+
+  SUPPORTED_LANGUAGES: languages({
+    default: ['en', 'de', 'fr', 'es', 'it', 'pt', 'nl', 'pl', 'ja', 'zh'],
+  }),
+  CONSENT_TYPES: words({ default: ['analytics', 'marketing', 'personalization'] }),
+  TRACKING_CONSENT_MODE: oneOf('opt-out', 'opt-in')({ default: 'opt-out' }),
+  RETENTION_EVENTS_DAYS: int(0, 36_500)({ default: 90 }),
+  RETENTION_SESSION_EVENTS_DAYS: int(0, 36_500)({ default: 180 }),
+  RETENTION_AUDIT_DAYS: int(0, 36_500)({ default: 730 }),
+  RETENTION_IP_DAYS: int(0, 36_500)({ default: 30 }),
+  RETENTION_CRON: cron({ default: '0 3 * * *' }),
+  RETENTION_BATCH: int(1, 1_000_000)({ default: 10_000 }),
 };
 
 export type Env = ReturnType<typeof parseEnv>;

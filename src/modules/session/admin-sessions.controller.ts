@@ -1,5 +1,7 @@
 import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ApiTags } from '@nestjs/swagger';
+import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
 import { clientMeta } from './client-meta.js';
@@ -19,6 +21,7 @@ export class AdminSessionsController {
   constructor(
     private readonly sessions: SessionService,
     private readonly sessionEvents: SessionEventsService,
+    private readonly emitter: EventEmitter2,
   ) {}
 
   /** A user's live sessions. */
@@ -34,9 +37,14 @@ export class AdminSessionsController {
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<RevokedCountDto> {
-    return {
-      revoked: await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip),
-    };
+    const revoked = await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip);
+    this.emitter.emit(AUDIT_EVENT, {
+      ...auditContext(request),
+      action: 'admin_sessions_revoke',
+      targetUserId: userId,
+      details: { revoked },
+    });
+    return { revoked };
   }
 
   /** The session security log, newest first. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
+import { DatabaseService } from '../../common/database/database.service.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
 import { SessionEventPageDto } from './dto/session.dto.js';
@@ -18,7 +19,10 @@ export interface SessionEventInput {
 /** The append-only log of session lifecycle changes. */
 @Injectable()
 export class SessionEventsService {
-  constructor(@InjectRepository(SessionEvent) private readonly events: Repository<SessionEvent>) {}
+  constructor(
+    @InjectRepository(SessionEvent) private readonly events: Repository<SessionEvent>,
+    private readonly database: DatabaseService,
+  ) {}
 
   /** Appends inside the caller's transaction, so the log and the change commit together. */
   async record(manager: EntityManager, inputs: SessionEventInput[]): Promise<void> {
@@ -34,6 +38,29 @@ export class SessionEventsService {
         createdAt: e.at,
       })),
     );
+  }
+
+  /** Retention: deletes up to `batch` events older than `cutoff`. */
+  deleteBefore(cutoff: number, batch: number): Promise<number> {
+    return this.database.execute(
+      `DELETE FROM session_events WHERE id IN (SELECT id FROM session_events WHERE created_at < ? LIMIT ${batch})`,
+      [cutoff],
+    );
+  }
+
+  /** A user's session events, oldest first, for exports. */
+  async exportUser(userId: string) {
+    const rows = await this.database.query<{
+      session_id: string;
+      type: string;
+      reason: string | null;
+      ip: string | null;
+      created_at: number;
+    }>(
+      'SELECT session_id, type, reason, ip, created_at FROM session_events WHERE user_id = ? ORDER BY id',
+      [userId],
+    );
+    return rows.map((r) => ({ ...r, created_at: toIso(Number(r.created_at)) }));
   }
 
   async list(query: {

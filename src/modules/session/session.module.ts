@@ -16,6 +16,7 @@ import { SessionEventsService } from './session-events.service.js';
 import { SessionController } from './session.controller.js';
 import { SessionGuard } from './session.guard.js';
 import { SessionService } from './session.service.js';
+import { SessionRetentionService } from './session-retention.service.js';
 import { SessionsController } from './sessions.controller.js';
 import { UserDisabledListener } from './user-disabled.listener.js';
 
@@ -32,10 +33,11 @@ import { UserDisabledListener } from './user-disabled.listener.js';
     SessionEventsService,
     LoginThrottleService,
     SessionCleanupService,
+    SessionRetentionService,
     SessionCleanupJob,
     UserDisabledListener,
     { provide: APP_GUARD, useClass: SessionGuard },
   ],
-  exports: [SessionService, SessionDataService],
+  exports: [SessionService, SessionDataService, SessionEventsService, SessionRetentionService],
 })
 export class SessionModule {}

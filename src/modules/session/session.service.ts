@@ -273,6 +273,96 @@ export class SessionService {
       .getMany();
   }
 
+  /**
+   * Deletes a user's sessions (their data goes by ON DELETE CASCADE) and their
+   * session events inside the erasure transaction.
+   */
+  async eraseUser(
+    userId: string,
+    sessionIds: string[],
+    manager: EntityManager,
+  ): Promise<{ sessions: number; sessionData: number; sessionEvents: number }> {
+    const ids = [
+      ...new Set([
+        ...sessionIds,
+        ...(
+          await this.database.query<{ id: string }>(
+            'SELECT id FROM sessions WHERE user_id = ?',
+            [userId],
+            manager,
+          )
+        ).map((r) => r.id),
+      ]),
+    ];
+    let sessionData = 0;
+    let sessionEvents = await this.database.executeIn(
+      manager,
+      'DELETE FROM session_events WHERE user_id = ?',
+      [userId],
+    );
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const list = chunk.map(() => '?').join(', ');
+      sessionData += await this.database.executeIn(
+        manager,
+        `DELETE FROM session_data WHERE session_id IN (${list})`,
+        chunk,
+      );
+      sessionEvents += await this.database.executeIn(
+        manager,
+        `DELETE FROM session_events WHERE session_id IN (${list})`,
+        chunk,
+      );
+    }
+    const sessions = await this.database.executeIn(
+      manager,
+      'DELETE FROM sessions WHERE user_id = ?',
+      [userId],
+    );
+    return { sessions, sessionData, sessionEvents };
+  }
+
+  /** Every session of a user (live or not yet cleaned up), oldest first, for exports. */
+  async exportUser(userId: string) {
+    const sessions = await this.database.query<{
+      id: string;
+      created_at: number;
+      last_seen_at: number;
+      idle_expires_at: number;
+      absolute_expires_at: number;
+      revoked_at: number | null;
+      revoked_reason: string | null;
+      ip: string | null;
+      user_agent: string | null;
+    }>(
+      `SELECT id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, ip, user_agent
+       FROM sessions WHERE user_id = ? ORDER BY created_at`,
+      [userId],
+    );
+    const data = await this.database.query<{ session_id: string; key: string; value: string }>(
+      `SELECT d.session_id, d.key, d.value FROM session_data d JOIN sessions s ON s.id = d.session_id
+       WHERE s.user_id = ? ORDER BY d.session_id, d.key`,
+      [userId],
+    );
+    const sessionData: Record<string, Record<string, unknown>> = {};
+    for (const row of data) {
+      (sessionData[row.session_id] ??= {})[row.key] = JSON.parse(row.value) as unknown;
+    }
+    return {
+      sessions: sessions.map((s) => ({
+        id: s.id,
+        created_at: toIso(Number(s.created_at)),
+        last_activity: toIso(Number(s.last_seen_at)),
+        expires_at: toIso(Math.min(Number(s.idle_expires_at), Number(s.absolute_expires_at))),
+        revoked_at: s.revoked_at === null ? null : toIso(Number(s.revoked_at)),
+        revoked_reason: s.revoked_reason,
+        ip_address: s.ip,
+        user_agent: s.user_agent,
+      })),
+      sessionData,
+    };
+  }
+
   /** The public view of a session: never its token or hash. */
   toDto(session: AuthSession): SessionDto {
     return {

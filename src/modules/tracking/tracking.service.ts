@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomUUID } from 'node:crypto';
+import { EntityManager } from 'typeorm';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { anonymizeIp } from '../../common/http/ip-anonymize.js';
@@ -101,6 +102,83 @@ export class TrackingService {
     return this.database.execute(
       'UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
       [userId, sessionId],
+    );
+  }
+
+  /**
+   * Deletes a user's events, and any still-anonymous events of their sessions,
+   * inside the erasure transaction. Returns how many rows went.
+   */
+  async eraseUser(userId: string, sessionIds: string[], manager: EntityManager): Promise<number> {
+    let deleted = await this.database.executeIn(manager, 'DELETE FROM events WHERE user_id = ?', [
+      userId,
+    ]);
+    for (let i = 0; i < sessionIds.length; i += 500) {
+      const chunk = sessionIds.slice(i, i + 500);
+      deleted += await this.database.executeIn(
+        manager,
+        `DELETE FROM events WHERE session_id IN (${chunk.map(() => '?').join(', ')})`,
+        chunk,
+      );
+    }
+    return deleted;
+  }
+
+  /** Public session ids the user's events mention (some may be gone from the sessions table). */
+  async sessionIdsOf(userId: string, manager?: EntityManager): Promise<string[]> {
+    const rows = await this.database.query<{ session_id: string }>(
+      'SELECT DISTINCT session_id FROM events WHERE user_id = ? AND session_id IS NOT NULL',
+      [userId],
+      manager,
+    );
+    return rows.map((r) => r.session_id);
+  }
+
+  /** Every event of a user in id order, a page at a time (bounded memory for exports). */
+  async *exportUser(userId: string): AsyncGenerator<Record<string, unknown>> {
+    let after = 0;
+    for (;;) {
+      const rows = await this.database.query<{
+        id: number;
+        event_id: string;
+        type: string;
+        name: string | null;
+        path: string | null;
+        properties: string | null;
+        session_id: string | null;
+        ip: string | null;
+        user_agent: string | null;
+        occurred_at: number;
+        received_at: number;
+      }>(
+        `SELECT id, event_id, type, name, path, properties, session_id, ip, user_agent, occurred_at, received_at
+         FROM events WHERE user_id = ? AND id > ? ORDER BY id LIMIT 1000`,
+        [userId, after],
+      );
+      for (const r of rows) {
+        yield {
+          event_id: r.event_id,
+          type: r.type,
+          name: r.name,
+          page: r.path,
+          properties: r.properties ? (JSON.parse(r.properties) as unknown) : null,
+          session_id: r.session_id,
+          ip_address: r.ip,
+          user_agent: r.user_agent,
+          occurred_at: toIso(Number(r.occurred_at)),
+          received_at: toIso(Number(r.received_at)),
+        };
+      }
+      if (rows.length < 1000) return;
+      after = Number(rows[rows.length - 1].id);
+    }
+  }
+
+  /** Retention: deletes up to `batch` events older than `cutoff`; returns how many. */
+  deleteBefore(cutoff: number, batch: number): Promise<number> {
+    return this.database.execute(
+      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < ? LIMIT ${batch})`,
+      [cutoff],
     );
   }
 

@@ -1,4 +1,7 @@
-import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Query } from '@nestjs/common';
+import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Query, Req } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { FastifyRequest } from 'fastify';
+import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
@@ -9,7 +12,10 @@ import { UsersService } from './users.service.js';
 @Roles('admin')
 @Controller('api/admin/users')
 export class AdminUsersController {
-  constructor(private readonly users: UsersService) {}
+  constructor(
+    private readonly users: UsersService,
+    private readonly emitter: EventEmitter2,
+  ) {}
 
   /** Every account, newest first. */
   @Get()
@@ -21,11 +27,19 @@ export class AdminUsersController {
   @Patch(':id')
   @ApiResponse({ status: 404, description: 'No such user' })
   @ApiResponse({ status: 409, description: 'An admin tried to disable or demote themselves' })
-  update(
+  async update(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Body() dto: UpdateUserDto,
     @CurrentUser() actor: AuthUser,
+    @Req() request: FastifyRequest,
   ): Promise<UserDto> {
-    return this.users.update(id, dto, actor);
+    const user = await this.users.update(id, dto, actor);
+    this.emitter.emit(AUDIT_EVENT, {
+      ...auditContext(request),
+      action: 'admin_user_update',
+      targetUserId: id,
+      details: { disabled: dto.disabled, role: dto.role },
+    });
+    return user;
   }
 }

@@ -122,6 +122,11 @@ export class UsersService implements OnApplicationBootstrap {
     else await this.database.transaction(write);
   }
 
+  /** Deletes the account row inside the erasure transaction. */
+  eraseUser(userId: string, manager: EntityManager): Promise<number> {
+    return this.database.executeIn(manager, 'DELETE FROM users WHERE id = ?', [userId]);
+  }
+
   async list(query: ListUsersQueryDto): Promise<UserPageDto> {
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const qb = this.users

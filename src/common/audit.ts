@@ -1,0 +1,33 @@
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * Audit trail entries are emitted as application events by the module that
+ * acts, and written by the compliance module (which owns the audit log).
+ * Details must never hold secrets or personal data beyond user ids.
+ */
+export const AUDIT_EVENT = 'audit.record';
+
+export type AuditActorType = 'user' | 'admin' | 'system';
+
+export interface AuditRecord {
+  actorType: AuditActorType;
+  actorUserId: string | null;
+  action: string;
+  targetUserId: string | null;
+  details?: Record<string, unknown>;
+  sessionId?: string | null;
+  requestId?: string | null;
+}
+
+/** Actor, public session id and request id of a request, for an audit record. */
+export function auditContext(
+  request: FastifyRequest,
+): Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'> {
+  const user = request.auth?.user ?? null;
+  return {
+    actorType: user?.role === 'admin' ? 'admin' : 'user',
+    actorUserId: user?.id ?? null,
+    sessionId: request.auth?.session.id ?? null,
+    requestId: String(request.id),
+  };
+}

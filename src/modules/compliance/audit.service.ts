@@ -1,0 +1,122 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import { EntityManager } from 'typeorm';
+import { AUDIT_EVENT, AuditRecord } from '../../common/audit.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
+import { toIso } from '../../common/time.js';
+
+interface AuditRow {
+  id: number;
+  actor_type: string;
+  actor_user_id: string | null;
+  action: string;
+  target_user_id: string | null;
+  details: string | null;
+  session_id: string | null;
+  request_id: string | null;
+  created_at: number;
+}
+
+const toDto = (r: AuditRow) => ({
+  id: Number(r.id),
+  actor_type: r.actor_type,
+  actor_user_id: r.actor_user_id,
+  action: r.action,
+  target_user_id: r.target_user_id,
+  details: r.details ? (JSON.parse(r.details) as unknown) : null,
+  session_id: r.session_id,
+  request_id: r.request_id,
+  created_at: toIso(Number(r.created_at)),
+});
+
+/** The append-only audit log: written from AUDIT_EVENT records, read by admins. */
+@Injectable()
+export class AuditService {
+  private readonly logger = new Logger(AuditService.name);
+
+  constructor(private readonly database: DatabaseService) {}
+
+  @OnEvent(AUDIT_EVENT, { promisify: true })
+  async onRecord(record: AuditRecord): Promise<void> {
+    try {
+      await this.database.transaction((manager) => this.record(record, manager));
+    } catch (error) {
+      this.logger.error(
+        `Could not write audit record "${record.action}": ${(error as Error).message}`,
+      );
+    }
+  }
+
+  async record(record: AuditRecord, manager: EntityManager): Promise<void> {
+    await this.database.executeIn(
+      manager,
+      `INSERT INTO audit_log (actor_type, actor_user_id, action, target_user_id, details, session_id, request_id, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        record.actorType,
+        record.actorUserId,
+        record.action,
+        record.targetUserId,
+        record.details ? JSON.stringify(record.details) : null,
+        record.sessionId ?? null,
+        record.requestId ?? null,
+        Date.now(),
+      ],
+    );
+  }
+
+  async list(query: { action?: string; userId?: string; limit?: number; cursor?: string }) {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.action) {
+      where.push('action = ?');
+      params.push(query.action);
+    }
+    if (query.userId) {
+      where.push('(target_user_id = ? OR actor_user_id = ?)');
+      params.push(query.userId, query.userId);
+    }
+    if (query.cursor) {
+      const [id] = decodeCursor(query.cursor, 1);
+      where.push('id < ?');
+      params.push(id);
+    }
+    const rows = await this.database.query<AuditRow>(
+      `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+      [...params, limit + 1],
+    );
+    return toPage(rows, limit, (r) => [Number(r.id)], toDto);
+  }
+
+  /** Entries about a user, oldest first, for exports. */
+  async exportUser(userId: string) {
+    const rows = await this.database.query<AuditRow>(
+      'SELECT * FROM audit_log WHERE target_user_id = ? OR actor_user_id = ? ORDER BY id',
+      [userId, userId],
+    );
+    return rows.map(toDto);
+  }
+
+  /** Erasure: the entries stay, without the user's ids or their sessions' ids. */
+  async eraseUser(userId: string, manager: EntityManager): Promise<number> {
+    return this.database.executeIn(
+      manager,
+      `UPDATE audit_log SET
+         actor_user_id = CASE WHEN actor_user_id = ? THEN NULL ELSE actor_user_id END,
+         target_user_id = CASE WHEN target_user_id = ? THEN NULL ELSE target_user_id END,
+         session_id = NULL
+       WHERE actor_user_id = ? OR target_user_id = ?`,
+      [userId, userId, userId, userId],
+    );
+  }
+
+  /** Retention: deletes up to `batch` entries older than `cutoff`. */
+  deleteBefore(cutoff: number, batch: number): Promise<number> {
+    return this.database.execute(
+      `DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < ? LIMIT ${batch})`,
+      [cutoff],
+    );
+  }
+}

@@ -1,0 +1,186 @@
+import { BadRequestException, Injectable, OnModuleInit } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { AuditRecord } from '../../common/audit.js';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
+import { toIso } from '../../common/time.js';
+import { TrackingPolicy } from '../tracking/tracking-policy.js';
+import { AuditService } from './audit.service.js';
+import { RecordConsentDto } from './dto/compliance.dto.js';
+
+interface ConsentRow {
+  id: number;
+  consent_type: string;
+  granted: number | boolean;
+  policy_version: string | null;
+  source: string;
+  session_id: string | null;
+  request_id: string | null;
+  created_at: number;
+}
+
+const toDto = (r: ConsentRow) => ({
+  id: Number(r.id),
+  consent_type: r.consent_type,
+  granted: Boolean(r.granted),
+  policy_version: r.policy_version,
+  source: r.source,
+  session_id: r.session_id,
+  request_id: r.request_id,
+  recorded_at: toIso(Number(r.created_at)),
+});
+
+/** How long another app instance may keep using a cached consent state. */
+const CACHE_MS = 5_000;
+
+/**
+ * The consent ledger (append-only; the latest row per type is the current
+ * state) and its enforcement in the tracking policy: in `opt-out` mode
+ * analytics events are stored unless `analytics` consent was withdrawn, in
+ * `opt-in` mode only after it was granted (anonymous visitors have no ledger,
+ * so opt-in stores none of their events).
+ */
+@Injectable()
+export class ConsentService implements OnModuleInit {
+  private readonly analyticsCache = new Map<string, { allowed: boolean; at: number }>();
+
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+    private readonly policy: TrackingPolicy,
+    private readonly audit: AuditService,
+  ) {}
+
+  onModuleInit(): void {
+    this.policy.register((subject) =>
+      subject.userId
+        ? this.allowsAnalytics(subject.userId)
+        : this.config.compliance.consentMode === 'opt-out',
+    );
+  }
+
+  async record(
+    userId: string,
+    dto: RecordConsentDto,
+    context: Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>,
+  ) {
+    if (!this.config.compliance.consentTypes.includes(dto.consent_type)) {
+      throw new BadRequestException({
+        message: `Unknown consent_type "${dto.consent_type}"; allowed: ${this.config.compliance.consentTypes.join(', ')}`,
+        details: [{ field: 'consent_type', errors: ['is not a configured consent type'] }],
+      });
+    }
+    const now = Date.now();
+    const row = await this.database.transaction(async (manager) => {
+      await this.database.executeIn(
+        manager,
+        `INSERT INTO consents (user_id, consent_type, granted, policy_version, source, session_id, request_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          userId,
+          dto.consent_type,
+          dto.granted,
+          dto.policy_version ?? null,
+          dto.source ?? 'api',
+          context.sessionId ?? null,
+          context.requestId ?? null,
+          now,
+        ],
+      );
+      await this.audit.record(
+        {
+          ...context,
+          action: 'consent_change',
+          targetUserId: userId,
+          details: { consent_type: dto.consent_type, granted: dto.granted },
+        },
+        manager,
+      );
+      const [latest] = await this.database.query<ConsentRow>(
+        'SELECT * FROM consents WHERE user_id = ? AND consent_type = ? ORDER BY id DESC LIMIT 1',
+        [userId, dto.consent_type],
+        manager,
+      );
+      return latest;
+    });
+    this.analyticsCache.delete(userId);
+    return toDto(row);
+  }
+
+  /** The current state per configured type; types never answered show the mode's default. */
+  async current(userId: string) {
+    const rows = await this.database.query<ConsentRow>(
+      `SELECT c.* FROM consents c
+       WHERE c.user_id = ? AND c.id = (SELECT MAX(id) FROM consents x WHERE x.user_id = c.user_id AND x.consent_type = c.consent_type)`,
+      [userId],
+    );
+    const byType = new Map(rows.map((r) => [r.consent_type, r]));
+    const defaultGranted = this.config.compliance.consentMode === 'opt-out';
+    return {
+      mode: this.config.compliance.consentMode,
+      consents: this.config.compliance.consentTypes.map((type) => {
+        const row = byType.get(type);
+        return row
+          ? {
+              consent_type: type,
+              granted: Boolean(row.granted),
+              default: false,
+              policy_version: row.policy_version,
+              source: row.source,
+              recorded_at: toIso(Number(row.created_at)),
+            }
+          : {
+              consent_type: type,
+              granted: defaultGranted,
+              default: true,
+              policy_version: null,
+              source: null,
+              recorded_at: null,
+            };
+      }),
+    };
+  }
+
+  async history(userId: string, query: { limit?: number; cursor?: string }) {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const params: unknown[] = [userId];
+    let where = 'user_id = ?';
+    if (query.cursor) {
+      const [id] = decodeCursor(query.cursor, 1);
+      where += ' AND id < ?';
+      params.push(id);
+    }
+    const rows = await this.database.query<ConsentRow>(
+      `SELECT * FROM consents WHERE ${where} ORDER BY id DESC LIMIT ?`,
+      [...params, limit + 1],
+    );
+    return toPage(rows, limit, (r) => [Number(r.id)], toDto);
+  }
+
+  async allowsAnalytics(userId: string): Promise<boolean> {
+    const cached = this.analyticsCache.get(userId);
+    if (cached && Date.now() - cached.at < CACHE_MS) return cached.allowed;
+    const [row] = await this.database.read<{ granted: number | boolean }>(
+      "SELECT granted FROM consents WHERE user_id = ? AND consent_type = 'analytics' ORDER BY id DESC LIMIT 1",
+      [userId],
+    );
+    const allowed = row ? Boolean(row.granted) : this.config.compliance.consentMode === 'opt-out';
+    this.analyticsCache.set(userId, { allowed, at: Date.now() });
+    return allowed;
+  }
+
+  /** The full ledger of a user, oldest first, for exports. */
+  async exportUser(userId: string) {
+    const rows = await this.database.query<ConsentRow>(
+      'SELECT * FROM consents WHERE user_id = ? ORDER BY id',
+      [userId],
+    );
+    return rows.map(toDto);
+  }
+
+  async eraseUser(userId: string, manager: EntityManager): Promise<number> {
+    this.analyticsCache.delete(userId);
+    return this.database.executeIn(manager, 'DELETE FROM consents WHERE user_id = ?', [userId]);
+  }
+}

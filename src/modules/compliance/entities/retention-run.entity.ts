@@ -1,0 +1,27 @@
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { EpochMsColumn } from '../../../common/database/columns.js';
+
+/** One run of the retention job. */
+@Entity('retention_runs')
+@Index('ix_retention_runs_started_at', ['startedAt'])
+export class RetentionRun {
+  @PrimaryGeneratedColumn({ type: 'integer' })
+  id!: number;
+
+  /** `schedule` or `manual`. */
+  @Column({ type: 'varchar', length: 16 })
+  trigger!: string;
+
+  /** JSON: rows per category. */
+  @Column({ type: 'text' })
+  counts!: string;
+
+  @Column({ type: 'text', nullable: true })
+  error!: string | null;
+
+  @EpochMsColumn({ name: 'started_at' })
+  startedAt!: number;
+
+  @EpochMsColumn({ name: 'finished_at' })
+  finishedAt!: number;
+}

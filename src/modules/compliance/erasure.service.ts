@@ -1,0 +1,116 @@
+import { Injectable, Logger, NotFoundException } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { AuditRecord } from '../../common/audit.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { toIso } from '../../common/time.js';
+import { PreferencesService } from '../preferences/preferences.service.js';
+import { SessionService } from '../session/session.service.js';
+import { EventWriter } from '../tracking/event-writer.js';
+import { TrackingService } from '../tracking/tracking.service.js';
+import { UsersService } from '../users/users.service.js';
+import { AuditService } from './audit.service.js';
+import { ConsentService } from './consent.service.js';
+
+/** Tables and the columns that may hold a user's id; all must be empty of it after erasure. */
+const USER_ID_COLUMNS: [string, string][] = [
+  ['users', 'id'],
+  ['sessions', 'user_id'],
+  ['session_events', 'user_id'],
+  ['events', 'user_id'],
+  ['user_preferences', 'user_id'],
+  ['consents', 'user_id'],
+  ['audit_log', 'actor_user_id'],
+  ['audit_log', 'target_user_id'],
+];
+
+/**
+ * Right to be forgotten: one transaction in which every owning module
+ * deletes the user's data; any failure rolls all of it back. What remains is
+ * a receipt with counts and no personal data.
+ */
+@Injectable()
+export class ErasureService {
+  private readonly logger = new Logger(ErasureService.name);
+
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly users: UsersService,
+    private readonly sessions: SessionService,
+    private readonly tracking: TrackingService,
+    private readonly writer: EventWriter,
+    private readonly preferences: PreferencesService,
+    private readonly consents: ConsentService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async erase(
+    userId: string,
+    requestedBy: 'self' | 'admin',
+    context: Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>,
+  ) {
+    if (!(await this.users.findById(userId))) throw new NotFoundException('No such user');
+    const startedAt = Date.now();
+    // Events still queued for the user must land before the delete, or they would outlive it.
+    await this.writer.drain();
+    const receiptId = randomUUID();
+    const result = await this.database.transaction(async (manager) => {
+      const sessionIds = await this.tracking.sessionIdsOf(userId, manager);
+      const activities = await this.tracking.eraseUser(userId, sessionIds, manager);
+      const sessionCounts = await this.sessions.eraseUser(userId, sessionIds, manager);
+      const preferences = await this.preferences.eraseUser(userId, manager);
+      const consents = await this.consents.eraseUser(userId, manager);
+      const auditEntries = await this.audit.eraseUser(userId, manager);
+      const accounts = await this.users.eraseUser(userId, manager);
+      const counts = {
+        accounts,
+        sessions: sessionCounts.sessions,
+        session_data: sessionCounts.sessionData,
+        session_events: sessionCounts.sessionEvents,
+        activities,
+        preferences,
+        consents,
+        audit_entries_anonymised: auditEntries,
+      };
+      let remaining = 0;
+      for (const [table, column] of USER_ID_COLUMNS) {
+        const [row] = await this.database.query<{ n: number }>(
+          `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = ?`,
+          [userId],
+          manager,
+        );
+        remaining += Number(row?.n ?? 0);
+      }
+      const finishedAt = Date.now();
+      await this.database.executeIn(
+        manager,
+        'INSERT INTO erasure_receipts (id, requested_by, counts, verified, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)',
+        [receiptId, requestedBy, JSON.stringify(counts), remaining === 0, startedAt, finishedAt],
+      );
+      // The trail of the erasure itself names no one: only the receipt.
+      await this.audit.record(
+        {
+          actorType: context.actorType,
+          actorUserId: requestedBy === 'admin' ? context.actorUserId : null,
+          action: 'erasure',
+          targetUserId: null,
+          details: { receipt_id: receiptId, requested_by: requestedBy },
+          sessionId: requestedBy === 'admin' ? context.sessionId : null,
+          requestId: context.requestId,
+        },
+        manager,
+      );
+      return { counts, finishedAt, verified: remaining === 0 };
+    });
+    this.logger.log(`Erasure ${receiptId} done (${requestedBy}), verified: ${result.verified}`);
+    return {
+      user_id: userId,
+      sessions_deleted: result.counts.sessions,
+      activities_deleted: result.counts.activities,
+      preferences_deleted: result.counts.preferences,
+      consent_deleted: result.counts.consents,
+      deleted_at: toIso(result.finishedAt),
+      receipt_id: receiptId,
+      verified: result.verified,
+    };
+  }
+}

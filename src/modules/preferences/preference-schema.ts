@@ -1,0 +1,73 @@
+import { IANAZone } from 'luxon';
+
+export type PreferenceValue = string | boolean;
+
+export interface PreferenceDefinition {
+  /** Category shown in the API docs: appearance, locale, notifications, privacy. */
+  category: string;
+  default: PreferenceValue;
+  /** Null when valid, else why not. */
+  check(value: unknown, supportedLanguages: readonly string[]): string | null;
+}
+
+const oneOf =
+  (...values: string[]) =>
+  (value: unknown) =>
+    typeof value === 'string' && values.includes(value)
+      ? null
+      : `must be one of ${values.join(', ')}`;
+const boolean = (value: unknown) => (typeof value === 'boolean' ? null : 'must be a boolean');
+
+/**
+ * Every preference, by dotted key, with its type and default (the seed's
+ * values). A user's stored settings override these leaf by leaf.
+ */
+export const PREFERENCES: Record<string, PreferenceDefinition> = {
+  theme: { category: 'appearance', default: 'light', check: oneOf('light', 'dark', 'system') },
+  language: {
+    category: 'locale',
+    default: 'en',
+    check: (value, supported) =>
+      typeof value === 'string' && supported.includes(value)
+        ? null
+        : `must be one of the supported languages: ${supported.join(', ')}`,
+  },
+  timezone: {
+    category: 'locale',
+    default: 'UTC',
+    check: (value) =>
+      typeof value === 'string' && value.length <= 64 && IANAZone.isValidZone(value)
+        ? null
+        : 'must be an IANA time zone such as Europe/Berlin',
+  },
+  'notifications.email': { category: 'notifications', default: true, check: boolean },
+  'notifications.push': { category: 'notifications', default: false, check: boolean },
+  'notifications.sms': { category: 'notifications', default: false, check: boolean },
+  'privacy.profile_public': { category: 'privacy', default: false, check: boolean },
+  'privacy.show_activity': { category: 'privacy', default: true, check: boolean },
+  'privacy.allow_analytics': { category: 'privacy', default: true, check: boolean },
+};
+
+export const PREFERENCE_KEYS = Object.keys(PREFERENCES);
+export const GROUPS = [
+  ...new Set(PREFERENCE_KEYS.filter((k) => k.includes('.')).map((k) => k.split('.')[0])),
+];
+
+/** Flat `{ 'a.b': v }` to nested `{ a: { b: v } }`. */
+export function nest(flat: Record<string, unknown>): Record<string, unknown> {
+  const document: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flat)) {
+    const [head, leaf] = key.split('.') as [string, string | undefined];
+    if (leaf === undefined) document[head] = value;
+    else
+      document[head] = {
+        ...((document[head]) ?? {}),
+        [leaf]: value,
+      };
+  }
+  return document;
+}
+
+export function defaultsDocument(): Record<string, unknown> {
+  return nest(Object.fromEntries(PREFERENCE_KEYS.map((k) => [k, PREFERENCES[k].default])));
+}

@@ -1,0 +1,210 @@
+import { BadRequestException, Injectable, OnModuleInit } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { EntityManager } from 'typeorm';
+import { AUDIT_EVENT, AuditRecord } from '../../common/audit.js';
+import { AppConfig } from '../../common/config/config.js';
+import { DatabaseService } from '../../common/database/database.service.js';
+import { TrackingPolicy } from '../tracking/tracking-policy.js';
+import {
+  defaultsDocument,
+  GROUPS,
+  nest,
+  PREFERENCE_KEYS,
+  PREFERENCES,
+} from './preference-schema.js';
+
+/** How long another app instance may keep using a cached privacy setting. */
+const ANALYTICS_CACHE_MS = 5_000;
+
+type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>;
+
+/**
+ * Typed preferences with defaults. Stored sparsely (only what a user set),
+ * one row per leaf; reads merge them over the defaults. Also answers the
+ * tracking policy's "may this user's analytics be stored?" from
+ * `privacy.allow_analytics`.
+ */
+@Injectable()
+export class PreferencesService implements OnModuleInit {
+  private readonly analyticsAllowed = new Map<string, { allowed: boolean; at: number }>();
+
+  constructor(
+    private readonly database: DatabaseService,
+    private readonly config: AppConfig,
+    private readonly policy: TrackingPolicy,
+    private readonly emitter: EventEmitter2,
+  ) {}
+
+  onModuleInit(): void {
+    this.policy.register((subject) =>
+      subject.userId ? this.allowsAnalytics(subject.userId) : true,
+    );
+  }
+
+  defaults(): Record<string, unknown> {
+    return defaultsDocument();
+  }
+
+  /** What the user set, flat by dotted key. */
+  async stored(userId: string): Promise<Record<string, unknown>> {
+    const rows = await this.database.query<{ key: string; value: string }>(
+      'SELECT key, value FROM user_preferences WHERE user_id = ? ORDER BY key',
+      [userId],
+    );
+    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  }
+
+  /** Defaults with the user's settings on top. */
+  async effective(userId: string): Promise<Record<string, unknown>> {
+    const stored = await this.stored(userId);
+    return nest(
+      Object.fromEntries(
+        PREFERENCE_KEYS.map((k) => [k, k in stored ? stored[k] : PREFERENCES[k].default]),
+      ),
+    );
+  }
+
+  /**
+   * Merges a partial document (`{"theme":"dark","notifications":{"sms":true}}`):
+   * every key and value is checked first, and nothing is stored unless all are valid.
+   */
+  async update(
+    userId: string,
+    partial: unknown,
+    audit: AuditContext,
+  ): Promise<Record<string, unknown>> {
+    const leaves = this.flatten(partial);
+    await this.write(userId, leaves, audit);
+    return this.effective(userId);
+  }
+
+  /** Sets one key: a leaf (`notifications.email`) or a group with an object value. */
+  async setOne(userId: string, key: string, value: unknown, audit: AuditContext) {
+    const document =
+      GROUPS.includes(key) || !key.includes('.') ? { [key]: value } : nest({ [key]: value });
+    return this.update(userId, document, audit);
+  }
+
+  /** Back to the default: one leaf, a whole group, or (no key) everything. */
+  async reset(userId: string, key: string | null, audit: AuditContext) {
+    if (key !== null && !(key in PREFERENCES) && !GROUPS.includes(key)) {
+      throw new BadRequestException({
+        message: `Unknown preference "${key}"`,
+        details: [{ field: key, errors: ['is not a preference'] }],
+      });
+    }
+    const keys =
+      key === null
+        ? PREFERENCE_KEYS
+        : PREFERENCE_KEYS.filter((k) => k === key || k.startsWith(`${key}.`));
+    await this.database.transaction(async (manager) => {
+      await this.database.executeIn(
+        manager,
+        `DELETE FROM user_preferences WHERE user_id = ? AND key IN (${keys.map(() => '?').join(', ')})`,
+        [userId, ...keys],
+      );
+    });
+    this.analyticsAllowed.delete(userId);
+    this.emitter.emit(AUDIT_EVENT, {
+      ...audit,
+      action: 'preference_change',
+      targetUserId: userId,
+      details: { reset: keys },
+    });
+    return this.effective(userId);
+  }
+
+  /** `privacy.allow_analytics`, cached briefly (invalidated here on change). */
+  async allowsAnalytics(userId: string): Promise<boolean> {
+    const cached = this.analyticsAllowed.get(userId);
+    if (cached && Date.now() - cached.at < ANALYTICS_CACHE_MS) return cached.allowed;
+    const [row] = await this.database.read<{ value: string }>(
+      "SELECT value FROM user_preferences WHERE user_id = ? AND key = 'privacy.allow_analytics'",
+      [userId],
+    );
+    const allowed = row
+      ? (JSON.parse(row.value) as boolean)
+      : (PREFERENCES['privacy.allow_analytics'].default as boolean);
+    this.analyticsAllowed.set(userId, { allowed, at: Date.now() });
+    return allowed;
+  }
+
+  /** Deletes the user's settings inside the erasure transaction; returns how many. */
+  async eraseUser(userId: string, manager: EntityManager): Promise<number> {
+    this.analyticsAllowed.delete(userId);
+    return this.database.executeIn(manager, 'DELETE FROM user_preferences WHERE user_id = ?', [
+      userId,
+    ]);
+  }
+
+  private async write(
+    userId: string,
+    leaves: Record<string, unknown>,
+    audit: AuditContext,
+  ): Promise<void> {
+    const now = Date.now();
+    await this.database.transaction(async (manager) => {
+      for (const [key, value] of Object.entries(leaves)) {
+        await this.database.executeIn(
+          manager,
+          `INSERT INTO user_preferences (user_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+          [userId, key, JSON.stringify(value), now],
+        );
+      }
+    });
+    this.analyticsAllowed.delete(userId);
+    this.emitter.emit(AUDIT_EVENT, {
+      ...audit,
+      action: 'preference_change',
+      targetUserId: userId,
+      details: { keys: Object.keys(leaves) },
+    });
+  }
+
+  /** Validated leaves of a partial document; 400 naming every bad key. */
+  private flatten(partial: unknown): Record<string, unknown> {
+    if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+      throw new BadRequestException('The body must be a JSON object of preferences');
+    }
+    const leaves: Record<string, unknown> = {};
+    const details: { field: string; errors: string[] }[] = [];
+    for (const [key, value] of Object.entries(partial as Record<string, unknown>)) {
+      if (GROUPS.includes(key)) {
+        if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+          details.push({ field: key, errors: ['must be an object'] });
+          continue;
+        }
+        for (const [leaf, leafValue] of Object.entries(value as Record<string, unknown>)) {
+          this.checkLeaf(`${key}.${leaf}`, leafValue, leaves, details);
+        }
+      } else {
+        this.checkLeaf(key, value, leaves, details);
+      }
+    }
+    if (details.length > 0) {
+      throw new BadRequestException({
+        message: `Invalid preferences: ${details.map((d) => `${d.field} ${d.errors.join(', ')}`).join('; ')}`,
+        details,
+      });
+    }
+    if (Object.keys(leaves).length === 0) throw new BadRequestException('No preference to change');
+    return leaves;
+  }
+
+  private checkLeaf(
+    key: string,
+    value: unknown,
+    leaves: Record<string, unknown>,
+    details: { field: string; errors: string[] }[],
+  ): void {
+    const definition = PREFERENCES[key];
+    if (!definition) {
+      details.push({ field: key, errors: ['is not a preference'] });
+      return;
+    }
+    const problem = definition.check(value, this.config.preferences.supportedLanguages);
+    if (problem) details.push({ field: key, errors: [problem] });
+    else leaves[key] = value;
+  }
+}

@@ -1,0 +1,671 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { PreferencesService } from '../src/modules/preferences/preferences.service';
+import { EventWriter } from '../src/modules/tracking/event-writer';
+import {
+  ADMIN_ENV,
+  login,
+  loginAdmin,
+  LoggedIn,
+  PASSWORD,
+  register,
+  registerAndLogin,
+  sleep,
+} from './support/auth';
+import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
+
+const DAY = 86_400_000;
+
+async function allTables(t: TestApp): Promise<string[]> {
+  const rows =
+    TEST_DB_TYPE === 'postgres'
+      ? await t.dataSource.query(
+          "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'",
+        )
+      : await t.dataSource.query(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        );
+  return rows.map((r: { name: string }) => r.name);
+}
+
+/** Inserts `n` events for a user quickly (multi-row INSERTs). */
+async function bulkEvents(
+  t: TestApp,
+  userId: string,
+  sessionId: string,
+  n: number,
+  at = Date.now(),
+) {
+  for (let start = 0; start < n; start += 1000) {
+    const size = Math.min(1000, n - start);
+    const values: string[] = [];
+    for (let i = 0; i < size; i++) {
+      const id = randomUUID();
+      values.push(
+        `('${id}', 'x:${id}', '${userId}', '${sessionId}', 'page_view', NULL, '/bulk/${start + i}', NULL, '203.0.113.0', NULL, ${at}, ${at})`,
+      );
+    }
+    await t.dataSource.query(
+      `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at) VALUES ${values.join(', ')}`,
+    );
+  }
+}
+
+describe('consent', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('records decisions in an append-only ledger and reports the latest per type', async () => {
+    const s = await registerAndLogin(t, 'consenter');
+    const first = await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'marketing', granted: true, policy_version: 'v1' })
+      .expect(200);
+    expect(first.body).toMatchObject({
+      status: 'success',
+      message: 'Consent recorded',
+      consent: {
+        consent_type: 'marketing',
+        granted: true,
+        policy_version: 'v1',
+        source: 'api',
+        session_id: s.sessionId,
+      },
+    });
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'marketing', granted: false, source: 'settings' })
+      .expect(200);
+    const current = await t.http().get('/api/consent').set('authorization', s.bearer).expect(200);
+    expect(current.body.mode).toBe('opt-out');
+    expect(current.body.consents).toEqual([
+      {
+        consent_type: 'analytics',
+        granted: true,
+        default: true,
+        policy_version: null,
+        source: null,
+        recorded_at: null,
+      },
+      expect.objectContaining({
+        consent_type: 'marketing',
+        granted: false,
+        default: false,
+        source: 'settings',
+      }),
+      {
+        consent_type: 'personalization',
+        granted: true,
+        default: true,
+        policy_version: null,
+        source: null,
+        recorded_at: null,
+      },
+    ]);
+    const history = await t
+      .http()
+      .get('/api/consent/history')
+      .set('authorization', s.bearer)
+      .expect(200);
+    expect(history.body.items.map((c: { granted: boolean }) => c.granted)).toEqual([false, true]);
+    expect(history.body.next_cursor).toBeNull();
+  });
+
+  it.each([
+    ['an unknown type', { consent_type: 'telepathy', granted: true }],
+    ['granted as a string', { consent_type: 'analytics', granted: 'true' }],
+    ['granted missing', { consent_type: 'analytics' }],
+    ['a bad source', { consent_type: 'analytics', granted: true, source: 'guess' }],
+  ])('rejects %s with 400 and records nothing', async (_label, body) => {
+    const s = await registerAndLogin(t, `bad-consent-${Math.random().toString(36).slice(2, 8)}`);
+    await t.http().post('/api/consent').set('authorization', s.bearer).send(body).expect(400);
+    const history = await t
+      .http()
+      .get('/api/consent/history')
+      .set('authorization', s.bearer)
+      .expect(200);
+    expect(history.body.items).toEqual([]);
+  });
+
+  it('opt-out: stops storing analytics once analytics consent is withdrawn', async () => {
+    const s = await registerAndLogin(t, 'withdrawer');
+    expect(
+      (await t.http().post('/api/track/page').set('authorization', s.bearer).send({ page: '/a' }))
+        .body.stored,
+    ).toBe(true);
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'analytics', granted: false })
+      .expect(200);
+    const res = await t
+      .http()
+      .post('/api/track/events')
+      .set('authorization', s.bearer)
+      .send({ events: [{ type: 'page_view', page: '/b' }] })
+      .expect(200);
+    expect(res.body).toEqual({ accepted: 0, duplicates: 0, skipped: 1, rejected: [] });
+    await t.app.get(EventWriter).drain();
+    const rows = await t.dataSource.query(
+      `SELECT path FROM events WHERE user_id = '${s.userId}' AND type = 'page_view'`,
+    );
+    expect(rows.map((r: { path: string }) => r.path)).toEqual(['/a']);
+  });
+});
+
+describe('consent in opt-in mode', () => {
+  it('stores analytics only after analytics consent was granted', async () => {
+    const t = await startTestApp({ TRACKING_CONSENT_MODE: 'opt-in' });
+    try {
+      const s = await registerAndLogin(t, 'optin');
+      expect(
+        (
+          await t
+            .http()
+            .post('/api/track/page')
+            .set('authorization', s.bearer)
+            .send({ page: '/before' })
+        ).body.stored,
+      ).toBe(false);
+      await t
+        .http()
+        .post('/api/consent')
+        .set('authorization', s.bearer)
+        .send({ consent_type: 'analytics', granted: true })
+        .expect(200);
+      expect(
+        (
+          await t
+            .http()
+            .post('/api/track/page')
+            .set('authorization', s.bearer)
+            .send({ page: '/after' })
+        ).body.stored,
+      ).toBe(true);
+      const anon = await t.http().post('/api/track/page').send({ page: '/anonymous' }).expect(200);
+      expect(anon.body.stored).toBe(false);
+      const rows = await t.dataSource.query("SELECT path FROM events WHERE type = 'page_view'");
+      expect(rows.map((r: { path: string }) => r.path)).toEqual(['/after']);
+      const current = await t.http().get('/api/consent').set('authorization', s.bearer).expect(200);
+      expect(
+        current.body.consents.find((c: { consent_type: string }) => c.consent_type === 'marketing')
+          .granted,
+      ).toBe(false);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('export', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(ADMIN_ENV);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('contains every category and no token or hash', async () => {
+    const s = await registerAndLogin(t, 'exporter');
+    await t
+      .http()
+      .put('/api/session/data/cart')
+      .set('authorization', s.bearer)
+      .send({ value: { items: 2 } })
+      .expect(200);
+    await t
+      .http()
+      .post('/api/track/action')
+      .set('authorization', s.bearer)
+      .send({ action: 'export.csv' })
+      .expect(200);
+    await t
+      .http()
+      .patch('/api/preferences')
+      .set('authorization', s.bearer)
+      .send({ theme: 'dark' })
+      .expect(200);
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'marketing', granted: true })
+      .expect(200);
+    await t.app.get(EventWriter).drain();
+    const res = await t.http().get('/api/gdpr/export').set('authorization', s.bearer).expect(200);
+    expect(res.headers['content-disposition']).toBe(
+      `attachment; filename="personal-data-${s.userId}.json"`,
+    );
+    const doc = JSON.parse(res.text);
+    expect(Object.keys(doc)).toEqual([
+      'schema_version',
+      'export_date',
+      'user',
+      'sessions',
+      'session_data',
+      'session_events',
+      'activities',
+      'preferences',
+      'consents',
+      'audit',
+      'processing',
+    ]);
+    expect(doc.user).toMatchObject({ id: s.userId, username: 'exporter' });
+    expect(doc.sessions.map((x: { id: string }) => x.id)).toContain(s.sessionId);
+    expect(doc.session_data[s.sessionId]).toEqual({ cart: { items: 2 } });
+    expect(
+      doc.activities.map((a: { type: string; name: string | null }) => `${a.type}:${a.name}`),
+    ).toContain('action:export.csv');
+    expect(doc.preferences.as_set).toEqual({ theme: 'dark' });
+    expect(doc.preferences.effective.theme).toBe('dark');
+    expect(doc.consents).toEqual([
+      expect.objectContaining({ consent_type: 'marketing', granted: true }),
+    ]);
+    expect(doc.audit.map((a: { action: string }) => a.action)).toEqual(
+      expect.arrayContaining(['preference_change', 'consent_change']),
+    );
+    expect(doc.processing.purposes.length).toBeGreaterThan(0);
+    const hash = createHash('sha256').update(s.token).digest('hex');
+    expect(res.text).not.toContain(s.token);
+    expect(res.text).not.toContain(hash);
+    expect(res.text).not.toContain('scrypt$');
+  });
+
+  it('streams a user with 200,000 events', async () => {
+    const s = await registerAndLogin(t, 'heavy');
+    await bulkEvents(t, s.userId, s.sessionId, 200_000);
+    const res = await t.http().get('/api/gdpr/export').set('authorization', s.bearer).expect(200);
+    expect(res.headers['content-length']).toBeUndefined(); // sent as a stream, not built whole
+    const doc = JSON.parse(res.text);
+    expect(
+      doc.activities.filter((a: { page: string | null }) => a.page?.startsWith('/bulk/')).length,
+    ).toBe(200_000);
+  }, 120_000);
+
+  it('lets admins export any user, and only admins', async () => {
+    const admin = await loginAdmin(t);
+    const target = await registerAndLogin(t, 'exported');
+    const res = await t
+      .http()
+      .get(`/api/admin/users/${target.userId}/export`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(JSON.parse(res.text).user.username).toBe('exported');
+    await t
+      .http()
+      .get(`/api/admin/users/${admin.userId}/export`)
+      .set('authorization', target.bearer)
+      .expect(403);
+    await t
+      .http()
+      .get('/api/admin/users/00000000-0000-4000-8000-000000000000/export')
+      .set('authorization', admin.bearer)
+      .expect(404);
+  });
+});
+
+describe('erasure', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ ...ADMIN_ENV, FRESH_AUTH_MAX_AGE_S: '2' });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  async function populate(username: string): Promise<LoggedIn> {
+    const s = await login(t, username, PASSWORD, {
+      headers: { 'user-agent': 'eraser-agent', 'x-forwarded-for': '198.51.100.7' },
+    });
+    await t
+      .http()
+      .put('/api/session/data/k')
+      .set('authorization', s.bearer)
+      .send({ value: 'v' })
+      .expect(200);
+    await t
+      .http()
+      .post('/api/track/page')
+      .set('authorization', s.bearer)
+      .send({ page: '/mine' })
+      .expect(200);
+    await t
+      .http()
+      .patch('/api/preferences')
+      .set('authorization', s.bearer)
+      .send({ theme: 'dark' })
+      .expect(200);
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'analytics', granted: true })
+      .expect(200);
+    return s;
+  }
+
+  it('needs a fresh authentication', async () => {
+    await register(t, 'slowpoke');
+    const s = await login(t, 'slowpoke');
+    await sleep(2100);
+    const res = await t
+      .http()
+      .delete('/api/gdpr/delete')
+      .set('authorization', s.bearer)
+      .expect(403);
+    expect(res.body.error).toBe('reauth_required');
+    await login(t, 'slowpoke');
+  });
+
+  it('rolls everything back when a module fails half-way', async () => {
+    await register(t, 'unlucky');
+    const s = await populate('unlucky');
+    const preferences = t.app.get(PreferencesService);
+    const spy = jest
+      .spyOn(preferences, 'eraseUser')
+      .mockRejectedValueOnce(new Error('disk on fire'));
+    const res = await t
+      .http()
+      .delete('/api/gdpr/delete')
+      .set('authorization', s.bearer)
+      .expect(500);
+    spy.mockRestore();
+    expect(JSON.stringify(res.body)).not.toContain('disk on fire');
+    for (const [table, column] of [
+      ['users', 'id'],
+      ['sessions', 'user_id'],
+      ['events', 'user_id'],
+      ['user_preferences', 'user_id'],
+      ['consents', 'user_id'],
+    ]) {
+      const [{ n }] = await t.dataSource.query(
+        `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = '${s.userId}'`,
+      );
+      expect([table, Number(n)]).toEqual([table, expect.any(Number)]);
+      expect(Number(n)).toBeGreaterThan(0);
+    }
+    await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+  });
+
+  it('deletes everything about the user, leaves a receipt, and leaves others untouched', async () => {
+    const admin = await loginAdmin(t);
+    await register(t, 'bystander');
+    const other = await populate('bystander');
+    const otherBefore = await t
+      .http()
+      .get('/api/analytics/user')
+      .set('authorization', other.bearer)
+      .expect(200);
+    const pagesBefore = await t
+      .http()
+      .get('/api/analytics/pages')
+      .set('authorization', admin.bearer)
+      .expect(200);
+
+    await t
+      .http()
+      .post('/auth/register')
+      .send({ username: 'forgetme', password: PASSWORD, email: 'forget.me@example.com' })
+      .expect(201);
+    const s = await populate('forgetme');
+    await t.app.get(EventWriter).drain();
+    const res = await t
+      .http()
+      .delete('/api/gdpr/delete')
+      .set('authorization', s.bearer)
+      .expect(200);
+    expect(res.body).toMatchObject({
+      user_id: s.userId,
+      sessions_deleted: 1,
+      preferences_deleted: 1,
+      consent_deleted: 1,
+      receipt_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      verified: true,
+    });
+    expect(res.body.activities_deleted).toBeGreaterThanOrEqual(2);
+    expect(([] as string[]).concat(res.headers['set-cookie'])[0]).toMatch(/^session_id=;/);
+
+    // No table holds the id, username, e-mail or IP any more.
+    await t.app.get(EventWriter).drain();
+    for (const table of await allTables(t)) {
+      const dump = JSON.stringify(await t.dataSource.query(`SELECT * FROM "${table}"`));
+      for (const needle of [s.userId, 'forgetme', 'forget.me@example.com', s.sessionId]) {
+        expect([table, dump.includes(needle)]).toEqual([table, false]);
+      }
+    }
+    await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'forgetme', password: PASSWORD })
+      .expect(401);
+    await t.http().get('/api/session').set('authorization', s.bearer).expect(401);
+
+    const [receipt] = await t.dataSource.query(
+      `SELECT * FROM erasure_receipts WHERE id = '${res.body.receipt_id}'`,
+    );
+    expect(receipt.requested_by).toBe('self');
+    expect(JSON.parse(receipt.counts)).toMatchObject({
+      accounts: 1,
+      sessions: 1,
+      consents: 1,
+      preferences: 1,
+    });
+
+    // Another user's data and figures are unchanged.
+    const otherAfter = await t
+      .http()
+      .get('/api/analytics/user')
+      .set('authorization', other.bearer)
+      .expect(200);
+    expect(otherAfter.body.total_activities).toBeGreaterThanOrEqual(
+      otherBefore.body.total_activities,
+    );
+    const pagesAfter = await t
+      .http()
+      .get('/api/analytics/pages')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    const mine = (body: { items: { page: string; views: number }[] }) =>
+      body.items.find((p) => p.page === '/mine')?.views;
+    expect(mine(pagesAfter.body)).toBe(mine(pagesBefore.body));
+    await t.http().get('/api/session').set('authorization', other.bearer).expect(200);
+  });
+
+  it('lets admins erase a user (fresh auth), and audits it without personal data', async () => {
+    const admin = await loginAdmin(t);
+    const victim = await registerAndLogin(t, 'staff-erased');
+    const res = await t
+      .http()
+      .delete(`/api/admin/users/${victim.userId}/data`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(res.body.user_id).toBe(victim.userId);
+    const audit = await t
+      .http()
+      .get('/api/admin/audit?action=erasure')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    const entry = audit.body.items.find(
+      (a: { details: { receipt_id: string } }) => a.details.receipt_id === res.body.receipt_id,
+    );
+    expect(entry).toMatchObject({
+      action: 'erasure',
+      target_user_id: null,
+      actor_user_id: admin.userId,
+      details: { requested_by: 'admin' },
+    });
+    await t
+      .http()
+      .delete(`/api/admin/users/${victim.userId}/data`)
+      .set('authorization', admin.bearer)
+      .expect(404);
+  });
+});
+
+describe('retention and audit', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      ...ADMIN_ENV,
+      RETENTION_BATCH: '2',
+      RETENTION_EVENTS_DAYS: '90',
+      RETENTION_SESSION_EVENTS_DAYS: '180',
+      RETENTION_AUDIT_DAYS: '730',
+      RETENTION_IP_DAYS: '30',
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('deletes exactly the rows past each policy, in batches, and records the run', async () => {
+    const admin = await loginAdmin(t);
+    const now = Date.now();
+    const user = randomUUID();
+    const session = randomUUID();
+    await bulkEvents(t, user, session, 5, now - 91 * DAY);
+    await bulkEvents(t, user, session, 3, now - 89 * DAY);
+    for (const age of [181, 181, 179]) {
+      await t.dataSource.query(
+        `INSERT INTO session_events (session_id, user_id, type, reason, ip, created_at) VALUES ('${session}', NULL, 'created', NULL, '198.51.100.23', ${now - age * DAY})`,
+      );
+    }
+    for (const age of [731, 729]) {
+      await t.dataSource.query(
+        `INSERT INTO audit_log (actor_type, actor_user_id, action, target_user_id, details, session_id, request_id, created_at) VALUES ('system', NULL, 'old_thing', NULL, NULL, NULL, NULL, ${now - age * DAY})`,
+      );
+    }
+    const res = await t
+      .http()
+      .post('/api/admin/retention/run')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    // IPs: the 3 session events older than 30 days, now past their IP retention.
+    expect(res.body).toEqual({
+      status: 'completed',
+      counts: { events: 5, session_events: 2, audit_log: 1, ips_anonymised: 1 },
+    });
+    const [{ n: events }] = await t.dataSource.query(
+      `SELECT COUNT(*) AS n FROM events WHERE user_id = '${user}'`,
+    );
+    expect(Number(events)).toBe(3);
+    const ips = await t.dataSource.query(
+      `SELECT ip FROM session_events WHERE session_id = '${session}'`,
+    );
+    expect(ips).toEqual([{ ip: '198.51.100.0' }]);
+    const again = await t
+      .http()
+      .post('/api/admin/retention/run')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(again.body.counts).toEqual({
+      events: 0,
+      session_events: 0,
+      audit_log: 0,
+      ips_anonymised: 0,
+    });
+    const status = await t
+      .http()
+      .get('/api/admin/retention')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(status.body.policies).toMatchObject({
+      events_days: 90,
+      session_events_days: 180,
+      audit_days: 730,
+      ip_days: 30,
+      batch: 2,
+    });
+    expect(
+      status.body.runs.map((r: { trigger: string; counts: { events: number } }) => [
+        r.trigger,
+        r.counts.events,
+      ]),
+    ).toEqual([
+      ['manual', 0],
+      ['manual', 5],
+    ]);
+  });
+
+  it('writes audit rows for each audited action', async () => {
+    const admin = await loginAdmin(t);
+    const s = await registerAndLogin(t, 'audited');
+    await t
+      .http()
+      .patch('/api/preferences')
+      .set('authorization', s.bearer)
+      .send({ theme: 'dark' })
+      .expect(200);
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send({ consent_type: 'analytics', granted: false })
+      .expect(200);
+    await t.http().get('/api/gdpr/export').set('authorization', s.bearer).expect(200);
+    await t
+      .http()
+      .patch(`/api/admin/users/${s.userId}`)
+      .set('authorization', admin.bearer)
+      .send({ role: 'user' })
+      .expect(200);
+    await t
+      .http()
+      .delete(`/api/admin/users/${s.userId}/sessions`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    await sleep(50); // audit records from events are written asynchronously
+    const res = await t
+      .http()
+      .get(`/api/admin/audit?user_id=${s.userId}`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(res.body.items.map((a: { action: string }) => a.action).sort()).toEqual(
+      [
+        'admin_sessions_revoke',
+        'admin_user_update',
+        'consent_change',
+        'export',
+        'preference_change',
+      ].sort(),
+    );
+    const consent = res.body.items.find((a: { action: string }) => a.action === 'consent_change');
+    expect(consent).toMatchObject({
+      actor_type: 'user',
+      actor_user_id: s.userId,
+      session_id: s.sessionId,
+      request_id: expect.any(String),
+    });
+    const retention = await t
+      .http()
+      .get('/api/admin/audit?action=retention_run')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(retention.body.items.length).toBeGreaterThanOrEqual(2);
+    await t.http().get('/api/admin/audit').set('authorization', s.bearer).expect(401);
+  });
+
+  it('publishes the record of processing to admins', async () => {
+    const admin = await loginAdmin(t);
+    const res = await t
+      .http()
+      .get('/api/compliance/processing')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(res.body.consent_mode).toBe('opt-out');
+    expect(
+      res.body.purposes.find((p: { purpose: string }) => p.purpose === 'product analytics')
+        .retention,
+    ).toEqual({ events: '90 days' });
+  });
+});
