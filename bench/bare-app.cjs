@@ -10,7 +10,11 @@ class BareController {
     return { name: 'bare', version: '1.0.0', docs: '/docs' };
   }
 }
-Get()(BareController.prototype, 'info', Object.getOwnPropertyDescriptor(BareController.prototype, 'info'));
+Get()(
+  BareController.prototype,
+  'info',
+  Object.getOwnPropertyDescriptor(BareController.prototype, 'info'),
+);
 Controller()(BareController);
 
 class BareModule {}

@@ -30,7 +30,10 @@ function log(message) {
 /** A fresh database of the bench's own; returns env for the app and a drop(). */
 async function freshDatabase(name) {
   if (dbType === 'sqlite') {
-    return { env: { DB_TYPE: 'sqlite', DATABASE_PATH: path.join(work, `${name}.db`) }, drop: async () => {} };
+    return {
+      env: { DB_TYPE: 'sqlite', DATABASE_PATH: path.join(work, `${name}.db`) },
+      drop: async () => {},
+    };
   }
   const pg = require('pg');
   const db = `sas_bench_${name}_${randomBytes(4).toString('hex')}`;
@@ -122,8 +125,16 @@ const summary = (r) => ({
 
 async function login(base, username, password) {
   const json = { 'content-type': 'application/json' };
-  await fetch(`${base}/auth/register`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) });
-  const res = await fetch(`${base}/auth/login`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) });
+  await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ username, password }),
+  });
+  const res = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ username, password }),
+  });
   const body = await res.json();
   return body.session_id;
 }
@@ -173,10 +184,17 @@ async function quick() {
 
   log('== session-check: GET /api/session, tracking on');
   const check = summary(await cannon({ url: `${server.base}/api/session`, headers: auth }));
-  results.figures['session-check'] = { ...check, ratio_to_bare: +(check.rps / bareResult.rps).toFixed(3) };
+  results.figures['session-check'] = {
+    ...check,
+    ratio_to_bare: +(check.rps / bareResult.rps).toFixed(3),
+  };
 
   log('== ingest: POST /api/track/events, 500-event batches, 10 connections');
-  const events = Array.from({ length: 500 }, (_, i) => ({ type: 'action', name: 'bench.click', properties: { i } }));
+  const events = Array.from({ length: 500 }, (_, i) => ({
+    type: 'action',
+    name: 'bench.click',
+    properties: { i },
+  }));
   // A fixed number of requests, so every one completes and the row count can be exact.
   const ingest = await cannon({
     url: `${server.base}/api/track/events`,
@@ -188,7 +206,10 @@ async function quick() {
     body: JSON.stringify({ events }),
   });
   const acknowledged = ingest['2xx'] * 500;
-  results.figures.ingest = { ...summary(ingest), events_per_s: Math.round((acknowledged / ingest.duration)) };
+  results.figures.ingest = {
+    ...summary(ingest),
+    events_per_s: Math.round(acknowledged / ingest.duration),
+  };
 
   log('== track-page: POST /api/track/page, 50 connections');
   const page = summary(
@@ -210,17 +231,31 @@ async function quick() {
   results.figures.ingest.exact = stored === acknowledged;
 
   log('== tracking-overhead: the same GET /api/session with TRACKING_ENABLED=false');
-  const off = await startServer(path.join(root, 'dist', 'main.js'), { ...database.env, TRACKING_ENABLED: 'false' });
+  const off = await startServer(path.join(root, 'dist', 'main.js'), {
+    ...database.env,
+    TRACKING_ENABLED: 'false',
+  });
   const offToken = await login(off.base, 'bench-user-2', 'bench-password');
-  const offResult = summary(await cannon({ url: `${off.base}/api/session`, headers: { authorization: `Bearer ${offToken}` } }));
+  const offResult = summary(
+    await cannon({
+      url: `${off.base}/api/session`,
+      headers: { authorization: `Bearer ${offToken}` },
+    }),
+  );
   await off.stop();
-  results.figures['tracking-overhead'] = { rps_on: check.rps, rps_off: offResult.rps, ratio: +(check.rps / offResult.rps).toFixed(3) };
+  results.figures['tracking-overhead'] = {
+    rps_on: check.rps,
+    rps_off: offResult.rps,
+    ratio: +(check.rps / offResult.rps).toFixed(3),
+  };
 
   if (dbType === 'sqlite') {
     log('== raw-insert: better-sqlite3, prepared statement, 500 rows per transaction');
     const rawPerS = rawInsertReference(database.env.DATABASE_PATH, DURATION);
     results.figures['raw-insert'] = { events_per_s: rawPerS };
-    results.figures.ingest.ratio_to_raw = +(results.figures.ingest.events_per_s / rawPerS).toFixed(3);
+    results.figures.ingest.ratio_to_raw = +(results.figures.ingest.events_per_s / rawPerS).toFixed(
+      3,
+    );
   }
   await database.drop();
 }
@@ -245,10 +280,22 @@ async function analytics() {
   const database = await freshDatabase('analytics');
   log('== analytics: generating 1,000,000 events / 100,000 sessions / 10,000 users over 90 days');
   const started = Date.now();
-  execFileSync(process.execPath, [path.join(root, 'dist', 'tools', 'seed-demo.js'), '--users', '10000', '--events', '1000000', '--days', '90'], {
-    env: { PATH: process.env.PATH, ...database.env },
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    [
+      path.join(root, 'dist', 'tools', 'seed-demo.js'),
+      '--users',
+      '10000',
+      '--events',
+      '1000000',
+      '--days',
+      '90',
+    ],
+    {
+      env: { PATH: process.env.PATH, ...database.env },
+      stdio: 'inherit',
+    },
+  );
   results.figures.seed = { seconds: Math.round((Date.now() - started) / 100) / 10 };
   const server = await startServer(path.join(root, 'dist', 'main.js'), database.env);
   const res = await fetch(`${server.base}/auth/login`, {
@@ -315,7 +362,11 @@ async function analytics() {
     }
   })();
   const sessionToken = await login(server.base, 'bench-user', 'bench-password');
-  const during = await cannon({ url: `${server.base}/api/session`, headers: { authorization: `Bearer ${sessionToken}` }, connections: 10 });
+  const during = await cannon({
+    url: `${server.base}/api/session`,
+    headers: { authorization: `Bearer ${sessionToken}` },
+    connections: 10,
+  });
   heavy = false;
   await loop;
   results.figures['session-check-during-analytics'] = summary(during);
@@ -324,7 +375,11 @@ async function analytics() {
 }
 
 const TARGETS = {
-  'session-check ratio to bare': [() => results.figures['session-check']?.ratio_to_bare, '>=', 0.35],
+  'session-check ratio to bare': [
+    () => results.figures['session-check']?.ratio_to_bare,
+    '>=',
+    0.35,
+  ],
   'tracking-overhead ratio': [() => results.figures['tracking-overhead']?.ratio, '>=', 0.85],
   'ingest ratio to raw-insert': [() => results.figures.ingest?.ratio_to_raw, '>=', 0.4],
   'ingest rows == acknowledged': [() => (results.figures.ingest?.exact ? 1 : 0), '>=', 1],
@@ -333,7 +388,8 @@ const TARGETS = {
 
 function report() {
   log('\n| scenario | figure |\n|---|---|');
-  for (const [name, value] of Object.entries(results.figures)) log(`| ${name} | ${JSON.stringify(value)} |`);
+  for (const [name, value] of Object.entries(results.figures))
+    log(`| ${name} | ${JSON.stringify(value)} |`);
   if (dbType === 'sqlite') {
     log('\n| target | measured | goal | met |\n|---|---|---|---|');
     for (const [name, [get, op, goal]] of Object.entries(TARGETS)) {
@@ -344,14 +400,21 @@ function report() {
     if (results.figures.analytics_median_ms) {
       for (const [name, ms] of Object.entries(results.figures.analytics_median_ms)) {
         const goal = name === 'funnel' || name === 'retention' ? 1000 : 300;
-        log(`| analytics ${name} median (ms) | ${ms} | <= ${goal} | ${ms <= goal ? 'yes' : 'NO'} |`);
+        log(
+          `| analytics ${name} median (ms) | ${ms} | <= ${goal} | ${ms <= goal ? 'yes' : 'NO'} |`,
+        );
       }
       const p99 = results.figures['session-check-during-analytics'].p99_ms;
-      log(`| session-check p99 during analytics (ms) | ${p99} | <= 50 | ${p99 <= 50 ? 'yes' : 'NO'} |`);
+      log(
+        `| session-check p99 during analytics (ms) | ${p99} | <= 50 | ${p99 <= 50 ? 'yes' : 'NO'} |`,
+      );
     }
   }
   mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(path.join(root, 'bench', 'results', 'latest.json'), JSON.stringify(results, null, 2));
+  writeFileSync(
+    path.join(root, 'bench', 'results', 'latest.json'),
+    JSON.stringify(results, null, 2),
+  );
 }
 
 try {

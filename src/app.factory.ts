@@ -1,8 +1,9 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController } from 'fastify';
 import helmet from 'helmet';
-import { Logger } from 'nestjs-pino';
+import { createLogger, logRequests, PinoNestLogger } from './common/logging/logger.js';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
 import { AppConfig } from './common/config/config.js';
@@ -18,7 +19,14 @@ export async function createApp(
   config: AppConfig,
   extraImports: Type[] = [],
 ): Promise<NestFastifyApplication> {
+  const logger = createLogger(config);
   const adapter = new FastifyAdapter({
+    loggerInstance: logger,
+    // One completion line per request is written by logRequests instead.
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: true,
+    }),
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     requestIdHeader: false,
@@ -39,10 +47,11 @@ export async function createApp(
       abortOnError: false,
     },
   );
-  app.useLogger(app.get(Logger));
+  app.useLogger(new PinoNestLogger(logger));
 
   const fastify = app.getHttpAdapter().getInstance();
   app.get(MethodRouter).attach(fastify);
+  logRequests(fastify, logger);
   // Only JSON bodies are accepted: without this, text/plain would reach handlers as a string.
   fastify.removeContentTypeParser(['text/plain']);
   // Security headers. The helmet middleware is built once: @fastify/helmet rebuilt it

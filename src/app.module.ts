@@ -9,7 +9,6 @@ import { ConfigModule } from './common/config/config.module.js';
 import { DatabaseModule } from './common/database/database.module.js';
 import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
-import { LoggerModule } from './common/logging/logger.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { ComplianceModule } from './modules/compliance/compliance.module.js';
@@ -30,7 +29,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule,
         DatabaseModule,
         EventEmitterModule.forRoot(),
         ScheduleModule.forRoot(),

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { ConfigError } from './common/config/env.js';
 import { loadConfig } from './common/config/config.js';
-import { Logger } from 'nestjs-pino';
+import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 
 /**
@@ -30,20 +30,17 @@ async function bootstrap(): Promise<void> {
   const shutdown = (signal: NodeJS.Signals) => {
     if (shuttingDown) return;
     shuttingDown = true;
-    const logger = app.get(Logger);
-    logger.log(`Received ${signal}; shutting down`, 'Bootstrap');
+    const logger = new Logger('Bootstrap');
+    logger.log(`Received ${signal}; shutting down`);
     const timer = setTimeout(() => {
-      logger.error(
-        `Shutdown took longer than ${config.http.shutdownTimeoutMs} ms; exiting`,
-        'Bootstrap',
-      );
+      logger.error(`Shutdown took longer than ${config.http.shutdownTimeoutMs} ms; exiting`);
       process.exit(1);
     }, config.http.shutdownTimeoutMs);
     timer.unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
+        logger.error(`Shutdown failed: ${String(error)}`);
         process.exit(1);
       },
     );
@@ -52,12 +49,10 @@ async function bootstrap(): Promise<void> {
   process.once('SIGINT', shutdown);
 
   await app.listen({ port: config.http.port, host: config.http.host });
-  app
-    .get(Logger)
-    .log(
-      `Listening on http://${config.http.host}:${config.http.port} (docs at /docs)`,
-      'Bootstrap',
-    );
+  new Logger('Bootstrap').log(
+    `Listening on http://${config.http.host}:${config.http.port} (docs at /docs)`,
+    'Bootstrap',
+  );
 }
 
 bootstrap().catch((error: unknown) => {

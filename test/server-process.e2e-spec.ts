@@ -73,7 +73,7 @@ describe('server process', () => {
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((line) => line.msg === 'request completed' && line.route === '/api/admin/users');
-    expect(forbidden).toMatchObject({ session_id: session.id, res: { status: 403 } });
+    expect(forbidden).toMatchObject({ session_id: session.id, status: 403, method: 'GET' });
     expect(typeof forbidden?.request_id).toBe('string');
 
     server.child.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { getRequestIdentity } from '../http/request-context.js';
@@ -68,8 +68,6 @@ const FASTIFY_MESSAGES: Record<string, string> = {
  */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
-  private readonly logger = new Logger('ExceptionFilter');
-
   constructor(private readonly methodRouter: MethodRouter) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
@@ -79,7 +77,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const described = this.describe(exception, request);
 
     if (described.status >= 500) {
-      this.logUnexpected(exception);
+      this.logUnexpected(exception, request);
     }
 
     const body: ErrorBody = {
@@ -148,15 +146,18 @@ export class AllExceptionsFilter implements ExceptionFilter {
     return { message, error, details: payload.details, headers: payload.headers };
   }
 
-  /** Logs type, message and stack only: driver errors carry query parameters. */
-  private logUnexpected(exception: unknown): void {
+  /**
+   * Logs type, message and stack only (driver errors carry query parameters),
+   * through the request's logger so the line carries the request id.
+   */
+  private logUnexpected(exception: unknown, request: FastifyRequest): void {
     if (exception instanceof Error) {
-      this.logger.error(
+      request.log.error(
         { err: { type: exception.name, message: exception.message, stack: exception.stack } },
         'Unhandled error',
       );
-    } else {
-      this.logger.error({ err: { type: typeof exception } }, 'Unhandled non-error exception');
+      return;
     }
+    request.log.error({ err: { type: typeof exception } }, 'Unhandled non-error exception');
   }
 }

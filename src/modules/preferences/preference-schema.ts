@@ -61,7 +61,7 @@ export function nest(flat: Record<string, unknown>): Record<string, unknown> {
     if (leaf === undefined) document[head] = value;
     else
       document[head] = {
-        ...((document[head]) ?? {}),
+        ...(document[head] ?? {}),
         [leaf]: value,
       };
   }
