@@ -109,9 +109,9 @@ async function startServer(script, env) {
 
 function cannon(options) {
   return new Promise((resolve, reject) => {
-    autocannon({ duration: DURATION, connections: 50, ...options }, (error, result) =>
-      error ? reject(error) : resolve(result),
-    );
+    const settings = { connections: 50, ...options };
+    if (settings.amount === undefined) settings.duration = DURATION;
+    autocannon(settings, (error, result) => (error ? reject(error) : resolve(result)));
   });
 }
 
@@ -201,7 +201,6 @@ async function quick() {
     method: 'POST',
     connections: 10,
     amount: Number(process.env.BENCH_INGEST_REQUESTS ?? 400),
-    duration: undefined,
     headers: { ...auth, 'content-type': 'application/json' },
     body: JSON.stringify({ events }),
   });

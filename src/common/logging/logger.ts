@@ -84,7 +84,7 @@ export class PinoNestLogger implements LoggerService {
     const context = typeof rest[rest.length - 1] === 'string' ? (rest.pop() as string) : undefined;
     if (typeof message === 'object' && message !== null) {
       const text = typeof rest[0] === 'string' ? rest[0] : undefined;
-      this.logger[level]({ context, ...(message) }, text);
+      this.logger[level]({ context, ...message }, text);
     } else {
       this.logger[level]({ context }, String(message));
     }
