@@ -79,6 +79,23 @@ export class DatabaseService {
   }
 
   /**
+   * Deletes up to `batch` rows of `table` whose `timeColumn` is before
+   * `cutoff`, in a transaction of its own; returns how many. Retention and
+   * cleanup loop on it so no transaction holds the write lock for long.
+   */
+  deleteOlderThan(
+    table: string,
+    timeColumn: string,
+    cutoff: number,
+    batch: number,
+  ): Promise<number> {
+    return this.execute(
+      `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${timeColumn} < ? LIMIT ${Math.floor(batch)})`,
+      [cutoff],
+    );
+  }
+
+  /**
    * Locks the row of `table` with primary key `id` until the transaction
    * ends (PostgreSQL). On SQLite the write mutex already serializes writers.
    */

@@ -114,9 +114,6 @@ export class AuditService {
 
   /** Retention: deletes up to `batch` entries older than `cutoff`. */
   deleteBefore(cutoff: number, batch: number): Promise<number> {
-    return this.database.execute(
-      `DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < ? LIMIT ${batch})`,
-      [cutoff],
-    );
+    return this.database.deleteOlderThan('audit_log', 'created_at', cutoff, batch);
   }
 }

@@ -41,10 +41,11 @@ export class SessionCleanupService {
       }
       const failuresBefore = now - this.config.session.loginWindowS * 1000;
       for (;;) {
-        const deleted = await this.database.execute(
-          `DELETE FROM login_failures WHERE id IN
-             (SELECT id FROM login_failures WHERE failed_at <= ? LIMIT ${CLEANUP_BATCH_SIZE})`,
-          [failuresBefore],
+        const deleted = await this.database.deleteOlderThan(
+          'login_failures',
+          'failed_at',
+          failuresBefore + 1,
+          CLEANUP_BATCH_SIZE,
         );
         totals.loginFailures += deleted;
         if (deleted < CLEANUP_BATCH_SIZE) break;

@@ -42,10 +42,7 @@ export class SessionEventsService {
 
   /** Retention: deletes up to `batch` events older than `cutoff`. */
   deleteBefore(cutoff: number, batch: number): Promise<number> {
-    return this.database.execute(
-      `DELETE FROM session_events WHERE id IN (SELECT id FROM session_events WHERE created_at < ? LIMIT ${batch})`,
-      [cutoff],
-    );
+    return this.database.deleteOlderThan('session_events', 'created_at', cutoff, batch);
   }
 
   /** A user's session events, oldest first, for exports. */

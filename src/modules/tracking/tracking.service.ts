@@ -176,10 +176,7 @@ export class TrackingService {
 
   /** Retention: deletes up to `batch` events older than `cutoff`; returns how many. */
   deleteBefore(cutoff: number, batch: number): Promise<number> {
-    return this.database.execute(
-      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE occurred_at < ? LIMIT ${batch})`,
-      [cutoff],
-    );
+    return this.database.deleteOlderThan('events', 'occurred_at', cutoff, batch);
   }
 
   /** A user's events, newest first, keyset-paginated on (occurred_at, id). */

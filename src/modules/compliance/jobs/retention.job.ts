@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
 import { AppConfig } from '../../../common/config/config.js';
+import { registerCronJob } from '../../../common/scheduling/cron.js';
 import { DataRetentionService } from '../data-retention.service.js';
 
 /** Runs the retention policies on RETENTION_CRON. */
@@ -16,20 +16,12 @@ export class RetentionJob implements OnApplicationBootstrap {
   ) {}
 
   onApplicationBootstrap(): void {
-    const job = CronJob.from({
-      cronTime: this.config.compliance.retention.cron,
-      onTick: () => this.tick(),
-      start: true,
-      waitForCompletion: true,
-    });
-    this.scheduler.addCronJob('retention', job);
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      await this.retention.run('schedule');
-    } catch (error) {
-      this.logger.error(`Scheduled retention failed: ${(error as Error).message}`);
-    }
+    registerCronJob(
+      this.scheduler,
+      'retention',
+      this.config.compliance.retention.cron,
+      () => this.retention.run('schedule'),
+      this.logger,
+    );
   }
 }

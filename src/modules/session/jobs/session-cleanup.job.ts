@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
 import { AppConfig } from '../../../common/config/config.js';
+import { registerCronJob } from '../../../common/scheduling/cron.js';
 import { SessionCleanupService } from '../session-cleanup.service.js';
 
 export const SESSION_CLEANUP_JOB = 'session-cleanup';
@@ -18,20 +18,12 @@ export class SessionCleanupJob implements OnApplicationBootstrap {
   ) {}
 
   onApplicationBootstrap(): void {
-    const job = CronJob.from({
-      cronTime: this.config.session.cleanupCron,
-      onTick: () => this.tick(),
-      start: true,
-      waitForCompletion: true,
-    });
-    this.scheduler.addCronJob(SESSION_CLEANUP_JOB, job);
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      await this.cleanup.run();
-    } catch (error) {
-      this.logger.error(`Session cleanup failed: ${(error as Error).message}`);
-    }
+    registerCronJob(
+      this.scheduler,
+      SESSION_CLEANUP_JOB,
+      this.config.session.cleanupCron,
+      () => this.cleanup.run(),
+      this.logger,
+    );
   }
 }
