@@ -495,7 +495,7 @@ describe('event queue limits', () => {
   it('answers 503 with Retry-After when the queue is full, and counts dropped automatic events', async () => {
     const t = await startTestApp({
       TRACKING_QUEUE_MAX: '1',
-      TRACKING_FLUSH_MS: '400',
+      TRACKING_FLUSH_MS: '1500',
       TRACKING_BATCH_MAX: '10',
     });
     try {
@@ -505,7 +505,10 @@ describe('event queue limits', () => {
       const first = Promise.resolve(
         t.http().post('/api/track/action').set('authorization', s.bearer).send({ action: 'one' }),
       );
-      await sleep(50);
+      // Wait until it sits in the queue (a fixed sleep races on a busy machine).
+      const writer = t.app.get(EventWriter);
+      for (let i = 0; i < 100 && writer.stats().queued === 0; i++) await sleep(5);
+      expect(writer.stats().queued).toBe(1);
       // An automatic event meanwhile is dropped and counted.
       await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
       const res = await t
