@@ -196,27 +196,26 @@ export class EventWriter implements OnModuleInit {
   private insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
     return this.database.transaction(async (manager) => {
       const result: StoredEvent[][] = [];
+      // SQLite: one prepared single-row statement, run per row (no SQL text to build or parse).
+      const single = this.database.sqliteStatement(
+        `INSERT INTO events (${COLUMNS}) VALUES ${ROW_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
+      );
       for (const job of jobs) {
         const stored: StoredEvent[] = [];
+        if (single) {
+          for (const row of job.rows) {
+            const inserted = single.get(...values(row)) as { id: number } | undefined;
+            if (inserted) stored.push({ ...row, id: Number(inserted.id) });
+          }
+          result.push(stored);
+          continue;
+        }
         for (let start = 0; start < job.rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = job.rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(
             `INSERT INTO events (${COLUMNS}) VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(', ')}
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_id`,
-            chunk.flatMap((r) => [
-              r.eventId,
-              r.dedupeKey,
-              r.userId,
-              r.sessionId,
-              r.type,
-              r.name,
-              r.path,
-              r.properties,
-              r.ip,
-              r.userAgent,
-              r.occurredAt,
-              r.receivedAt,
-            ]),
+            chunk.flatMap(values),
             manager,
           );
           // A job has one sender, so its stored event ids are unique within a chunk.
@@ -234,4 +233,22 @@ export class EventWriter implements OnModuleInit {
       return result;
     });
   }
+}
+
+/** Column values of a row, in COLUMNS order. */
+function values(r: EventRow): unknown[] {
+  return [
+    r.eventId,
+    r.dedupeKey,
+    r.userId,
+    r.sessionId,
+    r.type,
+    r.name,
+    r.path,
+    r.properties,
+    r.ip,
+    r.userAgent,
+    r.occurredAt,
+    r.receivedAt,
+  ];
 }
