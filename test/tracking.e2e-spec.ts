@@ -500,8 +500,8 @@ describe('event queue limits', () => {
     });
     try {
       const s = await registerAndLogin(t, 'flood');
-      await t.app.get(EventWriter).drain();
-      // supertest sends only once awaited: start it now. It fills the queue for 400 ms.
+      await t.app.get(EventWriter).drain(); // the login event included
+      // supertest sends only once awaited: start it now. It fills the queue until the flush, 1.5 s later.
       const first = Promise.resolve(
         t.http().post('/api/track/action').set('authorization', s.bearer).send({ action: 'one' }),
       );

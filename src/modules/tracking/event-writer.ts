@@ -51,6 +51,7 @@ export class EventWriter implements OnModuleInit {
   private flushing: Promise<void> | null = null;
   private dropped = 0;
   private failed = 0;
+  private readonly pendingDecisions = new Set<Promise<void>>();
 
   constructor(
     private readonly database: DatabaseService,
@@ -108,14 +109,31 @@ export class EventWriter implements OnModuleInit {
     });
   }
 
+  /**
+   * Queues rows once `decision` resolves true (automatic events wait for an
+   * asynchronous policy check). `drain()` waits for pending decisions too.
+   */
+  enqueueWhen(decision: Promise<boolean>, rows: EventRow[]): void {
+    const pending: Promise<void> = decision
+      .then(
+        (allowed) => {
+          if (allowed) this.enqueue(rows);
+        },
+        () => undefined,
+      )
+      .finally(() => this.pendingDecisions.delete(pending));
+    this.pendingDecisions.add(pending);
+  }
+
   stats(): WriterStats {
     return { queued: this.queuedRows, dropped: this.dropped, failed: this.failed };
   }
 
   /** Commits everything queued so far (and anything queued meanwhile). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.flushing) {
-      if (this.flushing) await this.flushing;
+    while (this.pendingDecisions.size > 0 || this.queue.length > 0 || this.flushing) {
+      if (this.pendingDecisions.size > 0) await Promise.all(this.pendingDecisions);
+      else if (this.flushing) await this.flushing;
       else await this.flush();
     }
   }

@@ -87,10 +87,7 @@ export class TrackingService {
   /** Automatic and server-side events: queued, never awaited by the request. */
   record(actor: TrackingActor, input: EventInput): void {
     const row = { ...this.toRow(actor, input, Date.now()), dedupeKey: null };
-    void this.policy.allows(actor).then(
-      (allowed) => allowed && this.writer.enqueue([row]),
-      () => undefined,
-    );
+    this.writer.enqueueWhen(this.policy.allows(actor), [row]);
   }
 
   /**
