@@ -74,7 +74,6 @@ export async function createApp(
     securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
   fastify.addHook('onRequest', async (request, reply) => {
-    request.raw.routePattern = request.routeOptions.url;
     void reply.header('x-request-id', request.id);
     // Responses that may carry tokens or session state must never be cached.
     if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {

@@ -317,7 +317,8 @@ describe('export', () => {
 describe('erasure', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ ...ADMIN_ENV, FRESH_AUTH_MAX_AGE_S: '2' });
+    // TRUST_PROXY lets each test user come from an address of its own (X-Forwarded-For).
+    t = await startTestApp({ ...ADMIN_ENV, FRESH_AUTH_MAX_AGE_S: '2', TRUST_PROXY: 'true' });
   });
   afterAll(async () => {
     await t.close();
@@ -417,7 +418,7 @@ describe('erasure', () => {
       .post('/auth/register')
       .send({ username: 'forgetme', password: PASSWORD, email: 'forget.me@example.com' })
       .expect(201);
-    const s = await populate('forgetme');
+    const s = await populate('forgetme', '203.0.113.77');
     await t.app.get(EventWriter).drain();
     const res = await t
       .http()
@@ -439,7 +440,15 @@ describe('erasure', () => {
     await t.app.get(EventWriter).drain();
     for (const table of await allTables(t)) {
       const dump = JSON.stringify(await t.dataSource.query(`SELECT * FROM "${table}"`));
-      for (const needle of [s.userId, 'forgetme', 'forget.me@example.com', s.sessionId]) {
+      // '203.0.113.0' is the address as tracking stored it (anonymised).
+      for (const needle of [
+        s.userId,
+        'forgetme',
+        'forget.me@example.com',
+        s.sessionId,
+        '203.0.113.77',
+        '203.0.113.0',
+      ]) {
         expect([table, dump.includes(needle)]).toEqual([table, false]);
       }
     }

@@ -3,9 +3,9 @@ import type { FastifyRequest } from 'fastify';
 
 /**
  * Who a request belongs to, as far as logs and error bodies may say: the
- * public session id (never the secret token) and the user id. Kept on the raw
- * Node request because the request logger (pino-http) and the exception filter
- * only see that object, while guards see the Fastify wrapper.
+ * public session id (never the secret token) and the user id, for the request
+ * log line and error bodies. Set by the session guard, and by handlers that
+ * start a session (login, anonymous sessions).
  */
 export interface RequestIdentity {
   sessionId: string | null;
@@ -14,8 +14,6 @@ export interface RequestIdentity {
 
 declare module 'node:http' {
   interface IncomingMessage {
-    /** The matched route pattern (`/api/sessions/:id`), never the raw URL. */
-    routePattern?: string;
     identity?: RequestIdentity;
   }
 }
