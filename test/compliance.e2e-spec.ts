@@ -324,9 +324,9 @@ describe('erasure', () => {
     await t.close();
   });
 
-  async function populate(username: string): Promise<LoggedIn> {
+  async function populate(username: string, ip = '198.51.100.7'): Promise<LoggedIn> {
     const s = await login(t, username, PASSWORD, {
-      headers: { 'user-agent': 'eraser-agent', 'x-forwarded-for': '198.51.100.7' },
+      headers: { 'user-agent': 'eraser-agent', 'x-forwarded-for': ip },
     });
     await t
       .http()
