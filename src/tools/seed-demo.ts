@@ -124,7 +124,12 @@ async function main(): Promise<void> {
     // Returning users: squaring skews towards a core of frequent users; 10% stay anonymous.
     const userId =
       random() < 0.1 ? null : userIds[Math.floor(random() * random() * userIds.length)];
-    let at = now - Math.floor(random() * options.days * 86_400_000);
+    // Sessions start in time order, as real traffic arrives (row order then follows time,
+    // which is what the time-range indexes of the analytics queries see in production).
+    let at =
+      now -
+      options.days * 86_400_000 +
+      Math.floor(((s + random()) / sessionCount) * options.days * 86_400_000);
     const budget = Math.max(1, Math.round(perSession * (0.5 + random())));
     const rows: Row[] = [];
     const add = (type: string, name: string | null, path: string | null) => {

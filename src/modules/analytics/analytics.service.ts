@@ -3,7 +3,17 @@ import { AnalyticsReader } from './analytics-reader.js';
 import { toIso } from '../../common/time.js';
 import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
-import { ACTOR, apiFilter, inRange, num, Params, ratio, seconds, SYSTEM_TYPES } from './sql.js';
+import {
+  ACTOR,
+  apiFilter,
+  COUNT_ACTORS,
+  inRange,
+  num,
+  Params,
+  ratio,
+  seconds,
+  SYSTEM_TYPES,
+} from './sql.js';
 
 export interface SessionStats {
   count: number;
@@ -69,7 +79,7 @@ export class AnalyticsService {
   async activeActors(range: Range, includeApi = true): Promise<number> {
     const p = new Params();
     const [row] = await this.query<{ n: number }>(
-      `SELECT COUNT(DISTINCT ${ACTOR}) AS n FROM events
+      `SELECT ${COUNT_ACTORS} AS n FROM events
        WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}`,
       p,
     );
@@ -138,7 +148,7 @@ export class AnalyticsService {
   /** Popular pages: views, visitors, entries, exits and exit rate per normalised path. */
   async pages(range: Range, limit: number) {
     const p = new Params();
-    const pv = `SELECT session_id, path, occurred_at, id, ${ACTOR} AS actor FROM events
+    const pv = `SELECT session_id, user_id, path, occurred_at, id FROM events
                 WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)}`;
     const rows = await this.query<{
       path: string;
@@ -155,10 +165,7 @@ export class AnalyticsService {
          FROM pv
        )
        SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
-       FROM (
-         SELECT path, SUM(n) AS views, COUNT(*) AS visitors
-         FROM (SELECT path, actor, COUNT(*) AS n FROM pv GROUP BY path, actor) per_actor GROUP BY path
-       ) v
+       FROM (SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors FROM pv GROUP BY path) v
        LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE first_rank = 1 GROUP BY path) en ON en.path = v.path
        LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE last_rank = 1 GROUP BY path) ex ON ex.path = v.path
        ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
@@ -244,7 +251,7 @@ export class AnalyticsService {
       actors: number;
       sessions: number;
     }>(
-      `SELECT type, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+      `SELECT type, COUNT(*) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
        FROM events WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
        GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
       p,
@@ -256,7 +263,7 @@ export class AnalyticsService {
       actors: number;
       sessions: number;
     }>(
-      `SELECT name, COUNT(*) AS events, COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+      `SELECT name, COUNT(*) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
        FROM events WHERE type = 'action' AND ${inRange(q, range.from, range.to)}
        GROUP BY name ORDER BY COUNT(*) DESC, name${this.database.byteOrder} ASC`,
       q,
@@ -290,7 +297,7 @@ export class AnalyticsService {
         sessions: number;
       }>(
         `SELECT COUNT(*) AS events, SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
-                COUNT(DISTINCT ${ACTOR}) AS actors, COUNT(DISTINCT session_id) AS sessions
+                ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
          FROM events WHERE ${inRange(p, r.from, r.to)}`,
         p,
       );

@@ -18,6 +18,13 @@ export class Params {
  */
 export const ACTOR = "COALESCE(user_id, 's:' || session_id)";
 
+/**
+ * COUNT(DISTINCT actor) without building the actor string per row: user ids
+ * and never-identified sessions are disjoint sets, so their distinct counts add up.
+ */
+export const COUNT_ACTORS =
+  'COUNT(DISTINCT user_id) + COUNT(DISTINCT CASE WHEN user_id IS NULL THEN session_id END)';
+
 /** Events the server records by itself; `include_api=false` leaves out api_request. */
 export const SYSTEM_TYPES = ['api_request', 'login', 'logout'];
 
