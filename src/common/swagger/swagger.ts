@@ -40,6 +40,16 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
     .addTag('system', 'Service information and health')
     .addTag('auth', 'Registration, login, logout, re-authentication, password change')
     .addTag('session', 'The current session, its data, and the device list')
+    .addTag('tracking', 'Page views, actions, client batches, activity history, live stream')
+    .addTag(
+      'analytics',
+      'Summaries, active users, pages, sessions, journeys, patterns, funnels, retention',
+    )
+    .addTag('preferences', 'Typed preferences with defaults and privacy settings')
+    .addTag(
+      'compliance',
+      'Consent ledger, export (right of access), erasure (right to be forgotten)',
+    )
     .addTag('admin', 'Administration (admin role)')
     .build();
   const document = SwaggerModule.createDocument(app, config);
