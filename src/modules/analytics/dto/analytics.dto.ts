@@ -1,4 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, IntersectionType } from '@nestjs/swagger';
+import { TimeRangeDto } from '../../../common/dto/time-range.dto.js';
 import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -7,7 +8,6 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsISO8601,
   IsOptional,
   IsString,
   IsUUID,
@@ -24,17 +24,7 @@ import { EVENT_TYPES, type EventType } from '../../tracking/entities/event.entit
 const toBoolean = ({ value }: { value: unknown }) =>
   value === 'true' ? true : value === 'false' ? false : value;
 
-export class RangeQueryDto {
-  /** Inclusive start (ISO-8601). Default: 30 days before `to`. */
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly from?: string;
-
-  /** Exclusive end (ISO-8601). Default: now. */
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly to?: string;
-
+export class RangeQueryDto extends TimeRangeDto {
   /** IANA time zone for day/week/month buckets (default UTC). */
   @IsOptional()
   @IsString()
@@ -107,19 +97,11 @@ export class FeaturesQueryDto extends RangeQueryDto {
   readonly features!: string;
 }
 
-export class JourneyQueryDto extends PaginationQueryDto {
+export class JourneyQueryDto extends IntersectionType(PaginationQueryDto, TimeRangeDto) {
   /** One of the caller's sessions (default: the current session, unless from/to are given). */
   @IsOptional()
   @IsUUID()
   readonly session_id?: string;
-
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly from?: string;
-
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly to?: string;
 
   @IsOptional()
   @Transform(toBoolean)
@@ -153,7 +135,8 @@ export class EventMatcherDto {
   readonly page?: string;
 }
 
-export class FunnelDto {
+/** Steps are matched from `from` (inclusive) to `to` (exclusive); default the last 30 days. */
+export class FunnelDto extends TimeRangeDto {
   /** 2-10 steps in order. */
   @IsArray()
   @ArrayMinSize(2)
@@ -173,17 +156,10 @@ export class FunnelDto {
   @IsIn(['user', 'session'])
   @ApiProperty({ enum: ['user', 'session'], required: false })
   readonly unit?: 'user' | 'session';
-
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly from?: string;
-
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly to?: string;
 }
 
-export class RetentionDto {
+/** Cohorts whose period starts in `[from, to)`; default the last `periods` periods. */
+export class RetentionDto extends TimeRangeDto {
   /** What puts an actor in a cohort (default: any event). */
   @IsOptional()
   @ValidateNested()
@@ -206,15 +182,6 @@ export class RetentionDto {
   @Min(1)
   @Max(52)
   readonly periods?: number;
-
-  /** Cohorts whose period starts in [from, to). */
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly from?: string;
-
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly to?: string;
 
   @IsOptional()
   @IsString()

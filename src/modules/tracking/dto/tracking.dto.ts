@@ -1,4 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, IntersectionType } from '@nestjs/swagger';
+import { TimeRangeDto } from '../../../common/dto/time-range.dto.js';
 import {
   ArrayMaxSize,
   ArrayMinSize,
@@ -152,7 +153,7 @@ export class ActivityPageDto {
   readonly next_cursor!: string | null;
 }
 
-export class ActivitiesQueryDto extends PaginationQueryDto {
+export class ActivitiesQueryDto extends IntersectionType(PaginationQueryDto, TimeRangeDto) {
   @IsOptional()
   @IsIn(EVENT_TYPES)
   @ApiProperty({ enum: EVENT_TYPES, required: false })
@@ -166,16 +167,6 @@ export class ActivitiesQueryDto extends PaginationQueryDto {
   @IsOptional()
   @IsUUID()
   readonly session_id?: string;
-
-  /** Inclusive lower bound (ISO-8601). */
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly from?: string;
-
-  /** Exclusive upper bound (ISO-8601). */
-  @IsOptional()
-  @IsISO8601({ strict: true })
-  readonly to?: string;
 }
 
 export class StreamQueryDto {
