@@ -100,28 +100,53 @@ export class AnalyticsService {
     const p = new Params();
     const values = lookback.map((d, i) => `(${i}, ${d.start}, ${d.end})`).join(', ');
     const firstIndex = 29;
-    const rows = await this.query<{ d: number; dau: number; wau: number; mau: number }>(
+    // Rolling windows in one pass: each actor-day covers days d..d+W-1; consecutive days of
+    // an actor are merged (coverage starts after the previous one ends), so adding +1 at the
+    // start and -1 after the end of each stretch and summing in day order counts every actor
+    // once per window, without joining every day to every actor-day in its window.
+    const rows = await this.query<{ kind: string; pos: number; n: number }>(
       `WITH days(d, s, e) AS (VALUES ${values}),
        actor_days AS (
          SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
          FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e
          WHERE ${apiFilter(includeApi, 'events.')}
-       )
-       SELECT days.d AS d,
-         COUNT(DISTINCT CASE WHEN ad.d = days.d THEN ad.actor END) AS dau,
-         COUNT(DISTINCT CASE WHEN ad.d > days.d - 7 THEN ad.actor END) AS wau,
-         COUNT(DISTINCT ad.actor) AS mau
-       FROM days LEFT JOIN actor_days ad ON ad.d <= days.d AND ad.d > days.d - 30
-       WHERE days.d >= ${p.add(firstIndex)}
-       GROUP BY days.d ORDER BY days.d`,
+       ),
+       lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
+       SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM actor_days GROUP BY d
+       UNION ALL
+       SELECT 'wau', pos, SUM(delta) FROM (
+         SELECT CASE WHEN prev IS NULL OR prev + 7 <= d THEN d ELSE prev + 7 END AS pos, 1 AS delta FROM lagged
+         UNION ALL SELECT d + 7, -1 FROM lagged
+       ) w GROUP BY pos
+       UNION ALL
+       SELECT 'mau', pos, SUM(delta) FROM (
+         SELECT CASE WHEN prev IS NULL OR prev + 30 <= d THEN d ELSE prev + 30 END AS pos, 1 AS delta FROM lagged
+         UNION ALL SELECT d + 30, -1 FROM lagged
+       ) m GROUP BY pos`,
       p,
     );
-    return rows.map((r) => {
-      const day = lookback[Number(r.d)];
-      const dau = num(r.dau);
-      const mau = num(r.mau);
-      return { date: day.label, dau, wau: num(r.wau), mau, stickiness: ratio(dau, mau) };
-    });
+    const series = {
+      dau: new Map<number, number>(),
+      wau: new Map<number, number>(),
+      mau: new Map<number, number>(),
+    };
+    for (const r of rows) series[r.kind as keyof typeof series].set(Number(r.pos), num(r.n));
+    const running = { wau: 0, mau: 0 };
+    const result = [];
+    for (let d = 0; d < lookback.length; d++) {
+      running.wau += series.wau.get(d) ?? 0;
+      running.mau += series.mau.get(d) ?? 0;
+      if (d < firstIndex) continue;
+      const dau = series.dau.get(d) ?? 0;
+      result.push({
+        date: lookback[d]!.label,
+        dau,
+        wau: running.wau,
+        mau: running.mau,
+        stickiness: ratio(dau, running.mau),
+      });
+    }
+    return result;
   }
 
   /** Actors active in the last 5 minutes and events per minute over the last 30. */
