@@ -139,7 +139,7 @@ export class AnalyticsService {
       if (d < firstIndex) continue;
       const dau = series.dau.get(d) ?? 0;
       result.push({
-        date: lookback[d]!.label,
+        date: lookback[d].label,
         dau,
         wau: running.wau,
         mau: running.mau,
