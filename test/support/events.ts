@@ -19,34 +19,24 @@ export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<
   for (const e of events) {
     const at = typeof e.at === 'number' ? e.at : Date.parse(e.at);
     const eventId = randomUUID();
+    const values = [
+      eventId,
+      `x:${eventId}`,
+      e.user ?? null,
+      e.session,
+      e.type,
+      e.name ?? null,
+      e.path ?? null,
+      at,
+      at,
+    ];
+    const placeholders = values.map((_, n) =>
+      t.dataSource.options.type === 'postgres' ? `$${n + 1}` : '?',
+    );
     await t.dataSource.query(
-      t.dataSource.options.type === 'postgres'
-        ? `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, $8, $8)`
-        : `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)`,
-      t.dataSource.options.type === 'postgres'
-        ? [
-            eventId,
-            `x:${eventId}`,
-            e.user ?? null,
-            e.session,
-            e.type,
-            e.name ?? null,
-            e.path ?? null,
-            at,
-          ]
-        : [
-            eventId,
-            `x:${eventId}`,
-            e.user ?? null,
-            e.session,
-            e.type,
-            e.name ?? null,
-            e.path ?? null,
-            at,
-            at,
-          ],
+      `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, occurred_at, received_at)
+       VALUES (${placeholders.join(', ')})`,
+      values,
     );
   }
 }
