@@ -28,6 +28,9 @@ parentPort.on('message', ({ id, sql, params }) => {
 });
 `;
 
+/** Worker threads for analytics reads; the machine has two cores, one of them for requests. */
+const WORKERS = 2;
+
 interface Pending {
   resolve: (rows: unknown[]) => void;
   reject: (error: Error) => void;
@@ -44,8 +47,8 @@ interface Pending {
 @Injectable()
 export class AnalyticsReader implements OnModuleDestroy {
   private readonly logger = new Logger(AnalyticsReader.name);
-  private worker: Worker | null = null;
-  private readonly pending = new Map<number, Pending>();
+  /** Lazily started workers, each with the queries it is answering. */
+  private readonly slots: { worker: Worker; pending: Map<number, Pending> }[] = [];
   private nextId = 1;
 
   constructor(
@@ -64,48 +67,56 @@ export class AnalyticsReader implements OnModuleDestroy {
 
   query<T>(sql: string, params: unknown[]): Promise<T[]> {
     if (!this.usesWorker) return this.database.query<T>(sql, params);
-    const worker = this.ensureWorker();
+    const slot = this.leastBusySlot();
     const id = this.nextId++;
     return new Promise<T[]>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
-      worker.postMessage({ id, sql, params });
+      slot.pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
+      slot.worker.postMessage({ id, sql, params });
     });
   }
 
   async onModuleDestroy(): Promise<void> {
-    const worker = this.worker;
-    this.worker = null;
-    if (worker) await worker.terminate();
+    const workers = this.slots.splice(0).map((slot) => slot.worker);
+    await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
+  /**
+   * Up to WORKERS workers, so independent queries of one report (current and
+   * previous period of the overview) run side by side.
+   */
+  private leastBusySlot() {
+    const idle = this.slots.find((slot) => slot.pending.size === 0);
+    if (idle) return idle;
+    if (this.slots.length < WORKERS) return this.startWorker();
+    return this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  }
+
+  private startWorker() {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { path: this.config.database.path, driver: require.resolve('better-sqlite3') },
     });
+    const slot = { worker, pending: new Map<number, Pending>() };
+    const failAll = (error: Error) => {
+      for (const waiting of slot.pending.values()) waiting.reject(error);
+      slot.pending.clear();
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+    };
     worker.on('message', (message: { id: number; rows?: unknown[]; error?: string }) => {
-      const waiting = this.pending.get(message.id);
+      const waiting = slot.pending.get(message.id);
       if (!waiting) return;
-      this.pending.delete(message.id);
+      slot.pending.delete(message.id);
       if (message.error !== undefined) waiting.reject(new Error(message.error));
       else waiting.resolve(message.rows ?? []);
     });
     worker.on('error', (error) => {
       this.logger.error(`Analytics worker failed: ${error.message}`);
-      this.failAll(error);
+      failAll(error);
     });
-    worker.on('exit', () => {
-      if (this.worker === worker) this.worker = null;
-      this.failAll(new Error('The analytics worker stopped'));
-    });
+    worker.on('exit', () => failAll(new Error('The analytics worker stopped')));
     worker.unref();
-    this.worker = worker;
-    return worker;
-  }
-
-  private failAll(error: Error): void {
-    for (const waiting of this.pending.values()) waiting.reject(error);
-    this.pending.clear();
+    this.slots.push(slot);
+    return slot;
   }
 }
