@@ -1,12 +1,13 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { LogController } from 'fastify';
+import { FastifyError, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import helmet from 'helmet';
 import { createLogger, logRequests, PinoNestLogger } from './common/logging/logger.js';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
 import { AppConfig } from './common/config/config.js';
+import { errorBody } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
 import { generateRequestId } from './common/http/request-id.js';
 import { setupSwagger } from './common/swagger/swagger.js';
@@ -38,6 +39,15 @@ export async function createApp(
     // During shutdown Fastify would answer with its own non-JSON 503. Instead the last
     // request on each open connection is served normally (with `Connection: close`).
     return503OnClosing: false,
+    // Errors Fastify's router raises before any route runs (over-long path parameter: 414,
+    // malformed URL encoding: 400) never reach Nest's filter: give them the same body.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const status = error.statusCode ?? 400;
+      void reply
+        .code(status)
+        .header('x-request-id', request.id)
+        .send(errorBody(status, error.message, String(request.id), null));
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, extraImports),

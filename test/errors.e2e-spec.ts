@@ -66,6 +66,17 @@ describe('error responses', () => {
     expectErrorShape(res.body, 413, 'Payload Too Large');
   });
 
+  it('answers router errors (over-long parameter 414, bad URL encoding 400) in the JSON shape', async () => {
+    const res = await t
+      .http()
+      .get(`/api/session/data/${'k'.repeat(600)}`)
+      .expect(414);
+    expectErrorShape(res.body, 414, 'URI Too Long');
+    expect(res.headers['x-request-id']).toBe(res.body.request_id);
+    const bad = await t.http().get('/api/session/data/%E0%A4%A').expect(400);
+    expectErrorShape(bad.body, 400, 'Bad Request');
+  });
+
   it('answers invalid fields with 400 and per-field details', async () => {
     const res = await t
       .http()

@@ -32,14 +32,6 @@ const oneOf = <T extends string>(...allowed: T[]) =>
     return input as T;
   });
 
-/** A comma-separated list; empty entries are dropped. */
-const list = makeValidator<string[]>((input: string) =>
-  input
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0),
-);
-
 /** Origins for CORS/CSRF: each must be scheme://host[:port] with no path. */
 const origins = makeValidator<string[]>((input: string) => {
   const items = input
@@ -227,5 +219,3 @@ export function parseEnv(raw: NodeJS.ProcessEnv) {
     },
   });
 }
-
-export { list };

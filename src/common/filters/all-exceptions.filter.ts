@@ -14,6 +14,26 @@ export interface ErrorBody {
   details?: unknown[];
 }
 
+/** The error body for `status`; `error` defaults to the HTTP reason phrase. */
+export function errorBody(
+  status: number,
+  message: string,
+  requestId: string,
+  sessionId: string | null,
+  error?: string,
+  details?: unknown[],
+): ErrorBody {
+  const body: ErrorBody = {
+    status_code: status,
+    error: error ?? STATUS_CODES[status] ?? 'Error',
+    message,
+    request_id: requestId,
+    session_id: sessionId,
+  };
+  if (details) body.details = details;
+  return body;
+}
+
 /**
  * What an HttpException's response object may carry. `error` overrides the
  * reason phrase with a machine-readable code (e.g. `reauth_required`).
@@ -80,14 +100,14 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logUnexpected(exception, request);
     }
 
-    const body: ErrorBody = {
-      status_code: described.status,
-      error: described.error ?? STATUS_CODES[described.status] ?? 'Error',
-      message: described.message,
-      request_id: String(request.id),
-      session_id: getRequestIdentity(request.raw).sessionId,
-    };
-    if (described.details) body.details = described.details;
+    const body = errorBody(
+      described.status,
+      described.message,
+      String(request.id),
+      getRequestIdentity(request.raw).sessionId,
+      described.error,
+      described.details,
+    );
 
     if (reply.sent) return;
     for (const [name, value] of Object.entries(described.headers ?? {})) reply.header(name, value);

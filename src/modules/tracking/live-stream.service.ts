@@ -27,10 +27,6 @@ export class LiveEventStream implements OnModuleInit {
     return this.subject.asObservable();
   }
 
-  get hasListeners(): boolean {
-    return this.subject.observed;
-  }
-
   publish(events: StoredEvent[]): void {
     if (!this.subject.observed) return;
     for (const event of events) this.subject.next(event);

@@ -1,4 +1,5 @@
-import { MigrationInterface, QueryRunner, Table, TableForeignKey, TableIndex } from 'typeorm';
+import { MigrationInterface, QueryRunner, Table, TableIndex } from 'typeorm';
+import { generatedId, cascadingForeignKey } from './columns.js';
 
 /** Accounts, sessions, session state, session events and login failures. */
 export class UsersAndSessions1763800000001 implements MigrationInterface {
@@ -51,15 +52,7 @@ export class UsersAndSessions1763800000001 implements MigrationInterface {
           { name: 'ix_sessions_absolute_expires_at', columnNames: ['absolute_expires_at'] },
           { name: 'ix_sessions_revoked_at', columnNames: ['revoked_at'] },
         ],
-        foreignKeys: [
-          new TableForeignKey({
-            name: 'fk_sessions_user',
-            columnNames: ['user_id'],
-            referencedTableName: 'users',
-            referencedColumnNames: ['id'],
-            onDelete: 'CASCADE',
-          }),
-        ],
+        foreignKeys: [cascadingForeignKey('fk_sessions_user', 'user_id', 'users')],
       }),
     );
 
@@ -73,15 +66,7 @@ export class UsersAndSessions1763800000001 implements MigrationInterface {
           { name: 'size', type: 'integer' },
           { name: 'updated_at', type: 'bigint' },
         ],
-        foreignKeys: [
-          new TableForeignKey({
-            name: 'fk_session_data_session',
-            columnNames: ['session_id'],
-            referencedTableName: 'sessions',
-            referencedColumnNames: ['id'],
-            onDelete: 'CASCADE',
-          }),
-        ],
+        foreignKeys: [cascadingForeignKey('fk_session_data_session', 'session_id', 'sessions')],
       }),
     );
 
@@ -89,13 +74,7 @@ export class UsersAndSessions1763800000001 implements MigrationInterface {
       new Table({
         name: 'session_events',
         columns: [
-          {
-            name: 'id',
-            type: 'integer',
-            isPrimary: true,
-            isGenerated: true,
-            generationStrategy: 'increment',
-          },
+          generatedId,
           { name: 'session_id', type: 'varchar', length: '36' },
           { name: 'user_id', type: 'varchar', length: '36', isNullable: true },
           { name: 'type', type: 'varchar', length: '16' },
@@ -114,13 +93,7 @@ export class UsersAndSessions1763800000001 implements MigrationInterface {
       new Table({
         name: 'login_failures',
         columns: [
-          {
-            name: 'id',
-            type: 'integer',
-            isPrimary: true,
-            isGenerated: true,
-            generationStrategy: 'increment',
-          },
+          generatedId,
           { name: 'key_hash', type: 'varchar', length: '64' },
           { name: 'failed_at', type: 'bigint' },
         ],

@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner, Table } from 'typeorm';
+import { generatedId } from './columns.js';
 
 /** The activity events table and the indexes analytics reads through. */
 export class Events1763800000002 implements MigrationInterface {
@@ -9,13 +10,7 @@ export class Events1763800000002 implements MigrationInterface {
       new Table({
         name: 'events',
         columns: [
-          {
-            name: 'id',
-            type: 'integer',
-            isPrimary: true,
-            isGenerated: true,
-            generationStrategy: 'increment',
-          },
+          generatedId,
           { name: 'event_id', type: 'varchar', length: '64' },
           { name: 'dedupe_key', type: 'varchar', length: '112', isNullable: true },
           { name: 'user_id', type: 'varchar', length: '36', isNullable: true },

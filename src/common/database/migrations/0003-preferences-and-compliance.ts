@@ -1,12 +1,5 @@
-import { MigrationInterface, QueryRunner, Table, TableForeignKey } from 'typeorm';
-
-const id = {
-  name: 'id',
-  type: 'integer',
-  isPrimary: true,
-  isGenerated: true,
-  generationStrategy: 'increment' as const,
-};
+import { MigrationInterface, QueryRunner, Table } from 'typeorm';
+import { generatedId, cascadingForeignKey } from './columns.js';
 
 /** Preferences, the consent ledger, the audit log, erasure receipts and retention runs. */
 export class PreferencesAndCompliance1763800000003 implements MigrationInterface {
@@ -22,22 +15,14 @@ export class PreferencesAndCompliance1763800000003 implements MigrationInterface
           { name: 'value', type: 'text' },
           { name: 'updated_at', type: 'bigint' },
         ],
-        foreignKeys: [
-          new TableForeignKey({
-            name: 'fk_user_preferences_user',
-            columnNames: ['user_id'],
-            referencedTableName: 'users',
-            referencedColumnNames: ['id'],
-            onDelete: 'CASCADE',
-          }),
-        ],
+        foreignKeys: [cascadingForeignKey('fk_user_preferences_user', 'user_id', 'users')],
       }),
     );
     await queryRunner.createTable(
       new Table({
         name: 'consents',
         columns: [
-          id,
+          generatedId,
           { name: 'user_id', type: 'varchar', length: '36' },
           { name: 'consent_type', type: 'varchar', length: '64' },
           { name: 'granted', type: 'boolean' },
@@ -56,7 +41,7 @@ export class PreferencesAndCompliance1763800000003 implements MigrationInterface
       new Table({
         name: 'audit_log',
         columns: [
-          id,
+          generatedId,
           { name: 'actor_type', type: 'varchar', length: '16' },
           { name: 'actor_user_id', type: 'varchar', length: '36', isNullable: true },
           { name: 'action', type: 'varchar', length: '64' },
@@ -91,7 +76,7 @@ export class PreferencesAndCompliance1763800000003 implements MigrationInterface
       new Table({
         name: 'retention_runs',
         columns: [
-          id,
+          generatedId,
           { name: 'trigger', type: 'varchar', length: '16' },
           { name: 'counts', type: 'text' },
           { name: 'error', type: 'text', isNullable: true },
