@@ -7,6 +7,8 @@ import {
   registerAndLogin,
   sleep,
 } from './support/auth';
+import { DatabaseService } from '../src/common/database/database.service';
+import { SessionService } from '../src/modules/session/session.service';
 import { startTestApp, TestApp } from './support/test-app';
 
 const liveTokens = async (t: TestApp, tokens: string[]) => {
@@ -553,6 +555,103 @@ describe('sessions', () => {
         await t.http().get(path).expect(401);
       }
     });
+  });
+});
+
+// The session check keeps rows in memory on SQLite (RowCache). Whatever path writes a
+// session, user or session data row (here: plain SQL no service knows about), the next
+// check must see it; a rolled-back write must leave no trace.
+describe('session check after direct database writes', () => {
+  let t: TestApp;
+  let database: DatabaseService;
+  beforeAll(async () => {
+    t = await startTestApp();
+    database = t.app.get(DatabaseService);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+  const check = (bearer: string) => t.http().get('/api/session').set('authorization', bearer);
+
+  it('sees a revocation, a disabled user and a role change at once', async () => {
+    const alice = await registerAndLogin(t, 'cache-alice');
+    await check(alice.bearer).expect(200);
+    await check(alice.bearer).expect(200);
+    await database.execute('UPDATE sessions SET revoked_at = ? WHERE id = ?', [
+      Date.now(),
+      alice.sessionId,
+    ]);
+    await check(alice.bearer).expect(401);
+
+    const bob = await registerAndLogin(t, 'cache-bob');
+    await check(bob.bearer).expect(200);
+    await database.execute('UPDATE users SET disabled = ? WHERE id = ?', [true, bob.userId]);
+    await check(bob.bearer).expect(401);
+    await database.execute('UPDATE users SET disabled = ? WHERE id = ?', [false, bob.userId]);
+    await check(bob.bearer).expect(200);
+
+    await t.http().get('/api/admin/users').set('authorization', bob.bearer).expect(403);
+    await database.execute("UPDATE users SET role = 'admin' WHERE id = ?", [bob.userId]);
+    await t.http().get('/api/admin/users').set('authorization', bob.bearer).expect(200);
+  });
+
+  it('sees an expiry moved into the past and a deleted session', async () => {
+    const carol = await registerAndLogin(t, 'cache-carol');
+    await check(carol.bearer).expect(200);
+    await database.execute('UPDATE sessions SET idle_expires_at = ? WHERE id = ?', [
+      Date.now() - 1,
+      carol.sessionId,
+    ]);
+    await check(carol.bearer).expect(401);
+
+    const dave = await registerAndLogin(t, 'cache-dave');
+    await check(dave.bearer).expect(200);
+    await database.execute('DELETE FROM sessions WHERE id = ?', [dave.sessionId]);
+    await check(dave.bearer).expect(401);
+  });
+
+  it('shows session data written, changed and deleted behind its back', async () => {
+    const erin = await registerAndLogin(t, 'cache-erin');
+    await t
+      .http()
+      .put('/api/session/data/cart')
+      .set('authorization', erin.bearer)
+      .send({ value: [1] });
+    expect((await check(erin.bearer).expect(200)).body.session.data).toEqual({ cart: [1] });
+    await database.execute('UPDATE session_data SET value = ? WHERE session_id = ?', [
+      '[1,2]',
+      erin.sessionId,
+    ]);
+    expect((await check(erin.bearer).expect(200)).body.session.data).toEqual({ cart: [1, 2] });
+    await database.execute(
+      "INSERT INTO session_data (session_id, key, value, size, updated_at) VALUES (?, 'theme', '\"dark\"', 6, ?)",
+      [erin.sessionId, Date.now()],
+    );
+    expect((await check(erin.bearer).expect(200)).body.session.data).toEqual({
+      cart: [1, 2],
+      theme: 'dark',
+    });
+    await database.execute('DELETE FROM session_data WHERE session_id = ?', [erin.sessionId]);
+    expect((await check(erin.bearer).expect(200)).body.session.data).toEqual({});
+  });
+
+  it('forgets what it read inside a transaction that rolled back', async () => {
+    const frank = await registerAndLogin(t, 'cache-frank');
+    await check(frank.bearer).expect(200);
+    await expect(
+      database.transaction(async (manager) => {
+        await database.executeIn(manager, 'UPDATE sessions SET revoked_at = ? WHERE id = ?', [
+          Date.now(),
+          frank.sessionId,
+        ]);
+        // A request checked meanwhile (on SQLite it shares the connection, so it sees the
+        // uncommitted revocation): what it read must not outlive the rollback.
+        await t.app.get(SessionService).authenticate(frank.token);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await check(frank.bearer).expect(200);
+    await check(frank.bearer).expect(200);
   });
 });
 

@@ -24,6 +24,9 @@ export class DatabaseService {
   /** Prepared better-sqlite3 statements of the hot paths (see `read`). */
   private readonly statements = new Map<string, Statement>();
 
+  /** Listeners of `watchWrites`, by trigger function name. */
+  private readonly writeWatchers = new Map<string, Set<(key: unknown) => void>>();
+
   constructor(readonly dataSource: DataSource) {
     this.isPostgres = dataSource.options.type === 'postgres';
   }
@@ -64,13 +67,57 @@ export class DatabaseService {
     if (this.isPostgres) return null;
     let statement = this.statements.get(sql);
     if (!statement) {
-      const driver = this.dataSource.driver as unknown as {
-        databaseConnection: BetterSqlite3Database;
-      };
-      statement = driver.databaseConnection.prepare(sql);
+      statement = this.sqliteConnection().prepare(sql);
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Whether a transaction is open on the shared SQLite connection (always false on PostgreSQL). */
+  get inSqliteTransaction(): boolean {
+    return !this.isPostgres && this.sqliteConnection().inTransaction;
+  }
+
+  /**
+   * SQLite only: calls `listener(key)` for every row of `table` this process
+   * inserts, updates or deletes, with the row's `keyColumn` value (before
+   * and after an update). Lets in-process caches stay exact whatever code
+   * path writes. Implemented with TEMP triggers, which live on this
+   * connection only: other processes and the read-only analytics
+   * connections never see them. Returns false (nothing watched) on
+   * PostgreSQL, where other instances write too.
+   */
+  watchWrites(table: string, keyColumn: string, listener: (key: unknown) => void): boolean {
+    if (this.isPostgres) return false;
+    const name = `sas_watch_${table}_${keyColumn}`;
+    let listeners = this.writeWatchers.get(name);
+    if (!listeners) {
+      const registered = new Set<(key: unknown) => void>();
+      listeners = registered;
+      this.writeWatchers.set(name, registered);
+      const db = this.sqliteConnection();
+      db.function(name, { deterministic: false }, (key: unknown) => {
+        for (const notify of registered) notify(key);
+        return null;
+      });
+      const on = `main."${table}"`;
+      db.exec(`
+        CREATE TEMP TRIGGER IF NOT EXISTS ${name}_insert AFTER INSERT ON ${on}
+          BEGIN SELECT ${name}(NEW."${keyColumn}"); END;
+        CREATE TEMP TRIGGER IF NOT EXISTS ${name}_update AFTER UPDATE ON ${on}
+          BEGIN SELECT ${name}(OLD."${keyColumn}"); SELECT ${name}(NEW."${keyColumn}"); END;
+        CREATE TEMP TRIGGER IF NOT EXISTS ${name}_delete AFTER DELETE ON ${on}
+          BEGIN SELECT ${name}(OLD."${keyColumn}"); END;`);
+    }
+    listeners.add(listener);
+    return true;
+  }
+
+  private sqliteConnection(): BetterSqlite3Database {
+    const driver = this.dataSource.driver as unknown as {
+      databaseConnection: BetterSqlite3Database;
+    };
+    return driver.databaseConnection;
   }
 
   /**

@@ -1,11 +1,14 @@
 import {
   Injectable,
+  Logger,
   NotFoundException,
+  OnApplicationBootstrap,
   PayloadTooLargeException,
   UnauthorizedException,
 } from '@nestjs/common';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { RowCache } from '../../common/database/row-cache.js';
 import { UNAUTHORIZED_MESSAGE } from './session.service.js';
 
 /**
@@ -13,18 +16,46 @@ import { UNAUTHORIZED_MESSAGE } from './session.service.js';
  * the same row; the size limits are checked under a lock on the session row,
  * so parallel writers cannot together exceed SESSION_DATA_MAX_BYTES.
  */
+interface DataRow {
+  key: string;
+  value: string;
+}
+
+/** Sessions whose data is larger than this (as JSON) are read every time, to bound memory. */
+const CACHED_DATA_MAX_CHARS = 2048;
+
 @Injectable()
-export class SessionDataService {
+export class SessionDataService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(SessionDataService.name);
+  /** All data of a session, by session id (SQLite; see RowCache for why it is exact). */
+  private readonly allRows: RowCache<DataRow>;
+
   constructor(
     private readonly database: DatabaseService,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.allRows = new RowCache<DataRow>(
+      database,
+      'SELECT key, value FROM session_data WHERE session_id = ? ORDER BY key',
+      10_000,
+      (rows) =>
+        rows.reduce((n, row) => n + row.key.length + row.value.length, 0) <= CACHED_DATA_MAX_CHARS,
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    try {
+      const watched = this.database.watchWrites('session_data', 'session_id', (sessionId) =>
+        this.allRows.invalidate(sessionId),
+      );
+      if (watched) this.allRows.enable();
+    } catch (error) {
+      this.logger.warn(`Session data cache off: ${(error as Error).message}`);
+    }
+  }
 
   async getAll(sessionId: string): Promise<Record<string, unknown>> {
-    const rows = await this.database.read<{ key: string; value: string }>(
-      'SELECT key, value FROM session_data WHERE session_id = ? ORDER BY key',
-      [sessionId],
-    );
+    const rows = await this.allRows.rows(sessionId, [sessionId]);
     return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
   }
 

@@ -1,10 +1,11 @@
-import { Injectable, UnauthorizedException } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, UnauthorizedException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { randomUUID } from 'node:crypto';
 import { EntityManager } from 'typeorm';
 import type { AuthSession, AuthUser, Role } from '../../common/auth/auth-context.js';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { RowCache } from '../../common/database/row-cache.js';
 import { toIso } from '../../common/time.js';
 import { describeDevice } from './device.js';
 import { SessionDto } from './dto/session.dto.js';
@@ -66,13 +67,32 @@ const LIVE = 'revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at
  * sees their SHA-256 only.
  */
 @Injectable()
-export class SessionService {
+export class SessionService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(SessionService.name);
+  /** Session check rows by token hash (SQLite; see RowCache for why it is exact). */
+  private readonly authRows: RowCache<AuthRow>;
+
   constructor(
     private readonly database: DatabaseService,
     private readonly config: AppConfig,
     private readonly sessionEvents: SessionEventsService,
     private readonly emitter: EventEmitter2,
-  ) {}
+  ) {
+    this.authRows = new RowCache<AuthRow>(database, AUTH_SQL);
+  }
+
+  /** After migrations: any write to a session row drops its entry; any user change drops all. */
+  onApplicationBootstrap(): void {
+    try {
+      const watched =
+        this.database.watchWrites('sessions', 'token_hash', (hash) =>
+          this.authRows.invalidate(hash),
+        ) && this.database.watchWrites('users', 'id', () => this.authRows.clear());
+      if (watched) this.authRows.enable();
+    } catch (error) {
+      this.logger.warn(`Session check cache off: ${(error as Error).message}`);
+    }
+  }
 
   /**
    * The hot path: the session and user for `token`, or null when it is
@@ -84,7 +104,8 @@ export class SessionService {
     now = Date.now(),
   ): Promise<{ session: AuthSession; user: AuthUser | null } | null> {
     if (!SESSION_TOKEN_PATTERN.test(token)) return null;
-    const [row] = await this.database.read<AuthRow>(AUTH_SQL, [hashSessionToken(token)]);
+    const tokenHash = hashSessionToken(token);
+    const [row] = await this.authRows.rows(tokenHash, [tokenHash]);
     if (!row || row.revoked_at !== null) return null;
     if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return null;
     if (row.user_id !== null && (row.username === null || Boolean(row.disabled))) return null;
