@@ -1,4 +1,7 @@
+import { statSync } from 'node:fs';
+import { DatabaseService } from '../src/common/database/database.service';
 import { MIGRATIONS } from '../src/common/database/migrations';
+import { sleep } from './support/auth';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 describe('database schema', () => {
@@ -31,6 +34,26 @@ describe('database schema', () => {
       expect(sync.synchronous).toBe(1);
       expect(fk.foreign_keys).toBe(1);
       expect(busy.timeout).toBe(5000);
+    });
+
+    it('checkpoints the WAL in a worker, never inside a commit of the main connection', async () => {
+      const [auto] = await t.dataSource.query('PRAGMA wal_autocheckpoint');
+      expect(auto.wal_autocheckpoint).toBe(0);
+      const file = t.dataSource.options.database as string;
+      const before = statSync(file).size;
+      // About 2 MB of rows: the main connection alone would leave them all in the WAL.
+      const padding = 'x'.repeat(1000);
+      for (let batch = 0; batch < 4; batch++) {
+        await t.app.get(DatabaseService).sqliteTransaction((db) => {
+          const insert = db.prepare(
+            `INSERT INTO events (event_id, type, name, properties, occurred_at, received_at)
+             VALUES (?, 'custom', 'wal.test', ?, 0, 0)`,
+          );
+          for (let i = 0; i < 500; i++) insert.run(`wal-${batch}-${i}`, padding);
+        });
+      }
+      for (let i = 0; i < 50 && statSync(file).size < before + 2_000_000; i++) await sleep(100);
+      expect(statSync(file).size).toBeGreaterThan(before + 2_000_000);
     });
   }
 });

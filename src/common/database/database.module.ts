@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { buildDataSourceOptions } from './data-source-options.js';
 import { DatabaseService } from './database.service.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 /**
  * The one database connection. Migrations run at start-up (MIGRATIONS_RUN),
@@ -13,7 +14,7 @@ import { DatabaseService } from './database.service.js';
  */
 @Global()
 @Module({
-  providers: [DatabaseService],
+  providers: [DatabaseService, WalCheckpointer],
   exports: [DatabaseService],
   imports: [
     TypeOrmModule.forRootAsync({

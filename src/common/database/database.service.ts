@@ -73,6 +73,22 @@ export class DatabaseService {
     return statement;
   }
 
+  /**
+   * SQLite: runs `work` synchronously in one transaction on the shared
+   * connection, under the write mutex. Nothing else can run on the
+   * connection meanwhile, and TypeORM's per-query work is skipped: for the
+   * event writer's group commits.
+   */
+  sqliteTransaction<T>(work: (db: BetterSqlite3Database) => T): Promise<T> {
+    const db = this.sqliteConnection();
+    return this.writeLock.runExclusive(() => db.transaction(() => work(db))());
+  }
+
+  /** SQLite: a PRAGMA on the shared connection (no-op on PostgreSQL). */
+  sqlitePragma(pragma: string): void {
+    if (!this.isPostgres) this.sqliteConnection().pragma(pragma);
+  }
+
   /** Whether a transaction is open on the shared SQLite connection (always false on PostgreSQL). */
   get inSqliteTransaction(): boolean {
     return !this.isPostgres && this.sqliteConnection().inTransaction;

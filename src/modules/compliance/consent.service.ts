@@ -158,9 +158,14 @@ export class ConsentService implements OnModuleInit {
     return toPage(rows, limit, (r) => [Number(r.id)], toDto);
   }
 
-  async allowsAnalytics(userId: string): Promise<boolean> {
+  /** Whether analytics consent stands; synchronous when cached (the tracking hot path). */
+  allowsAnalytics(userId: string): boolean | Promise<boolean> {
     const cached = this.analyticsCache.get(userId);
     if (cached && Date.now() - cached.at < CACHE_MS) return cached.allowed;
+    return this.loadAnalyticsConsent(userId);
+  }
+
+  private async loadAnalyticsConsent(userId: string): Promise<boolean> {
     const [row] = await this.database.read<{ granted: number | boolean }>(
       "SELECT granted FROM consents WHERE user_id = ? AND consent_type = 'analytics' ORDER BY id DESC LIMIT 1",
       [userId],

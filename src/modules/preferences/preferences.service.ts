@@ -115,9 +115,13 @@ export class PreferencesService implements OnModuleInit {
   }
 
   /** `privacy.allow_analytics`, cached briefly (invalidated here on change). */
-  async allowsAnalytics(userId: string): Promise<boolean> {
+  allowsAnalytics(userId: string): boolean | Promise<boolean> {
     const cached = this.analyticsAllowed.get(userId);
     if (cached && Date.now() - cached.at < ANALYTICS_CACHE_MS) return cached.allowed;
+    return this.loadAnalyticsAllowed(userId);
+  }
+
+  private async loadAnalyticsAllowed(userId: string): Promise<boolean> {
     const [row] = await this.database.read<{ value: string }>(
       "SELECT value FROM user_preferences WHERE user_id = ? AND key = 'privacy.allow_analytics'",
       [userId],

@@ -15,6 +15,8 @@ const ROW_PLACEHOLDERS = `(${Array<string>(12).fill('?').join(', ')})`;
 
 interface Job {
   rows: EventRow[];
+  /** Someone waits for the stored rows (explicit writes); automatic events go unanswered. */
+  awaited: boolean;
   resolve: (stored: StoredEvent[]) => void;
   reject: (error: unknown) => void;
 }
@@ -86,7 +88,7 @@ export class EventWriter implements OnModuleInit {
       });
     }
     return new Promise<StoredEvent[]>((resolve, reject) => {
-      this.push({ rows, resolve, reject });
+      this.push({ rows, awaited: true, resolve, reject });
     });
   }
 
@@ -102,6 +104,7 @@ export class EventWriter implements OnModuleInit {
     }
     this.push({
       rows,
+      awaited: false,
       resolve: () => undefined,
       reject: () => {
         this.failed += rows.length;
@@ -210,24 +213,35 @@ export class EventWriter implements OnModuleInit {
     }
   }
 
-  /** One transaction; per job, the rows the database stored. */
+  /**
+   * One transaction; per job, the rows the database stored. Automatic jobs
+   * get their stored rows only while the live stream has watchers (nobody
+   * else reads them), which spares an object per tracked request.
+   */
   private insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
+    const everyRow = this.live.observed;
+    const single = this.database.sqliteStatement(
+      `INSERT INTO events (${COLUMNS}) VALUES ${ROW_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING`,
+    );
+    if (single) {
+      // SQLite: one synchronous transaction running a prepared single-row statement
+      // per row (no SQL text to build or parse, no TypeORM per-query work).
+      return this.database.sqliteTransaction(() =>
+        jobs.map((job) => {
+          const stored: StoredEvent[] = [];
+          const keep = everyRow || job.awaited;
+          for (const row of job.rows) {
+            const { changes, lastInsertRowid } = single.run(...values(row));
+            if (changes > 0 && keep) stored.push({ ...row, id: Number(lastInsertRowid) });
+          }
+          return stored;
+        }),
+      );
+    }
     return this.database.transaction(async (manager) => {
       const result: StoredEvent[][] = [];
-      // SQLite: one prepared single-row statement, run per row (no SQL text to build or parse).
-      const single = this.database.sqliteStatement(
-        `INSERT INTO events (${COLUMNS}) VALUES ${ROW_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`,
-      );
       for (const job of jobs) {
         const stored: StoredEvent[] = [];
-        if (single) {
-          for (const row of job.rows) {
-            const inserted = single.get(...values(row)) as { id: number } | undefined;
-            if (inserted) stored.push({ ...row, id: Number(inserted.id) });
-          }
-          result.push(stored);
-          continue;
-        }
         for (let start = 0; start < job.rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = job.rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(

@@ -27,6 +27,11 @@ export class LiveEventStream implements OnModuleInit {
     return this.subject.asObservable();
   }
 
+  /** Whether any stream is open (publishing is pointless otherwise). */
+  get observed(): boolean {
+    return this.subject.observed;
+  }
+
   publish(events: StoredEvent[]): void {
     if (!this.subject.observed) return;
     for (const event of events) this.subject.next(event);

@@ -21,8 +21,26 @@ export class TrackingPolicy {
     this.checks.push(check);
   }
 
-  async allows(subject: TrackingSubject): Promise<boolean> {
-    for (const check of this.checks) {
+  /**
+   * Synchronous while every check answers from its cache (the common case:
+   * the tracking interceptor then queues its event without a promise).
+   */
+  allows(subject: TrackingSubject): boolean | Promise<boolean> {
+    for (let i = 0; i < this.checks.length; i++) {
+      const answer = this.checks[i](subject);
+      if (answer === false) return false;
+      if (answer !== true) return this.finish(answer, subject, i + 1);
+    }
+    return true;
+  }
+
+  private async finish(
+    pending: Promise<boolean>,
+    subject: TrackingSubject,
+    next: number,
+  ): Promise<boolean> {
+    if (!(await pending)) return false;
+    for (const check of this.checks.slice(next)) {
       if (!(await check(subject))) return false;
     }
     return true;

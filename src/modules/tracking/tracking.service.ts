@@ -86,8 +86,11 @@ export class TrackingService {
 
   /** Automatic and server-side events: queued, never awaited by the request. */
   record(actor: TrackingActor, input: EventInput): void {
-    const row = { ...this.toRow(actor, input, Date.now()), dedupeKey: null };
-    this.writer.enqueueWhen(this.policy.allows(actor), [row]);
+    const decision = this.policy.allows(actor);
+    if (decision === false) return;
+    const row = this.toRow(actor, input, Date.now(), false);
+    if (decision === true) this.writer.enqueue([row]);
+    else this.writer.enqueueWhen(decision, [row]);
   }
 
   /**
@@ -216,11 +219,17 @@ export class TrackingService {
     );
   }
 
-  private toRow(actor: TrackingActor, input: EventInput, now: number): EventRow {
+  /** `deduplicated`: false for server-made events, which cannot be resent (no dedupe key). */
+  private toRow(
+    actor: TrackingActor,
+    input: EventInput,
+    now: number,
+    deduplicated = true,
+  ): EventRow {
     const eventId = input.eventId ?? randomUUID();
     return {
       eventId,
-      dedupeKey: dedupeKey(actor.userId, actor.sessionId, eventId),
+      dedupeKey: deduplicated ? dedupeKey(actor.userId, actor.sessionId, eventId) : null,
       userId: actor.userId,
       sessionId: actor.sessionId,
       type: input.type,
