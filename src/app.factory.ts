@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyError, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLogger, logRequests, PinoNestLogger } from './common/logging/logger.js';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
@@ -64,31 +65,15 @@ export async function createApp(
   logRequests(fastify, logger);
   // Only JSON bodies are accepted: without this, text/plain would reach handlers as a string.
   fastify.removeContentTypeParser(['text/plain']);
-  // Security headers. The helmet middleware is built once: @fastify/helmet rebuilt it
-  // (re-parsing the CSP) on every request.
-  const securityHeaders = helmet({
-    // Swagger UI loads its own scripts and inline styles from this origin.
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        scriptSrc: ["'self'"],
-        // Plain-HTTP deployments (local, behind a TLS proxy) must still load /docs.
-        upgradeInsecureRequests: null,
-      },
-    },
-    strictTransportSecurity: config.isProduction,
-  });
+  // Security headers, the request id, and no-store where responses may carry tokens or
+  // session state: one synchronous hook, no per-request middleware chain.
+  const securityHeaders = staticSecurityHeaders(config);
   fastify.addHook('onRequest', (request, reply, done) => {
-    securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
-  });
-  fastify.addHook('onRequest', async (request, reply) => {
-    void reply.header('x-request-id', request.id);
-    // Responses that may carry tokens or session state must never be cached.
+    void reply.headers(securityHeaders).header('x-request-id', request.id);
     if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
       void reply.header('cache-control', 'no-store');
     }
+    done();
   });
 
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
@@ -108,4 +93,38 @@ export async function createApp(
   await setupSwagger(app, APP_INFO.version);
   await app.init();
   return app;
+}
+
+/**
+ * Helmet's headers for our options, computed once: with no nonces or
+ * functions among the directives they do not depend on the request, so
+ * running helmet's middleware chain on every request would only repeat them.
+ */
+function staticSecurityHeaders(config: AppConfig): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const collector = {
+    setHeader: (name: string, value: string | number) => {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader: (name: string) => {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet({
+    // Swagger UI loads its own scripts and inline styles from this origin.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        scriptSrc: ["'self'"],
+        // Plain-HTTP deployments (local, behind a TLS proxy) must still load /docs.
+        upgradeInsecureRequests: null,
+      },
+    },
+    strictTransportSecurity: config.isProduction,
+  })({} as IncomingMessage, collector as unknown as ServerResponse, (error?: unknown) => {
+    if (error) throw error as Error;
+  });
+  return headers;
 }
