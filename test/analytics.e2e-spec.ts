@@ -645,6 +645,36 @@ describe('analytics', () => {
       });
     });
 
+    it('matches `<name>` and `<name>.*` exactly: case, look-alike prefixes and neighbours stay out', async () => {
+      const names = ['zip', 'zip.a', 'zipper.b', 'zip/c', 'Zip.d', 'zip-e'];
+      await insertEvents(
+        t,
+        names.map((name, i) => ({
+          user: uid('z', i + 1),
+          session: uid('y', i + 1),
+          type: 'action',
+          name,
+          at: `2026-07-10T10:0${i}:00Z`,
+        })),
+      );
+      const res = await get(
+        '/api/analytics/features?features=zip&from=2026-07-10T00:00:00Z&to=2026-07-11T00:00:00Z',
+      ).expect(200);
+      expect(res.body).toEqual({
+        active_users: 6,
+        items: [
+          {
+            feature: 'zip',
+            actions: null,
+            users: 2,
+            adoption_rate: 2 / 6,
+            events: 2,
+            first_time_users: 2,
+          },
+        ],
+      });
+    });
+
     it('requires valid feature names', async () => {
       await get('/api/analytics/features').expect(400);
       await get('/api/analytics/features?features=a b').expect(400);

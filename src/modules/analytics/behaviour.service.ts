@@ -177,9 +177,12 @@ export class BehaviourService {
     for (const feature of names) {
       const actions = this.config.analytics.features[feature];
       const p = new Params();
+      // `<name>.*` as a byte range ('/' follows '.'): case-sensitive on both databases,
+      // and an index range on (type, name, occurred_at), where LIKE would scan.
+      const order = this.database.byteOrder;
       const match = actions
         ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
-        : `(name = ${p.add(feature)} OR name LIKE ${p.add(`${feature.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`)} ESCAPE '\\')`;
+        : `(name = ${p.add(feature)} OR (name >= ${p.add(`${feature}.`)}${order} AND name < ${p.add(`${feature}/`)}${order}))`;
       const [row] = await this.database.query<{
         users: number;
         events: number;
