@@ -182,18 +182,21 @@ export class AnalyticsService {
       entries: number;
       exits: number;
     }>(
+      // One sort per session (position and session length over the same window) serves
+      // entries and exits; the page views are read once.
       `WITH pv AS (${pv}),
        ranked AS (
-         SELECT path,
-           ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS first_rank,
-           ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at DESC, id DESC) AS last_rank
+         SELECT path, user_id, session_id,
+           ROW_NUMBER() OVER w AS pos,
+           COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS session_views
          FROM pv
+         WINDOW w AS (PARTITION BY session_id ORDER BY occurred_at, id)
        )
-       SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
-       FROM (SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors FROM pv GROUP BY path) v
-       LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE first_rank = 1 GROUP BY path) en ON en.path = v.path
-       LEFT JOIN (SELECT path, COUNT(*) AS n FROM ranked WHERE last_rank = 1 GROUP BY path) ex ON ex.path = v.path
-       ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
+       SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors,
+         SUM(CASE WHEN pos = 1 THEN 1 ELSE 0 END) AS entries,
+         SUM(CASE WHEN pos = session_views THEN 1 ELSE 0 END) AS exits
+       FROM ranked GROUP BY path
+       ORDER BY views DESC, path${this.database.byteOrder} ASC
        LIMIT ${p.add(limit)}`,
       p,
     );
