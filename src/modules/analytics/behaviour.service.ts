@@ -118,20 +118,23 @@ export class BehaviourService {
     const sequence = Array.from({ length: n }, (_, i) => `c${i}.item`).join(
       ` || '${SEPARATOR}' || `,
     );
-    const rows = await this.database.query<{ seq: string; count: number; sessions: number }>(
-      `WITH ${collapsedItems(p, range, includeApi)},
-       grams AS (SELECT c0.session_id, ${sequence} AS seq FROM collapsed c0 ${joins})
-       SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
-       FROM grams GROUP BY seq
-       ORDER BY COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC LIMIT ${p.add(limit)}`,
-      p.values,
-    );
     const q = new Params();
-    const [total] = await this.database.query<{ n: number }>(
-      `SELECT COUNT(DISTINCT session_id) AS n FROM events
-       WHERE session_id IS NOT NULL AND ${inRange(q, range.from, range.to)} AND ${apiFilter(includeApi)}`,
-      q.values,
-    );
+    // Independent queries: on SQLite they run side by side in the reader's two workers.
+    const [rows, [total]] = await Promise.all([
+      this.database.query<{ seq: string; count: number; sessions: number }>(
+        `WITH ${collapsedItems(p, range, includeApi)},
+         grams AS (SELECT c0.session_id, ${sequence} AS seq FROM collapsed c0 ${joins})
+         SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
+         FROM grams GROUP BY seq
+         ORDER BY COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC LIMIT ${p.add(limit)}`,
+        p.values,
+      ),
+      this.database.query<{ n: number }>(
+        `SELECT COUNT(DISTINCT session_id) AS n FROM events
+         WHERE session_id IS NOT NULL AND ${inRange(q, range.from, range.to)} AND ${apiFilter(includeApi)}`,
+        q.values,
+      ),
+    ]);
     const sessions = num(total?.n);
     return {
       n,
@@ -172,40 +175,48 @@ export class BehaviourService {
    * FEATURES, or else the actions named exactly like it or prefixed `<name>.`.
    */
   async features(range: Range, names: string[], includeApi = true) {
-    const active = await this.metrics.activeActors(range, includeApi);
-    const results = [];
-    for (const feature of names) {
-      const actions = this.config.analytics.features[feature];
-      const p = new Params();
-      // `<name>.*` as a byte range ('/' follows '.'): case-sensitive on both databases,
-      // and an index range on (type, name, occurred_at), where LIKE would scan.
-      const order = this.database.byteOrder;
-      const match = actions
-        ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
-        : `(name = ${p.add(feature)} OR (name >= ${p.add(`${feature}.`)}${order} AND name < ${p.add(`${feature}/`)}${order}))`;
-      const [row] = await this.database.query<{
-        users: number;
-        events: number;
-        first_time: number;
-      }>(
-        `WITH fe AS (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE type = 'action' AND ${match}),
-         firsts AS (SELECT actor, MIN(occurred_at) AS first_at FROM fe GROUP BY actor)
-         SELECT
-           (SELECT COUNT(DISTINCT actor) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS users,
-           (SELECT COUNT(*) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS events,
-           (SELECT COUNT(*) FROM firsts WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)}) AS first_time`,
-        p.values,
-      );
-      const users = num(row?.users);
-      results.push({
-        feature,
-        actions: actions ?? null,
-        users,
-        adoption_rate: ratio(users, active),
-        events: num(row?.events),
-        first_time_users: num(row?.first_time),
-      });
-    }
+    // The active count and every feature's figures are independent: on SQLite they run
+    // side by side in the reader's two workers.
+    const [active, figures] = await Promise.all([
+      this.metrics.activeActors(range, includeApi),
+      Promise.all(names.map((feature) => this.featureFigures(range, feature))),
+    ]);
+    const results = figures.map((figure) => ({
+      feature: figure.feature,
+      actions: figure.actions,
+      users: figure.users,
+      adoption_rate: ratio(figure.users, active),
+      events: figure.events,
+      first_time_users: figure.firstTime,
+    }));
     return { active_users: active, items: results };
+  }
+
+  /** Users, events (in range) and first-time users (first use ever in range) of one feature. */
+  private async featureFigures(range: Range, feature: string) {
+    const actions = this.config.analytics.features[feature];
+    const p = new Params();
+    // `<name>.*` as a byte range ('/' follows '.'): case-sensitive on both databases,
+    // and an index range on (type, name, occurred_at), where LIKE would scan.
+    const order = this.database.byteOrder;
+    const match = actions
+      ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
+      : `(name = ${p.add(feature)} OR (name >= ${p.add(`${feature}.`)}${order} AND name < ${p.add(`${feature}/`)}${order}))`;
+    const [row] = await this.database.query<{ users: number; events: number; first_time: number }>(
+      `WITH fe AS (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE type = 'action' AND ${match}),
+       firsts AS (SELECT actor, MIN(occurred_at) AS first_at FROM fe GROUP BY actor)
+       SELECT
+         (SELECT COUNT(DISTINCT actor) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS users,
+         (SELECT COUNT(*) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS events,
+         (SELECT COUNT(*) FROM firsts WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)}) AS first_time`,
+      p.values,
+    );
+    return {
+      feature,
+      actions: actions ?? null,
+      users: num(row?.users),
+      events: num(row?.events),
+      firstTime: num(row?.first_time),
+    };
   }
 }
