@@ -2,8 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { UsersAndSessions1763800000001 } from './0001-users-and-sessions.js';
 import { Events1763800000002 } from './0002-events.js';
 import { PreferencesAndCompliance1763800000003 } from './0003-preferences-and-compliance.js';
-import { EventsNameIndex1763800000004 } from './0004-events-name-index.js';
-import { EventsTimeActorIndex1763800000005 } from './0005-events-time-actor-index.js';
+import { EventsAnalyticsIndexes1763800000004 } from './0004-events-analytics-indexes.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -13,6 +12,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   UsersAndSessions1763800000001,
   Events1763800000002,
   PreferencesAndCompliance1763800000003,
-  EventsNameIndex1763800000004,
-  EventsTimeActorIndex1763800000005,
+  EventsAnalyticsIndexes1763800000004,
 ];
