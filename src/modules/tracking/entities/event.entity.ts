@@ -21,7 +21,7 @@ export const SERVER_EVENT_TYPES: readonly EventType[] = ['login', 'logout', 'api
  */
 @Entity('events')
 @Index('ix_events_user_id_occurred_at', ['userId', 'occurredAt'])
-@Index('ix_events_session_id_occurred_at_type', ['sessionId', 'occurredAt', 'type'])
+@Index('ix_events_session_id_occurred_at', ['sessionId', 'occurredAt'])
 @Index('ix_events_type_occurred_at', ['type', 'occurredAt'])
 @Index('ix_events_type_name_occurred_at', ['type', 'name', 'occurredAt'])
 @Index('ix_events_occurred_at_actor', ['occurredAt', 'type', 'userId', 'sessionId'])
