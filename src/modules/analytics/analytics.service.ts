@@ -276,10 +276,16 @@ export class AnalyticsService {
     const q = new Params();
     // Independent queries: on SQLite they run side by side in the reader's two workers.
     const [byType, byAction] = await Promise.all([
+      // MATERIALIZED: read the range from the time index alone; left to itself SQLite's
+      // planner walks the (type, name, occurred_at) index for the grouping and fetches
+      // every row from the table (30% slower on a month of 1M events).
       this.query<{ type: string; events: number; actors: number; sessions: number }>(
-        `SELECT type, COUNT(*) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
-         FROM events WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
-         GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
+        `WITH in_range AS MATERIALIZED (
+           SELECT type, user_id, session_id FROM events
+           WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+         )
+         SELECT type, COUNT(*) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
+         FROM in_range GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
         p,
       ),
       this.query<{ name: string; events: number; actors: number; sessions: number }>(
