@@ -9,7 +9,7 @@ import {
 } from './support/auth';
 import { DatabaseService } from '../src/common/database/database.service';
 import { SessionService } from '../src/modules/session/session.service';
-import { startTestApp, TestApp } from './support/test-app';
+import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const liveTokens = async (t: TestApp, tokens: string[]) => {
   const results = await Promise.all(
@@ -572,6 +572,15 @@ describe('session check after direct database writes', () => {
     await t.close();
   });
   const check = (bearer: string) => t.http().get('/api/session').set('authorization', bearer);
+
+  it('keeps checked sessions in memory on SQLite only (other instances write on PostgreSQL)', async () => {
+    const service: { authRows?: { size: number } } = t.app.get(SessionService);
+    const cached = () => service.authRows?.size;
+    const gina = await registerAndLogin(t, 'cache-gina');
+    await check(gina.bearer).expect(200);
+    if (TEST_DB_TYPE === 'sqlite') expect(cached()).toBeGreaterThan(0);
+    else expect(cached()).toBe(0);
+  });
 
   it('sees a revocation, a disabled user and a role change at once', async () => {
     const alice = await registerAndLogin(t, 'cache-alice');

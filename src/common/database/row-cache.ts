@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { DatabaseService } from './database.service.js';
 
 /** Entries older than this are read again even without a write (a hand edit by another process). */
@@ -32,9 +33,17 @@ export class RowCache<Row extends object> {
     private readonly worthKeeping: (rows: readonly Row[]) => boolean = () => true,
   ) {}
 
-  /** Starts caching; call once the owner registered its write watchers. */
-  enable(): void {
-    this.enabled = true;
+  /**
+   * Starts caching once `watch` registered the owner's write watchers (after
+   * migrations, so the tables exist). Stays off when `watch` returns false
+   * (PostgreSQL) or fails (logged: the lookups then simply read every time).
+   */
+  enable(label: string, watch: () => boolean): void {
+    try {
+      this.enabled = watch();
+    } catch (error) {
+      new Logger(RowCache.name).warn(`${label} cache off: ${(error as Error).message}`);
+    }
   }
 
   /** The rows for `key` (the SELECT run with `params`). */

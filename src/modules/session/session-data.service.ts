@@ -1,6 +1,5 @@
 import {
   Injectable,
-  Logger,
   NotFoundException,
   OnApplicationBootstrap,
   PayloadTooLargeException,
@@ -26,7 +25,6 @@ const CACHED_DATA_MAX_CHARS = 2048;
 
 @Injectable()
 export class SessionDataService implements OnApplicationBootstrap {
-  private readonly logger = new Logger(SessionDataService.name);
   /** All data of a session, by session id (SQLite; see RowCache for why it is exact). */
   private readonly allRows: RowCache<DataRow>;
 
@@ -44,14 +42,11 @@ export class SessionDataService implements OnApplicationBootstrap {
   }
 
   onApplicationBootstrap(): void {
-    try {
-      const watched = this.database.watchWrites('session_data', 'session_id', (sessionId) =>
+    this.allRows.enable('Session data', () =>
+      this.database.watchWrites('session_data', 'session_id', (sessionId) =>
         this.allRows.invalidate(sessionId),
-      );
-      if (watched) this.allRows.enable();
-    } catch (error) {
-      this.logger.warn(`Session data cache off: ${(error as Error).message}`);
-    }
+      ),
+    );
   }
 
   async getAll(sessionId: string): Promise<Record<string, unknown>> {

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap, UnauthorizedException } from '@nestjs/common';
+import { Injectable, OnApplicationBootstrap, UnauthorizedException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { randomUUID } from 'node:crypto';
 import { EntityManager } from 'typeorm';
@@ -68,7 +68,6 @@ const LIVE = 'revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at
  */
 @Injectable()
 export class SessionService implements OnApplicationBootstrap {
-  private readonly logger = new Logger(SessionService.name);
   /** Session check rows by token hash (SQLite; see RowCache for why it is exact). */
   private readonly authRows: RowCache<AuthRow>;
 
@@ -83,15 +82,13 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** After migrations: any write to a session row drops its entry; any user change drops all. */
   onApplicationBootstrap(): void {
-    try {
-      const watched =
+    this.authRows.enable(
+      'Session check',
+      () =>
         this.database.watchWrites('sessions', 'token_hash', (hash) =>
           this.authRows.invalidate(hash),
-        ) && this.database.watchWrites('users', 'id', () => this.authRows.clear());
-      if (watched) this.authRows.enable();
-    } catch (error) {
-      this.logger.warn(`Session check cache off: ${(error as Error).message}`);
-    }
+        ) && this.database.watchWrites('users', 'id', () => this.authRows.clear()),
+    );
   }
 
   /**
