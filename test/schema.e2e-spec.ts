@@ -1,5 +1,7 @@
 import { statSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import { DatabaseService } from '../src/common/database/database.service';
+import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { MIGRATIONS } from '../src/common/database/migrations';
 import { sleep } from './support/auth';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
@@ -54,6 +56,16 @@ describe('database schema', () => {
       }
       for (let i = 0; i < 50 && statSync(file).size < before + 2_000_000; i++) await sleep(100);
       expect(statSync(file).size).toBeGreaterThan(before + 2_000_000);
+    });
+
+    it('turns automatic checkpoints back on when the checkpoint worker dies', async () => {
+      const checkpointer: { worker?: Worker | null } = t.app.get(WalCheckpointer);
+      const worker = checkpointer.worker!;
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      await worker.terminate();
+      await exited;
+      const [auto] = await t.dataSource.query('PRAGMA wal_autocheckpoint');
+      expect(auto.wal_autocheckpoint).toBe(1000);
     });
   }
 });
