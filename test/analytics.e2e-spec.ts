@@ -712,6 +712,127 @@ describe('analytics', () => {
   });
 });
 
+/**
+ * The session-level figures come from the per-session rollup for sessions
+ * wholly inside the range and from the events for sessions that straddle an
+ * end of it: only events inside the range may count.
+ */
+describe('analytics over sessions that straddle the range', () => {
+  const B = Date.parse('2025-06-02T00:00:00Z');
+  const B_END = B + DAY;
+  const B_RANGE = `from=2025-06-02T00:00:00.000Z&to=2025-06-03T00:00:00.000Z`;
+  const [u3, u4, u5] = [uid('b', 3), uid('b', 4), uid('b', 5)];
+  const [s5, s6, s7, s8] = [uid('t', 5), uid('t', 6), uid('t', 7), uid('t', 8)];
+  let t: TestApp;
+  let admin: LoggedIn;
+  const get = (path: string) => t.http().get(path).set('authorization', admin.bearer);
+
+  beforeAll(async () => {
+    t = await startTestApp(ADMIN_ENV);
+    admin = await loginAdmin(t);
+    await insertEvents(t, [
+      // s5 starts before the range: in it, /b -> action -> /c, 40 s
+      { user: u3, session: s5, type: 'page_view', path: '/a', at: B - 60 * S },
+      { user: u3, session: s5, type: 'page_view', path: '/b', at: B + 10 * S },
+      { user: u3, session: s5, type: 'action', name: 'straddle.check', at: B + 20 * S },
+      { user: u3, session: s5, type: 'page_view', path: '/c', at: B + 50 * S },
+      // s6 ends exactly at the end of the range (excluded): in it, one page view (bounce)
+      { user: u4, session: s6, type: 'page_view', path: '/b', at: B_END - 30 * S },
+      { user: u4, session: s6, type: 'page_view', path: '/d', at: B_END },
+      // s7 spans the range with no event in it: not a session of the range
+      { user: u3, session: s7, type: 'page_view', path: '/a', at: B - 100 * S },
+      { user: u3, session: s7, type: 'page_view', path: '/a', at: B_END + 100 * S },
+      // s8 starts exactly at the start of the range: wholly inside, /c -> /b, 100 s
+      { user: u5, session: s8, type: 'page_view', path: '/c', at: B },
+      { user: u5, session: s8, type: 'page_view', path: '/b', at: B + 100 * S },
+    ]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('measures durations and bounces over the events in the range only', async () => {
+    const res = await get(`/api/analytics/sessions?${B_RANGE}`).expect(200);
+    // durations: s5 40 s, s6 0, s8 100 s
+    expect(res.body).toEqual({
+      count: 3,
+      mean_s: 46.667,
+      median_s: 40,
+      p90_s: 100,
+      share_zero: 1 / 3,
+      bounce_rate: 1 / 3,
+    });
+  });
+
+  it('takes entry and exit pages from the first and last page views in the range', async () => {
+    const res = await get(`/api/analytics/pages?${B_RANGE}`).expect(200);
+    expect(res.body.items).toEqual([
+      { page: '/b', views: 3, visitors: 3, entries: 2, exits: 2, exit_rate: 2 / 3 },
+      { page: '/c', views: 2, visitors: 2, entries: 1, exits: 1, exit_rate: 0.5 },
+    ]);
+  });
+
+  it('breaks down only the events in the range', async () => {
+    const res = await get(`/api/analytics/events?${B_RANGE}`).expect(200);
+    expect(res.body.items).toEqual([
+      { type: 'page_view', name: null, events: 5, actors: 3, sessions: 3 },
+      { type: 'action', name: null, events: 1, actors: 1, sessions: 1 },
+      { type: 'action', name: 'straddle.check', events: 1, actors: 1, sessions: 1 },
+    ]);
+  });
+
+  it('counts a session that crosses midnight as active on both days', async () => {
+    const res = await get(
+      '/api/analytics/active-users/series?from=2025-06-01T00:00:00Z&to=2025-06-03T00:00:00Z',
+    ).expect(200);
+    // u3 is active on June 2 only through s5, which started on June 1.
+    expect(res.body.items).toEqual([
+      { date: '2025-06-01', dau: 1, wau: 1, mau: 1, stickiness: 1 },
+      { date: '2025-06-02', dau: 3, wau: 3, mau: 3, stickiness: 1 },
+    ]);
+  });
+
+  it('finds local days across a DST change (a 23-hour day in the lookback)', async () => {
+    // 21:30Z is 23:30 on March 30 in Berlin (CEST from 02:00 that day), 22:30Z is 00:30 on March 31.
+    await insertEvents(t, [
+      {
+        user: uid('b', 6),
+        session: uid('t', 9),
+        type: 'page_view',
+        path: '/late',
+        at: '2025-03-30T21:30:00Z',
+      },
+      {
+        user: uid('b', 6),
+        session: uid('t', 9),
+        type: 'page_view',
+        path: '/later',
+        at: '2025-03-30T22:30:00Z',
+      },
+    ]);
+    const res = await get(
+      '/api/analytics/active-users/series?from=2025-03-29T23:00:00Z&to=2025-03-31T22:00:00Z&tz=Europe/Berlin',
+    ).expect(200);
+    expect(res.body.items).toEqual([
+      { date: '2025-03-30', dau: 1, wau: 1, mau: 1, stickiness: 1 },
+      { date: '2025-03-31', dau: 1, wau: 1, mau: 1, stickiness: 1 },
+    ]);
+  });
+
+  it('splits the overview at the start of the range', async () => {
+    const res = await get(`/api/analytics/overview?${B_RANGE}`).expect(200);
+    expect(res.body.metrics).toEqual({
+      events: { value: 6, previous: 2 },
+      page_views: { value: 5, previous: 2 },
+      active_users: { value: 3, previous: 1 },
+      sessions: { value: 3, previous: 2 },
+      mean_session_duration_s: { value: 46.667, previous: 0 },
+      median_session_duration_s: { value: 40, previous: 0 },
+      bounce_rate: { value: 1 / 3, previous: 1 },
+    });
+  });
+});
+
 describe('analytics of one user', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PreferencesService } from '../src/modules/preferences/preferences.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
+import { SessionSummaries } from '../src/modules/tracking/session-summaries';
 import {
   ADMIN_ENV,
   login,
@@ -48,6 +49,7 @@ async function bulkEvents(
       `INSERT INTO events (event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at) VALUES ${values.join(', ')}`,
     );
   }
+  await t.app.get(SessionSummaries).rebuild([sessionId]);
 }
 
 describe('consent', () => {

@@ -14,6 +14,7 @@ import { DataSource } from 'typeorm';
 import { AppConfig, loadConfig } from '../common/config/config.js';
 import { PasswordHasher } from '../modules/users/password-hasher.js';
 import { buildDataSourceOptions } from '../common/database/data-source-options.js';
+import { rebuildAllSummaries } from '../modules/tracking/session-summaries.js';
 
 interface Options {
   users: number;
@@ -162,6 +163,8 @@ async function main(): Promise<void> {
     if (buffer.length >= 10_000) await flush();
   }
   await flush();
+  // Written around the event writer, so the per-session rollup is computed here.
+  await dataSource.transaction((manager) => rebuildAllSummaries((sql) => manager.query(sql)));
   if (!postgres) await dataSource.query('ANALYZE');
   else await dataSource.query('ANALYZE events');
   await dataSource.destroy();

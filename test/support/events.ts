@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SessionSummaries } from '../../src/modules/tracking/session-summaries';
 import type { TestApp } from './test-app';
 
 export interface FixtureEvent {
@@ -13,7 +14,9 @@ export interface FixtureEvent {
 
 /**
  * Inserts events directly, in the order given (ids increase in that order,
- * which is the tie-break for equal timestamps). For hand-computed fixtures.
+ * which is the tie-break for equal timestamps), then rebuilds their
+ * sessions' summaries, as any writer outside the event writer must. For
+ * hand-computed fixtures.
  */
 export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<void> {
   for (const e of events) {
@@ -39,6 +42,7 @@ export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<
       values,
     );
   }
+  await t.app.get(SessionSummaries).rebuild(events.map((e) => e.session));
 }
 
 /** Deterministic UUID-shaped ids for fixtures: `uid('u', 1)`. */

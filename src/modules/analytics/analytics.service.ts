@@ -5,15 +5,21 @@ import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
 import {
   ACTOR,
+  ALL_EVENTS,
   apiFilter,
   COUNT_ACTORS,
+  COUNT_COLUMNS,
   inRange,
+  INTERACTIONS,
   num,
   Params,
   ratio,
   seconds,
+  sessionlessInRange,
+  sessionsInRange,
   SYSTEM_TYPES,
 } from './sql.js';
+import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
 
 export interface SessionStats {
   count: number;
@@ -104,13 +110,44 @@ export class AnalyticsService {
     // an actor are merged (coverage starts after the previous one ends), so adding +1 at the
     // start and -1 after the end of each stretch and summing in day order counts every actor
     // once per window, without joining every day to every actor-day in its window.
-    const rows = await this.query<{ kind: string; pos: number; n: number }>(
-      `WITH days(d, s, e) AS (VALUES ${values}),
+    //
+    // Actor-days: with every event type counted, a session within one day gives its
+    // actor that day straight from the rollup; only sessions that cross midnight
+    // are looked up event by event. Without api_request, from the events.
+    const span = { from: lookback[0].start, to: lookback[lookback.length - 1].end };
+    // Each session's first day: by arithmetic when every day is 24 h long (UTC, or no
+    // DST change in the span), else by a join with the days (5x slower).
+    const dayMs = 86_400_000;
+    const located = lookback.every((d) => d.end - d.start === dayMs)
+      ? `SELECT session_id, user_id, last_at, (first_at - ${span.from}) / ${dayMs} AS d,
+           ${span.from} + ((first_at - ${span.from}) / ${dayMs} + 1) * ${dayMs} AS e
+         FROM per_session`
+      : `SELECT ps.session_id, ps.user_id, ps.last_at, days.d, days.e
+         FROM per_session ps JOIN days ON ps.first_at >= days.s AND ps.first_at < days.e`;
+    const actorDays = includeApi
+      ? `${sessionsInRange(p, span)},
+       located AS MATERIALIZED (${located}),
+       crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
        actor_days AS (
+         SELECT COALESCE(user_id, 's:' || session_id) AS actor, d FROM located WHERE last_at < e
+         UNION
+         -- CROSS JOIN: SQLite keeps this order (the few crossing sessions, then their events).
+         SELECT COALESCE(l.user_id, 's:' || l.session_id), days.d
+         FROM crossing l CROSS JOIN events ev CROSS JOIN days
+         WHERE ev.session_id = l.session_id AND ev.occurred_at >= days.s AND ev.occurred_at < days.e
+         UNION
+         SELECT ev.user_id, days.d
+         FROM events ev JOIN days ON ev.occurred_at >= days.s AND ev.occurred_at < days.e
+         WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL
+       )`
+      : `actor_days AS (
          SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
          FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e
-         WHERE ${apiFilter(includeApi, 'events.')}
-       ),
+         WHERE ${apiFilter(false, 'events.')}
+       )`;
+    const rows = await this.query<{ kind: string; pos: number; n: number }>(
+      `WITH days(d, s, e) AS (VALUES ${values}),
+       ${actorDays},
        lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
        SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM actor_days GROUP BY d
        UNION ALL
@@ -170,11 +207,13 @@ export class AnalyticsService {
     };
   }
 
-  /** Popular pages: views, visitors, entries, exits and exit rate per normalised path. */
+  /**
+   * Popular pages: views, visitors, entries, exits and exit rate per
+   * normalised path. Views and visitors count page views; entries and exits
+   * come from the sessions' first and last page views in the range.
+   */
   async pages(range: Range, limit: number) {
     const p = new Params();
-    const pv = `SELECT session_id, user_id, path, occurred_at, id FROM events
-                WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)}`;
     const rows = await this.query<{
       path: string;
       views: number;
@@ -182,21 +221,18 @@ export class AnalyticsService {
       entries: number;
       exits: number;
     }>(
-      // One sort per session (position and session length over the same window) serves
-      // entries and exits; the page views are read once.
-      `WITH pv AS (${pv}),
-       ranked AS (
-         SELECT path, user_id, session_id,
-           ROW_NUMBER() OVER w AS pos,
-           COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS session_views
-         FROM pv
-         WINDOW w AS (PARTITION BY session_id ORDER BY occurred_at, id)
-       )
-       SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors,
-         SUM(CASE WHEN pos = 1 THEN 1 ELSE 0 END) AS entries,
-         SUM(CASE WHEN pos = session_views THEN 1 ELSE 0 END) AS exits
-       FROM ranked GROUP BY path
-       ORDER BY views DESC, path${this.database.byteOrder} ASC
+      `WITH ${sessionsInRange(p, range)},
+       views AS (
+         SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors FROM events
+         WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)} GROUP BY path
+       ),
+       entries AS (SELECT entry_path AS path, COUNT(*) AS n FROM per_session GROUP BY entry_path),
+       exits AS (SELECT exit_path AS path, COUNT(*) AS n FROM per_session GROUP BY exit_path)
+       SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
+       FROM views v
+       LEFT JOIN entries en ON en.path = v.path
+       LEFT JOIN exits ex ON ex.path = v.path
+       ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
        LIMIT ${p.add(limit)}`,
       p,
     );
@@ -213,10 +249,25 @@ export class AnalyticsService {
   /**
    * Session durations (last - first event in range) and bounce rate, in one
    * pass: per-session figures, ranked once for the median (mean of the two
-   * middle values for an even count) and p90 (nearest rank).
+   * middle values for an even count) and p90 (nearest rank). With every
+   * event type counted (the default) the figures come from the per-session
+   * rollup; without api_request, from the events.
    */
   async sessionStats(range: Range, includeApi = true): Promise<SessionStats> {
     const p = new Params();
+    const perSession = includeApi
+      ? `${sessionsInRange(p, range)},
+       session_figures AS (
+         SELECT last_at - first_at AS dur, page_views AS pv, ${INTERACTIONS} AS other FROM per_session
+       )`
+      : `session_figures AS (
+         SELECT MAX(occurred_at) - MIN(occurred_at) AS dur,
+           SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS pv,
+           SUM(CASE WHEN type NOT IN ('page_view', ${SYSTEM_LIST}) THEN 1 ELSE 0 END) AS other
+         FROM events
+         WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}
+         GROUP BY session_id
+       )`;
     const rows = await this.query<{
       n: number;
       mean: number | null;
@@ -226,21 +277,14 @@ export class AnalyticsService {
       rn: number | null;
       dur: number | null;
     }>(
-      `WITH per_session AS (
-         SELECT MAX(occurred_at) - MIN(occurred_at) AS dur,
-           SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS pv,
-           SUM(CASE WHEN type NOT IN ('page_view', ${SYSTEM_LIST}) THEN 1 ELSE 0 END) AS other
-         FROM events
-         WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
-         GROUP BY session_id
-       ),
+      `WITH ${perSession},
        ranked AS (
          SELECT dur, ROW_NUMBER() OVER (ORDER BY dur) AS rn, COUNT(*) OVER () AS n,
            AVG(dur) OVER () AS mean,
            SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) OVER () AS zeros,
            SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) OVER () AS with_pv,
            SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) OVER () AS bounces
-         FROM per_session
+         FROM session_figures
        )
        SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM ranked
        WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10`,
@@ -274,18 +318,25 @@ export class AnalyticsService {
   async breakdown(range: Range, includeApi = true) {
     const p = new Params();
     const q = new Params();
+    const typeRows = EVENT_TYPES.filter((type) => includeApi || type !== 'api_request')
+      .map((type, i) => {
+        const column = COUNT_COLUMNS[EVENT_TYPES.indexOf(type)];
+        const union = i === 0 ? '' : 'UNION ALL ';
+        return `${union}SELECT '${type}' AS type, ${column} AS n, user_id, session_id FROM per_session WHERE ${column} > 0`;
+      })
+      .join('\n           ');
     // Independent queries: on SQLite they run side by side in the reader's two workers.
     const [byType, byAction] = await Promise.all([
-      // MATERIALIZED: read the range from the time index alone; left to itself SQLite's
-      // planner walks the (type, name, occurred_at) index for the grouping and fetches
-      // every row from the table (30% slower on a month of 1M events).
+      // Per type from the per-session rollup: a session counts once per type it has.
       this.query<{ type: string; events: number; actors: number; sessions: number }>(
-        `WITH in_range AS MATERIALIZED (
-           SELECT type, user_id, session_id FROM events
-           WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+        `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)},
+         by_type AS (
+           ${typeRows}
+           UNION ALL SELECT type, 1 AS n, user_id, NULL AS session_id FROM sessionless
+           WHERE ${apiFilter(includeApi)}
          )
-         SELECT type, COUNT(*) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
-         FROM in_range GROUP BY type ORDER BY COUNT(*) DESC, type${this.database.byteOrder} ASC`,
+         SELECT type, SUM(n) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
+         FROM by_type GROUP BY type ORDER BY SUM(n) DESC, type${this.database.byteOrder} ASC`,
         p,
       ),
       this.query<{ name: string; events: number; actors: number; sessions: number }>(
@@ -317,18 +368,20 @@ export class AnalyticsService {
     const previous = { from: range.from - (range.to - range.from), to: range.from };
     const measure = async (r: Range) => {
       const p = new Params();
-      const [row] = await this.query<{
-        events: number;
-        page_views: number;
-        actors: number;
-        sessions: number;
-      }>(
-        `SELECT COUNT(*) AS events, SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
-                ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
-         FROM events WHERE ${inRange(p, r.from, r.to)}`,
-        p,
-      );
-      const stats = await this.sessionStats(r);
+      const [[row], stats] = await Promise.all([
+        this.query<{ events: number; page_views: number; actors: number; sessions: number }>(
+          `WITH ${sessionsInRange(p, r)}, ${sessionlessInRange(p, r)},
+           actors AS (SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless)
+           SELECT
+             (SELECT COALESCE(SUM(${ALL_EVENTS}), 0) FROM per_session) + (SELECT COUNT(*) FROM sessionless) AS events,
+             (SELECT COALESCE(SUM(page_views), 0) FROM per_session)
+               + (SELECT COUNT(*) FROM sessionless WHERE type = 'page_view') AS page_views,
+             (SELECT ${COUNT_ACTORS} FROM actors) AS actors,
+             (SELECT COUNT(*) FROM per_session) AS sessions`,
+          p,
+        ),
+        this.sessionStats(r),
+      ]);
       return {
         events: num(row?.events),
         page_views: num(row?.page_views),

@@ -1,5 +1,8 @@
 import type { EventMatcherDto } from './dto/analytics.dto.js';
+import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
 import { normalizePagePath } from '../tracking/page-path.js';
+import { COUNT_COLUMN } from '../tracking/session-summaries.js';
+import type { Range } from './time-buckets.js';
 
 /** Collects positional parameters while SQL text is built left to right. */
 export class Params {
@@ -27,6 +30,78 @@ export const COUNT_ACTORS =
 
 /** Events the server records by itself; `include_api=false` leaves out api_request. */
 export const SYSTEM_TYPES = ['api_request', 'login', 'logout'];
+
+/** The per-type count columns of `per_session` (see sessionsInRange). */
+export const COUNT_COLUMNS = EVENT_TYPES.map((type) => COUNT_COLUMN[type]);
+
+/** `per_session` columns: events of every type. */
+export const ALL_EVENTS = COUNT_COLUMNS.join(' + ');
+
+/** `per_session` columns: events that are neither page views nor system events (for bounces). */
+export const INTERACTIONS = EVENT_TYPES.filter(
+  (t) => t !== 'page_view' && !SYSTEM_TYPES.includes(t),
+)
+  .map((type) => COUNT_COLUMN[type])
+  .join(' + ');
+
+/**
+ * CTEs ending in `per_session`: one row per session with an event in the
+ * range, with what its events in the range add up to (session_id, user_id,
+ * first_at, last_at, a count per event type, entry_path, exit_path).
+ *
+ * Sessions wholly inside the range come straight from the rollup
+ * (session_summaries); the few that straddle an end of the range are
+ * summed from their events in the range. Exact either way, and the rollup
+ * row is read once instead of the session's events. Events without a
+ * session (the service never writes any) are not in `per_session`.
+ */
+export function sessionsInRange(p: Params, range: Range): string {
+  const from = () => p.add(range.from);
+  const to = () => p.add(range.to);
+  const counts = EVENT_TYPES.map(
+    (t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END) AS ${COUNT_COLUMN[t]}`,
+  ).join(', ');
+  return `
+    edge_ids AS (
+      SELECT session_id, user_id FROM session_summaries
+      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at >= ${to()}
+      UNION ALL
+      SELECT session_id, user_id FROM session_summaries WHERE last_at >= ${from()} AND first_at < ${from()}
+    ),
+    edge_events AS (
+      SELECT ev.session_id, ids.user_id, ev.type, ev.path, ev.occurred_at, ev.id
+      FROM edge_ids ids JOIN events ev ON ev.session_id = ids.session_id
+      WHERE ev.occurred_at >= ${from()} AND ev.occurred_at < ${to()}
+    ),
+    edge_pages AS (
+      SELECT session_id, path,
+        ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS a,
+        ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at DESC, id DESC) AS z
+      FROM edge_events WHERE type = 'page_view'
+    ),
+    per_session AS (
+      SELECT session_id, user_id, first_at, last_at, ${COUNT_COLUMNS.join(', ')}, entry_path, exit_path
+      FROM session_summaries
+      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at < ${to()}
+      UNION ALL
+      SELECT g.session_id, g.user_id, g.first_at, g.last_at, ${COUNT_COLUMNS.map((c) => `g.${c}`).join(', ')},
+        en.path, ex.path
+      FROM (
+        SELECT session_id, MAX(user_id) AS user_id, MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at, ${counts}
+        FROM edge_events GROUP BY session_id
+      ) g
+      LEFT JOIN edge_pages en ON en.session_id = g.session_id AND en.a = 1
+      LEFT JOIN edge_pages ex ON ex.session_id = g.session_id AND ex.z = 1
+    )`;
+}
+
+/** Events in the range that carry no session (not in `per_session`): `type`, `user_id`. */
+export function sessionlessInRange(p: Params, range: Range): string {
+  return `sessionless AS (
+      SELECT type, user_id FROM events
+      WHERE session_id IS NULL AND ${inRange(p, range.from, range.to)}
+    )`;
+}
 
 export function inRange(p: Params, from: number, to: number, alias = ''): string {
   return `${alias}occurred_at >= ${p.add(from)} AND ${alias}occurred_at < ${p.add(to)}`;

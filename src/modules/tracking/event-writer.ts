@@ -5,6 +5,7 @@ import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
+import { SummaryBatch } from './session-summaries.js';
 
 /** Rows per INSERT statement: 12 parameters each stays far below both databases' limits. */
 const ROWS_PER_STATEMENT = 500;
@@ -216,7 +217,9 @@ export class EventWriter implements OnModuleInit {
   /**
    * One transaction; per job, the rows the database stored. Automatic jobs
    * get their stored rows only while the live stream has watchers (nobody
-   * else reads them), which spares an object per tracked request.
+   * else reads them), which spares an object per tracked request. The
+   * stored rows are folded into the session summaries in the same
+   * transaction (see SessionSummaries).
    */
   private insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
     const everyRow = this.live.observed;
@@ -226,19 +229,26 @@ export class EventWriter implements OnModuleInit {
     if (single) {
       // SQLite: one synchronous transaction running a prepared single-row statement
       // per row (no SQL text to build or parse, no TypeORM per-query work).
-      return this.database.sqliteTransaction(() =>
-        jobs.map((job) => {
+      return this.database.sqliteTransaction(() => {
+        const summaries = new SummaryBatch();
+        const result = jobs.map((job) => {
           const stored: StoredEvent[] = [];
           const keep = everyRow || job.awaited;
           for (const row of job.rows) {
             const { changes, lastInsertRowid } = single.run(...values(row));
-            if (changes > 0 && keep) stored.push({ ...row, id: Number(lastInsertRowid) });
+            if (changes === 0) continue;
+            const id = Number(lastInsertRowid);
+            summaries.add(row, id);
+            if (keep) stored.push({ ...row, id });
           }
           return stored;
-        }),
-      );
+        });
+        summaries.applySqlite(this.database);
+        return result;
+      });
     }
     return this.database.transaction(async (manager) => {
+      const summaries = new SummaryBatch();
       const result: StoredEvent[][] = [];
       for (const job of jobs) {
         const stored: StoredEvent[] = [];
@@ -256,12 +266,14 @@ export class EventWriter implements OnModuleInit {
             const id = ids.get(row.eventId);
             if (id !== undefined) {
               stored.push({ ...row, id });
+              summaries.add(row, id);
               ids.delete(row.eventId); // an id repeated within one request is stored once
             }
           }
         }
         result.push(stored);
       }
+      await summaries.apply(this.database, manager);
       return result;
     });
   }

@@ -12,19 +12,22 @@ import { TrackingController } from './tracking.controller.js';
 import { TrackingInterceptor } from './tracking.interceptor.js';
 import { TrackingPolicy } from './tracking-policy.js';
 import { TrackingService } from './tracking.service.js';
+import { SessionSummaries } from './session-summaries.js';
+import { SessionSummary } from './entities/session-summary.entity.js';
 
 /** Events: ingestion, the automatic interceptor, the group-commit writer, history, live stream. */
 @Module({
-  imports: [SessionModule, TypeOrmModule.forFeature([Event])],
+  imports: [SessionModule, TypeOrmModule.forFeature([Event, SessionSummary])],
   controllers: [TrackingController, LiveStreamController, ActivitiesController],
   providers: [
     EventWriter,
     LiveEventStream,
     TrackingPolicy,
     TrackingService,
+    SessionSummaries,
     SessionActivityListener,
     { provide: APP_INTERCEPTOR, useClass: TrackingInterceptor },
   ],
-  exports: [TrackingService, TrackingPolicy, EventWriter],
+  exports: [TrackingService, TrackingPolicy, EventWriter, SessionSummaries],
 })
 export class TrackingModule {}

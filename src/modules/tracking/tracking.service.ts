@@ -19,6 +19,7 @@ import { Event, EventType } from './entities/event.entity.js';
 import { dedupeKey, EventRow } from './event-row.js';
 import { EventWriter } from './event-writer.js';
 import { normalizePagePath } from './page-path.js';
+import { SessionSummaries } from './session-summaries.js';
 import { TrackingPolicy } from './tracking-policy.js';
 
 /** Who caused an event and from where. */
@@ -49,6 +50,7 @@ export class TrackingService {
     private readonly policy: TrackingPolicy,
     private readonly database: DatabaseService,
     private readonly config: AppConfig,
+    private readonly summaries: SessionSummaries,
   ) {}
 
   /**
@@ -99,10 +101,15 @@ export class TrackingService {
    */
   async stitch(sessionId: string, userId: string): Promise<number> {
     await this.writer.drain();
-    return this.database.execute(
-      'UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
-      [userId, sessionId],
-    );
+    return this.database.transaction(async (manager) => {
+      const stitched = await this.database.executeIn(
+        manager,
+        'UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
+        [userId, sessionId],
+      );
+      await this.summaries.attribute(sessionId, userId, manager);
+      return stitched;
+    });
   }
 
   /**
@@ -121,6 +128,7 @@ export class TrackingService {
         chunk,
       );
     }
+    await this.summaries.forget(userId, sessionIds, manager);
     return deleted;
   }
 
@@ -174,9 +182,31 @@ export class TrackingService {
     }
   }
 
-  /** Retention: deletes up to `batch` events older than `cutoff`; returns how many. */
+  /**
+   * Retention: deletes up to `batch` events older than `cutoff` and
+   * recomputes the summaries of their sessions, in one transaction; returns
+   * how many events went.
+   */
   deleteBefore(cutoff: number, batch: number): Promise<number> {
-    return this.database.deleteOlderThan('events', 'occurred_at', cutoff, batch);
+    return this.database.transaction(async (manager) => {
+      const doomed = await this.database.query<{ id: number; session_id: string | null }>(
+        `SELECT id, session_id FROM events WHERE occurred_at < ? LIMIT ${Math.floor(batch)}`,
+        [cutoff],
+        manager,
+      );
+      let deleted = 0;
+      for (let i = 0; i < doomed.length; i += 500) {
+        const ids = doomed.slice(i, i + 500).map((r) => r.id);
+        deleted += await this.database.executeIn(
+          manager,
+          `DELETE FROM events WHERE id IN (${ids.map(() => '?').join(', ')})`,
+          ids,
+        );
+      }
+      const sessions = doomed.flatMap((r) => (r.session_id === null ? [] : [r.session_id]));
+      await this.summaries.rebuild(sessions, manager);
+      return deleted;
+    });
   }
 
   /** A user's events, newest first, keyset-paginated on (occurred_at, id). */

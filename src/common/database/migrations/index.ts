@@ -3,6 +3,7 @@ import { UsersAndSessions1763800000001 } from './0001-users-and-sessions.js';
 import { Events1763800000002 } from './0002-events.js';
 import { PreferencesAndCompliance1763800000003 } from './0003-preferences-and-compliance.js';
 import { EventsAnalyticsIndexes1763800000004 } from './0004-events-analytics-indexes.js';
+import { SessionSummaries1763800000005 } from './0005-session-summaries.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -13,4 +14,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   Events1763800000002,
   PreferencesAndCompliance1763800000003,
   EventsAnalyticsIndexes1763800000004,
+  SessionSummaries1763800000005,
 ];

@@ -1,0 +1,69 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { EpochMsColumn } from '../../../common/database/columns.js';
+
+/**
+ * Per-session rollup of the events table (see SessionSummaries): what the
+ * session-level analytics need, one row per session instead of one per
+ * event. Derived data: it can always be rebuilt from `events`.
+ */
+@Entity('session_summaries')
+@Index('ix_session_summaries_first_at', ['firstAt'])
+@Index('ix_session_summaries_last_at', ['lastAt'])
+@Index('ix_session_summaries_user_id', ['userId'])
+export class SessionSummary {
+  /** Public session id, as in `events.session_id`. */
+  @PrimaryColumn({ name: 'session_id', type: 'varchar', length: 36 })
+  sessionId!: string;
+
+  /** The user the session's events belong to (after identity stitching); null while anonymous. */
+  @Column({ name: 'user_id', type: 'varchar', length: 36, nullable: true })
+  userId!: string | null;
+
+  @EpochMsColumn({ name: 'first_at' })
+  firstAt!: number;
+
+  @EpochMsColumn({ name: 'last_at' })
+  lastAt!: number;
+
+  /** Events per type (the closed set EVENT_TYPES). */
+  @Column({ type: 'integer' })
+  logins!: number;
+
+  @Column({ type: 'integer' })
+  logouts!: number;
+
+  @Column({ name: 'page_views', type: 'integer' })
+  pageViews!: number;
+
+  @Column({ type: 'integer' })
+  actions!: number;
+
+  @Column({ name: 'api_requests', type: 'integer' })
+  apiRequests!: number;
+
+  @Column({ type: 'integer' })
+  errors!: number;
+
+  @Column({ type: 'integer' })
+  customs!: number;
+
+  /** The first page view in (occurred_at, id) order: the entry page. */
+  @EpochMsColumn({ name: 'entry_at', nullable: true })
+  entryAt!: number | null;
+
+  @Column({ name: 'entry_id', type: 'integer', nullable: true })
+  entryId!: number | null;
+
+  @Column({ name: 'entry_path', type: 'varchar', length: 2048, nullable: true })
+  entryPath!: string | null;
+
+  /** The last page view: the exit page. */
+  @EpochMsColumn({ name: 'exit_at', nullable: true })
+  exitAt!: number | null;
+
+  @Column({ name: 'exit_id', type: 'integer', nullable: true })
+  exitId!: number | null;
+
+  @Column({ name: 'exit_path', type: 'varchar', length: 2048, nullable: true })
+  exitPath!: string | null;
+}
