@@ -792,6 +792,38 @@ describe('analytics over sessions that straddle the range', () => {
     ]);
   });
 
+  it('builds default retention (any event) from first-ever sessions and week-crossing ones', async () => {
+    const res = await t
+      .http()
+      .post('/api/analytics/retention')
+      .set('authorization', admin.bearer)
+      .send({
+        period: 'week',
+        periods: 2,
+        from: '2025-05-26T00:00:00Z',
+        to: '2025-06-09T00:00:00Z',
+      })
+      .expect(200);
+    // u3 starts on Sunday June 1 (s7) and comes back on June 2 only within s5 and s7, which
+    // both cross into that week; u4 and u5 start in the week of June 2 and never return.
+    expect(res.body.cohorts).toEqual([
+      {
+        cohort: '2025-05-26',
+        start: '2025-05-26T00:00:00.000Z',
+        size: 1,
+        retained: [1, 0],
+        rates: [1, 0],
+      },
+      {
+        cohort: '2025-06-02',
+        start: '2025-06-02T00:00:00.000Z',
+        size: 2,
+        retained: [0, 0],
+        rates: [0, 0],
+      },
+    ]);
+  });
+
   it('finds local days across a DST change (a 23-hour day in the lookback)', async () => {
     // 21:30Z is 23:30 on March 30 in Berlin (CEST from 02:00 that day), 22:30Z is 00:30 on March 31.
     await insertEvents(t, [

@@ -5,6 +5,7 @@ import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
 import {
   ACTOR,
+  actorBuckets,
   ALL_EVENTS,
   apiFilter,
   COUNT_ACTORS,
@@ -110,36 +111,11 @@ export class AnalyticsService {
     // an actor are merged (coverage starts after the previous one ends), so adding +1 at the
     // start and -1 after the end of each stretch and summing in day order counts every actor
     // once per window, without joining every day to every actor-day in its window.
-    //
-    // Actor-days: with every event type counted, a session within one day gives its
-    // actor that day straight from the rollup; only sessions that cross midnight
-    // are looked up event by event. Without api_request, from the events.
-    const span = { from: lookback[0].start, to: lookback[lookback.length - 1].end };
-    // Each session's first day: by arithmetic when every day is 24 h long (UTC, or no
-    // DST change in the span), else by a join with the days (5x slower).
-    const dayMs = 86_400_000;
-    const located = lookback.every((d) => d.end - d.start === dayMs)
-      ? `SELECT session_id, user_id, last_at, (first_at - ${span.from}) / ${dayMs} AS d,
-           ${span.from} + ((first_at - ${span.from}) / ${dayMs} + 1) * ${dayMs} AS e
-         FROM per_session`
-      : `SELECT ps.session_id, ps.user_id, ps.last_at, days.d, days.e
-         FROM per_session ps JOIN days ON ps.first_at >= days.s AND ps.first_at < days.e`;
+    // Actor-days: with every event type counted, from the per-session rollup; without
+    // api_request, from the events.
     const actorDays = includeApi
-      ? `${sessionsInRange(p, span)},
-       located AS MATERIALIZED (${located}),
-       crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
-       actor_days AS (
-         SELECT COALESCE(user_id, 's:' || session_id) AS actor, d FROM located WHERE last_at < e
-         UNION
-         -- CROSS JOIN: SQLite keeps this order (the few crossing sessions, then their events).
-         SELECT COALESCE(l.user_id, 's:' || l.session_id), days.d
-         FROM crossing l CROSS JOIN events ev CROSS JOIN days
-         WHERE ev.session_id = l.session_id AND ev.occurred_at >= days.s AND ev.occurred_at < days.e
-         UNION
-         SELECT ev.user_id, days.d
-         FROM events ev JOIN days ON ev.occurred_at >= days.s AND ev.occurred_at < days.e
-         WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL
-       )`
+      ? `${actorBuckets(p, lookback, 'days')},
+       actor_days AS (SELECT actor, d FROM actor_buckets)`
       : `actor_days AS (
          SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
          FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e

@@ -4,7 +4,7 @@ import { AnalyticsReader } from './analytics-reader.js';
 import { toIso } from '../../common/time.js';
 import { EventMatcherDto } from './dto/analytics.dto.js';
 import { bucketsCovering, Period, periodStart, periodsFrom, Range } from './time-buckets.js';
-import { ACTOR, matcherSql, num, Params, ratio } from './sql.js';
+import { ACTOR, actorBuckets, matcherSql, num, Params, ratio } from './sql.js';
 
 export interface RetentionRequest {
   start?: EventMatcherDto;
@@ -31,24 +31,34 @@ export class RetentionService {
     const all = periodsFrom(first, period, cohorts.length + k);
     const values = all.map((b, i) => `(${i}, ${b.start}, ${b.end})`).join(', ');
     const p = new Params();
-    const startMatch = request.start ? matcherSql(request.start, p) : '1 = 1';
-    const returnMatch = request.return ? matcherSql(request.return, p) : '1 = 1';
-    const rows = await this.database.query<{ c: number; k: number; n: number }>(
-      `WITH periods(i, s, e) AS (VALUES ${values}),
-       firsts AS (
-         SELECT actor, MIN(occurred_at) AS first_at
-         FROM (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE ${startMatch}) x GROUP BY actor
-       ),
-       cohort AS (
-         SELECT f.actor, periods.i AS c FROM firsts f
-         JOIN periods ON f.first_at >= periods.s AND f.first_at < periods.e
-         WHERE periods.i < ${cohorts.length}
-       ),
-       returns AS (
-         SELECT DISTINCT ${ACTOR} AS actor, periods.i AS r
+    // Without matchers (any event starts and returns), first-ever events and the actors
+    // of each period come from the per-session rollup instead of every event.
+    const firsts = request.start
+      ? `SELECT actor, MIN(occurred_at) AS first_at
+         FROM (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE ${matcherSql(request.start, p)}) x
+         GROUP BY actor`
+      : `SELECT actor, MIN(first_at) AS first_at FROM (
+           SELECT COALESCE(user_id, 's:' || session_id) AS actor, first_at FROM session_summaries
+           UNION ALL
+           SELECT user_id, occurred_at FROM events WHERE session_id IS NULL AND user_id IS NOT NULL
+         ) x GROUP BY actor`;
+    const returns = request.return
+      ? `returns AS (
+         SELECT DISTINCT ${ACTOR} AS actor, periods.d AS r
          FROM events JOIN periods ON events.occurred_at >= periods.s AND events.occurred_at < periods.e
-         WHERE ${returnMatch}
-       )
+         WHERE ${matcherSql(request.return, p)}
+       )`
+      : `${actorBuckets(p, all, 'periods')},
+       returns AS (SELECT actor, d AS r FROM actor_buckets)`;
+    const rows = await this.database.query<{ c: number; k: number; n: number }>(
+      `WITH periods(d, s, e) AS (VALUES ${values}),
+       firsts AS (${firsts}),
+       cohort AS (
+         SELECT f.actor, periods.d AS c FROM firsts f
+         JOIN periods ON f.first_at >= periods.s AND f.first_at < periods.e
+         WHERE periods.d < ${cohorts.length}
+       ),
+       ${returns}
        SELECT cohort.c AS c, 0 AS k, COUNT(*) AS n FROM cohort GROUP BY cohort.c
        UNION ALL
        SELECT cohort.c AS c, returns.r - cohort.c AS k, COUNT(DISTINCT cohort.actor) AS n

@@ -95,6 +95,47 @@ export function sessionsInRange(p: Params, range: Range): string {
     )`;
 }
 
+/**
+ * CTEs ending in `actor_buckets(actor, d)`: each actor with an event in
+ * bucket `d` of `buckets`, distinct. `bucketsCte` names a CTE `(d, s, e)`
+ * holding those consecutive buckets. Every event type counts.
+ *
+ * From the rollup: a session within one bucket gives its actor that bucket
+ * directly; only sessions that cross a bucket boundary are looked up event
+ * by event (CROSS JOIN keeps SQLite on that order: the few crossing
+ * sessions, then their events). A session's bucket is found by arithmetic
+ * when all buckets are equally long (UTC days, weeks without a DST change),
+ * else by a join with the buckets.
+ */
+export function actorBuckets(
+  p: Params,
+  buckets: { start: number; end: number }[],
+  bucketsCte: string,
+): string {
+  const span = { from: buckets[0].start, to: buckets[buckets.length - 1].end };
+  const length = buckets[0].end - buckets[0].start;
+  const located = buckets.every((b) => b.end - b.start === length)
+    ? `SELECT session_id, user_id, last_at, (first_at - ${span.from}) / ${length} AS d,
+         ${span.from} + ((first_at - ${span.from}) / ${length} + 1) * ${length} AS e
+       FROM per_session`
+    : `SELECT ps.session_id, ps.user_id, ps.last_at, b.d, b.e
+       FROM per_session ps JOIN ${bucketsCte} b ON ps.first_at >= b.s AND ps.first_at < b.e`;
+  return `${sessionsInRange(p, span)},
+    located AS MATERIALIZED (${located}),
+    crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
+    actor_buckets AS (
+      SELECT COALESCE(user_id, 's:' || session_id) AS actor, d FROM located WHERE last_at < e
+      UNION
+      SELECT COALESCE(l.user_id, 's:' || l.session_id), b.d
+      FROM crossing l CROSS JOIN events ev CROSS JOIN ${bucketsCte} b
+      WHERE ev.session_id = l.session_id AND ev.occurred_at >= b.s AND ev.occurred_at < b.e
+      UNION
+      SELECT ev.user_id, b.d
+      FROM events ev JOIN ${bucketsCte} b ON ev.occurred_at >= b.s AND ev.occurred_at < b.e
+      WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL
+    )`;
+}
+
 /** Events in the range that carry no session (not in `per_session`): `type`, `user_id`. */
 export function sessionlessInRange(p: Params, range: Range): string {
   return `sessionless AS (

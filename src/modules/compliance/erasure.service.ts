@@ -17,6 +17,7 @@ const USER_ID_COLUMNS: [string, string][] = [
   ['sessions', 'user_id'],
   ['session_events', 'user_id'],
   ['events', 'user_id'],
+  ['session_summaries', 'user_id'],
   ['user_preferences', 'user_id'],
   ['consents', 'user_id'],
   ['audit_log', 'actor_user_id'],

@@ -78,27 +78,35 @@ function upsertSql(rows: number): string {
 
 /**
  * INSERT ... SELECT recomputing the summaries of the sessions whose events
- * match `scope` (a condition on `events`, appearing three times: repeat its
- * parameters). Rows of those sessions must be deleted first. Inserted in
- * time order, as the writer creates them, so that a time range of sessions
- * is also a run of neighbouring rows on SQLite.
+ * match `scope` (a condition on `events`; its parameters appear once).
+ * Rows of those sessions must be deleted first. One pass, no join: page
+ * views are ranked within their session by a window, so the plan cannot
+ * degrade into a nested loop on a database without statistics (a join of
+ * the first and last page views did, quadratically). Inserted in time
+ * order, as the writer creates them, so that a time range of sessions is
+ * also a run of neighbouring rows on SQLite.
  */
 export function rebuildSql(scope: string): string {
-  const pageViews = (order: 'ASC' | 'DESC') => `(
-      SELECT session_id, occurred_at, id, path,
-        ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at ${order}, id ${order}) AS rn
-      FROM events WHERE type = 'page_view' AND session_id IS NOT NULL AND (${scope}))`;
+  const entry = (column: string) => `MAX(CASE WHEN pv_rank = 1 THEN ${column} END)`;
+  const exit = (column: string) => `MAX(CASE WHEN pv_rank = pv_count THEN ${column} END)`;
   return `INSERT INTO session_summaries (${COLUMNS.join(', ')})
-    SELECT a.session_id, a.user_id, a.first_at, a.last_at, ${COUNT_COLUMNS.map((c) => `a.${c}`).join(', ')},
-      en.occurred_at, en.id, en.path, ex.occurred_at, ex.id, ex.path
+    SELECT session_id, MAX(user_id), MIN(occurred_at), MAX(occurred_at),
+      ${EVENT_TYPES.map((t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END)`).join(', ')},
+      ${entry('occurred_at')}, ${entry('id')}, ${entry('path')},
+      ${exit('occurred_at')}, ${exit('id')}, ${exit('path')}
     FROM (
-      SELECT session_id, MAX(user_id) AS user_id, MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at,
-        ${EVENT_TYPES.map((t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END) AS ${COUNT_COLUMN[t]}`).join(',\n        ')}
-      FROM events WHERE session_id IS NOT NULL AND (${scope}) GROUP BY session_id
-    ) a
-    LEFT JOIN ${pageViews('ASC')} en ON en.session_id = a.session_id AND en.rn = 1
-    LEFT JOIN ${pageViews('DESC')} ex ON ex.session_id = a.session_id AND ex.rn = 1
-    ORDER BY a.first_at`;
+      SELECT session_id, user_id, occurred_at, id, type, path,
+        CASE WHEN type = 'page_view' THEN ROW_NUMBER() OVER pv END AS pv_rank,
+        CASE WHEN type = 'page_view'
+          THEN COUNT(*) OVER (pv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) END AS pv_count
+      FROM events
+      WHERE session_id IS NOT NULL AND (${scope})
+      WINDOW pv AS (
+        PARTITION BY session_id, CASE WHEN type = 'page_view' THEN 1 ELSE 0 END ORDER BY occurred_at, id
+      )
+    ) ranked
+    GROUP BY session_id
+    ORDER BY MIN(occurred_at)`;
 }
 
 /** Every session's summary from scratch (migration backfill, demo generator). */
@@ -214,11 +222,7 @@ export class SessionSummaries {
         `DELETE FROM session_summaries WHERE session_id IN (${list})`,
         chunk,
       );
-      await this.database.executeIn(manager, rebuildSql(`session_id IN (${list})`), [
-        ...chunk,
-        ...chunk,
-        ...chunk,
-      ]);
+      await this.database.executeIn(manager, rebuildSql(`session_id IN (${list})`), chunk);
     }
   }
 
