@@ -61,6 +61,10 @@ export class AnalyticsReader implements OnModuleDestroy {
     return this.database.byteOrder;
   }
 
+  get isPostgres(): boolean {
+    return this.database.isPostgres;
+  }
+
   get usesWorker(): boolean {
     return !this.database.isPostgres && this.config.database.path !== ':memory:';
   }

@@ -230,6 +230,15 @@ export class AnalyticsService {
    * rollup; without api_request, from the events.
    */
   async sessionStats(range: Range, includeApi = true): Promise<SessionStats> {
+    return (await this.sessionFigures(range, includeApi, false)).stats;
+  }
+
+  /**
+   * Session statistics and, with `withTotals` (every event type counted),
+   * the range's events, page views, actors and sessions from the same pass
+   * over `per_session`.
+   */
+  private async sessionFigures(range: Range, includeApi: boolean, withTotals: boolean) {
     const p = new Params();
     const perSession = includeApi
       ? `${sessionsInRange(p, range)},
@@ -244,31 +253,56 @@ export class AnalyticsService {
          WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}
          GROUP BY session_id
        )`;
-    const rows = await this.query<{
-      n: number;
-      mean: number | null;
-      zeros: number | null;
-      with_pv: number | null;
-      bounces: number | null;
-      rn: number | null;
-      dur: number | null;
-    }>(
-      `WITH ${perSession},
-       ranked AS (
+    const ranks = `ranked AS (
          SELECT dur, ROW_NUMBER() OVER (ORDER BY dur) AS rn, COUNT(*) OVER () AS n,
            AVG(dur) OVER () AS mean,
            SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) OVER () AS zeros,
            SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) OVER () AS with_pv,
            SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) OVER () AS bounces
          FROM session_figures
+       ),
+       picked AS (
+         SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM ranked
+         WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10
+       )`;
+    // The totals row is there even when no session is (LEFT JOIN).
+    const select = withTotals
+      ? `, ${sessionlessInRange(p, range)},
+       actors AS (SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless),
+       totals AS (
+         SELECT
+           (SELECT COALESCE(SUM(${ALL_EVENTS}), 0) FROM per_session) + (SELECT COUNT(*) FROM sessionless) AS events,
+           (SELECT COALESCE(SUM(page_views), 0) FROM per_session)
+             + (SELECT COUNT(*) FROM sessionless WHERE type = 'page_view') AS page_views,
+           (SELECT ${COUNT_ACTORS} FROM actors) AS actors,
+           (SELECT COUNT(*) FROM per_session) AS sessions
        )
-       SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM ranked
-       WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10`,
-      p,
-    );
+       SELECT totals.*, picked.* FROM totals LEFT JOIN picked ON 1 = 1`
+      : ' SELECT * FROM picked';
+    const rows = await this.query<{
+      n: number | null;
+      mean: number | null;
+      zeros: number | null;
+      with_pv: number | null;
+      bounces: number | null;
+      rn: number | null;
+      dur: number | null;
+      events?: number;
+      page_views?: number;
+      actors?: number;
+      sessions?: number;
+    }>(`WITH ${perSession}, ${ranks}${select}`, p);
     const first = rows[0];
-    if (!first) {
-      return {
+    const totals = withTotals
+      ? {
+          events: num(first?.events),
+          page_views: num(first?.page_views),
+          active_users: num(first?.actors),
+          sessions: num(first?.sessions),
+        }
+      : undefined;
+    if (!first || first.n === null) {
+      const empty = {
         count: 0,
         mean_s: null,
         median_s: null,
@@ -276,11 +310,12 @@ export class AnalyticsService {
         share_zero: null,
         bounce_rate: null,
       };
+      return { stats: empty as SessionStats, totals };
     }
     const count = num(first.n);
     const at = (rank: number) => num(rows.find((r) => num(r.rn) === rank)?.dur);
     const median = (at(Math.floor((count + 1) / 2)) + at(Math.floor((count + 2) / 2))) / 2;
-    return {
+    const stats: SessionStats = {
       count,
       mean_s: seconds(Number(first.mean)),
       median_s: seconds(median),
@@ -288,6 +323,7 @@ export class AnalyticsService {
       share_zero: ratio(num(first.zeros), count),
       bounce_rate: ratio(num(first.bounces), num(first.with_pv)),
     };
+    return { stats, totals };
   }
 
   /** Per event type, and per action name: events, actors, sessions. */
@@ -343,26 +379,9 @@ export class AnalyticsService {
   async overview(range: Range) {
     const previous = { from: range.from - (range.to - range.from), to: range.from };
     const measure = async (r: Range) => {
-      const p = new Params();
-      const [[row], stats] = await Promise.all([
-        this.query<{ events: number; page_views: number; actors: number; sessions: number }>(
-          `WITH ${sessionsInRange(p, r)}, ${sessionlessInRange(p, r)},
-           actors AS (SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless)
-           SELECT
-             (SELECT COALESCE(SUM(${ALL_EVENTS}), 0) FROM per_session) + (SELECT COUNT(*) FROM sessionless) AS events,
-             (SELECT COALESCE(SUM(page_views), 0) FROM per_session)
-               + (SELECT COUNT(*) FROM sessionless WHERE type = 'page_view') AS page_views,
-             (SELECT ${COUNT_ACTORS} FROM actors) AS actors,
-             (SELECT COUNT(*) FROM per_session) AS sessions`,
-          p,
-        ),
-        this.sessionStats(r),
-      ]);
+      const { stats, totals } = await this.sessionFigures(r, true, true);
       return {
-        events: num(row?.events),
-        page_views: num(row?.page_views),
-        active_users: num(row?.actors),
-        sessions: num(row?.sessions),
+        ...totals!,
         mean_session_duration_s: stats.mean_s,
         median_session_duration_s: stats.median_s,
         bounce_rate: stats.bounce_rate,

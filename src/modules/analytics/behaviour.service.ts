@@ -14,24 +14,32 @@ import { ACTOR, apiFilter, inRange, num, Params, PATH_ITEM, ratio } from './sql.
 const SEPARATOR = ' > ';
 export const EXIT_ITEM = '$exit';
 
+/** The window over a session's items, in time order. */
+const IN_SESSION = 'PARTITION BY session_id ORDER BY occurred_at, id';
+
+/** `items`: each event's path item, with session_id, occurred_at, id. */
+function pathItems(p: Params, range: Range, includeApi: boolean): string {
+  return `items AS (
+      SELECT session_id, occurred_at, id, ${PATH_ITEM} AS item FROM events
+      WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+    )`;
+}
+
 /**
- * Path items per session, consecutive duplicates collapsed, numbered from 1
- * in (occurred_at, id) order. `p` receives the range parameters.
+ * Path items per session, consecutive duplicates collapsed (`collapsed`:
+ * session_id, occurred_at, id, item; ordered within a session by
+ * (occurred_at, id)). `p` receives the range parameters.
  */
 function collapsedItems(p: Params, range: Range, includeApi: boolean): string {
   return `
-    items AS (
-      SELECT session_id, occurred_at, id, ${PATH_ITEM} AS item FROM events
-      WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
-    ),
+    ${pathItems(p, range, includeApi)},
     marked AS (
       SELECT session_id, occurred_at, id, item,
-        LAG(item) OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS prev
+        LAG(item) OVER (${IN_SESSION}) AS prev
       FROM items
     ),
     collapsed AS (
-      SELECT session_id, item, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY occurred_at, id) AS pos
-      FROM marked WHERE prev IS NULL OR prev <> item
+      SELECT session_id, occurred_at, id, item FROM marked WHERE prev IS NULL OR prev <> item
     )`;
 }
 
@@ -110,22 +118,20 @@ export class BehaviourService {
   /** Contiguous n-grams of path items per session: count, sessions, support. */
   async patterns(range: Range, n: number, limit: number, includeApi: boolean) {
     const p = new Params();
-    const joins = Array.from(
-      { length: n - 1 },
-      (_, i) =>
-        `JOIN collapsed c${i + 1} ON c${i + 1}.session_id = c0.session_id AND c${i + 1}.pos = c0.pos + ${i + 1}`,
-    ).join('\n');
-    const sequence = Array.from({ length: n }, (_, i) => `c${i}.item`).join(
-      ` || '${SEPARATOR}' || `,
-    );
+    // Each item with the n-1 that follow it (LEAD: one sort, no self-joins); an n-gram
+    // running past the session's end is NULL (|| with NULL) and left out.
+    const sequence = [
+      'item',
+      ...Array.from({ length: n - 1 }, (_, i) => `LEAD(item, ${i + 1}) OVER (${IN_SESSION})`),
+    ].join(` || '${SEPARATOR}' || `);
     const q = new Params();
     // Independent queries: on SQLite they run side by side in the reader's two workers.
     const [rows, [total]] = await Promise.all([
       this.database.query<{ seq: string; count: number; sessions: number }>(
         `WITH ${collapsedItems(p, range, includeApi)},
-         grams AS (SELECT c0.session_id, ${sequence} AS seq FROM collapsed c0 ${joins})
+         grams AS (SELECT session_id, ${sequence} AS seq FROM collapsed)
          SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
-         FROM grams GROUP BY seq
+         FROM grams WHERE seq IS NOT NULL GROUP BY seq
          ORDER BY COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC LIMIT ${p.add(limit)}`,
         p.values,
       ),
@@ -152,11 +158,13 @@ export class BehaviourService {
   async transitions(range: Range, item: string, includeApi: boolean) {
     const p = new Params();
     const rows = await this.database.query<{ next: string | null; n: number }>(
-      `WITH ${collapsedItems(p, range, includeApi)}
-       SELECT nx.item AS next, COUNT(*) AS n
-       FROM collapsed c LEFT JOIN collapsed nx ON nx.session_id = c.session_id AND nx.pos = c.pos + 1
-       WHERE c.item = ${p.add(item)}
-       GROUP BY nx.item`,
+      // Collapsing needs no pass of its own here: the last event of each run of equal
+      // items is the collapsed item, and the event after it holds the next item.
+      `WITH ${pathItems(p, range, includeApi)},
+       followed AS (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items)
+       SELECT next, COUNT(*) AS n FROM followed
+       WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
+       GROUP BY next`,
       p.values,
     );
     const total = rows.reduce((sum, r) => sum + num(r.n), 0);
