@@ -111,58 +111,60 @@ async function main(): Promise<void> {
 
   // Sessions and their events, streamed in chunks
   const sessionCount = Math.max(1, Math.round(options.events / 10));
-  const perSession = options.events / sessionCount;
   let written = 0;
-  let buffer: unknown[][] = [];
-  const flush = async () => {
-    if (buffer.length === 0) return;
-    await insertRows(dataSource, postgres, 'events', EVENT_COLUMNS, buffer, 500, false);
-    written += buffer.length;
-    buffer = [];
-  };
-  for (let s = 0; s < sessionCount && written + buffer.length < options.events; s++) {
-    const sessionId = randomUUID();
-    // Returning users: squaring skews towards a core of frequent users; 10% stay anonymous.
-    const userId =
-      random() < 0.1 ? null : userIds[Math.floor(random() * random() * userIds.length)];
-    // Sessions start in time order, as real traffic arrives (row order then follows time,
-    // which is what the time-range indexes of the analytics queries see in production).
-    let at =
-      now -
-      options.days * 86_400_000 +
-      Math.floor(((s + random()) / sessionCount) * options.days * 86_400_000);
-    const budget = Math.max(1, Math.round(perSession * (0.5 + random())));
-    const rows: Row[] = [];
-    const add = (type: string, name: string | null, path: string | null) => {
-      const id = randomUUID();
-      rows.push([id, `x:${id}`, userId, sessionId, type, name, path, at]);
-      at += 5_000 + Math.floor(random() * 115_000);
+  await withoutEventIndexes(dataSource, postgres, async () => {
+    const perSession = options.events / sessionCount;
+    let buffer: unknown[][] = [];
+    const flush = async () => {
+      if (buffer.length === 0) return;
+      await insertRows(dataSource, postgres, 'events', EVENT_COLUMNS, buffer, 500, false);
+      written += buffer.length;
+      buffer = [];
     };
-    add('page_view', null, pick(LANDINGS));
-    if (random() < 0.6) {
-      add('page_view', null, '/pricing');
-      if (random() < 0.4) {
-        add('page_view', null, '/signup');
-        add('action', 'signup.submit', null);
-        if (random() < 0.5) {
-          add('page_view', null, '/checkout');
-          add('action', 'checkout.complete', null);
+    for (let s = 0; s < sessionCount && written + buffer.length < options.events; s++) {
+      const sessionId = randomUUID();
+      // Returning users: squaring skews towards a core of frequent users; 10% stay anonymous.
+      const userId =
+        random() < 0.1 ? null : userIds[Math.floor(random() * random() * userIds.length)];
+      // Sessions start in time order, as real traffic arrives (row order then follows time,
+      // which is what the time-range indexes of the analytics queries see in production).
+      let at =
+        now -
+        options.days * 86_400_000 +
+        Math.floor(((s + random()) / sessionCount) * options.days * 86_400_000);
+      const budget = Math.max(1, Math.round(perSession * (0.5 + random())));
+      const rows: Row[] = [];
+      const add = (type: string, name: string | null, path: string | null) => {
+        const id = randomUUID();
+        rows.push([id, `x:${id}`, userId, sessionId, type, name, path, at]);
+        at += 5_000 + Math.floor(random() * 115_000);
+      };
+      add('page_view', null, pick(LANDINGS));
+      if (random() < 0.6) {
+        add('page_view', null, '/pricing');
+        if (random() < 0.4) {
+          add('page_view', null, '/signup');
+          add('action', 'signup.submit', null);
+          if (random() < 0.5) {
+            add('page_view', null, '/checkout');
+            add('action', 'checkout.complete', null);
+          }
         }
       }
+      while (rows.length < budget) {
+        const r = random();
+        if (r < 0.3) add('api_request', pick(API_ROUTES), null);
+        else if (r < 0.45) add('action', pick(FEATURES), null);
+        else add('page_view', null, pick(FILLERS));
+      }
+      for (const row of rows) {
+        if (written + buffer.length >= options.events) break;
+        buffer.push([...row, row[7], null, null, null]);
+      }
+      if (buffer.length >= 10_000) await flush();
     }
-    while (rows.length < budget) {
-      const r = random();
-      if (r < 0.3) add('api_request', pick(API_ROUTES), null);
-      else if (r < 0.45) add('action', pick(FEATURES), null);
-      else add('page_view', null, pick(FILLERS));
-    }
-    for (const row of rows) {
-      if (written + buffer.length >= options.events) break;
-      buffer.push([...row, row[7], null, null, null]);
-    }
-    if (buffer.length >= 10_000) await flush();
-  }
-  await flush();
+    await flush();
+  });
   // Written around the event writer, so the per-session rollup is computed here.
   await dataSource.transaction((manager) => rebuildAllSummaries((sql) => manager.query(sql)));
   if (!postgres) await dataSource.query('ANALYZE');
@@ -172,6 +174,32 @@ async function main(): Promise<void> {
   process.stdout.write(
     `Seeded ${options.users} users, ${sessionCount} sessions, ${written} events over ${options.days} days in ${seconds.toFixed(1)} s\n`,
   );
+}
+
+/**
+ * Runs `load` with the secondary indexes of `events` dropped, then builds
+ * them again: one sort per index instead of a million inserts at random
+ * places of six b-trees (about twice as fast for 1M events here).
+ */
+async function withoutEventIndexes(
+  dataSource: DataSource,
+  postgres: boolean,
+  load: () => Promise<void>,
+): Promise<void> {
+  const indexes = await dataSource.query<{ name: string; definition: string }[]>(
+    postgres
+      ? `SELECT indexname AS name, indexdef AS definition FROM pg_indexes
+         WHERE tablename = 'events' AND indexname NOT IN (
+           SELECT conname FROM pg_constraint WHERE conrelid = 'events'::regclass)`
+      : `SELECT name, sql AS definition FROM sqlite_master
+         WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL`,
+  );
+  for (const index of indexes) await dataSource.query(`DROP INDEX "${index.name}"`);
+  try {
+    await load();
+  } finally {
+    for (const index of indexes) await dataSource.query(index.definition);
+  }
 }
 
 /** Multi-row INSERTs of `perStatement` rows, one transaction per call. */
