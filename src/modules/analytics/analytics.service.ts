@@ -190,36 +190,38 @@ export class AnalyticsService {
    */
   async pages(range: Range, limit: number) {
     const p = new Params();
-    const rows = await this.query<{
-      path: string;
-      views: number;
-      visitors: number;
-      entries: number;
-      exits: number;
-    }>(
-      `WITH ${sessionsInRange(p, range)},
-       views AS (
-         SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors FROM events
-         WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)} GROUP BY path
-       ),
-       entries AS (SELECT entry_path AS path, COUNT(*) AS n FROM per_session GROUP BY entry_path),
-       exits AS (SELECT exit_path AS path, COUNT(*) AS n FROM per_session GROUP BY exit_path)
-       SELECT v.path, v.views, v.visitors, COALESCE(en.n, 0) AS entries, COALESCE(ex.n, 0) AS exits
-       FROM views v
-       LEFT JOIN entries en ON en.path = v.path
-       LEFT JOIN exits ex ON ex.path = v.path
-       ORDER BY v.views DESC, v.path${this.database.byteOrder} ASC
-       LIMIT ${p.add(limit)}`,
-      p,
-    );
-    return rows.map((r) => ({
-      page: r.path,
-      views: num(r.views),
-      visitors: num(r.visitors),
-      entries: num(r.entries),
-      exits: num(r.exits),
-      exit_rate: ratio(num(r.exits), num(r.views)),
-    }));
+    const q = new Params();
+    // Two independent queries, side by side in the reader's two workers on SQLite.
+    const [top, ends] = await Promise.all([
+      this.query<{ path: string; views: number; visitors: number }>(
+        `SELECT path, COUNT(*) AS views, ${COUNT_ACTORS} AS visitors FROM events
+         WHERE type = 'page_view' AND ${inRange(p, range.from, range.to)}
+         GROUP BY path ORDER BY COUNT(*) DESC, path${this.database.byteOrder} ASC
+         LIMIT ${p.add(limit)}`,
+        p,
+      ),
+      this.query<{ kind: 'entry' | 'exit'; path: string; n: number }>(
+        `WITH ${sessionsInRange(q, range)}
+         SELECT 'entry' AS kind, entry_path AS path, COUNT(*) AS n FROM per_session
+         WHERE entry_path IS NOT NULL GROUP BY entry_path
+         UNION ALL
+         SELECT 'exit' AS kind, exit_path AS path, COUNT(*) AS n FROM per_session
+         WHERE exit_path IS NOT NULL GROUP BY exit_path`,
+        q,
+      ),
+    ]);
+    const count = new Map(ends.map((r) => [`${r.kind}:${r.path}`, num(r.n)]));
+    return top.map((r) => {
+      const exits = count.get(`exit:${r.path}`) ?? 0;
+      return {
+        page: r.path,
+        views: num(r.views),
+        visitors: num(r.visitors),
+        entries: count.get(`entry:${r.path}`) ?? 0,
+        exits,
+        exit_rate: ratio(exits, num(r.views)),
+      };
+    });
   }
 
   /**
