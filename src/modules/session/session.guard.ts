@@ -21,6 +21,14 @@ import { SessionService, UNAUTHORIZED_MESSAGE } from './session.service.js';
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** What a route asks of the guard, from its decorators (handler over class). */
+interface RouteRules {
+  isPublic: boolean;
+  allowAnonymous: boolean;
+  roles: Role[] | undefined;
+  needsFreshAuth: boolean;
+}
+
 /**
  * The token, from (in this order) `Authorization: Bearer`, `X-Session-ID`
  * (seed compatibility) or the `session_id` cookie. Never from the query string.
@@ -55,10 +63,12 @@ export class SessionGuard implements CanActivate {
     private readonly config: AppConfig,
   ) {}
 
+  /** By controller class, then handler (an inherited handler may serve several classes). */
+  private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const targets = [context.getHandler(), context.getClass()];
-    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC_KEY, targets) ?? false;
+    const { isPublic, allowAnonymous, roles, needsFreshAuth } = this.rulesOf(context);
 
     const credential = extractToken(request);
     const auth = credential ? await this.sessions.authenticate(credential.token) : null;
@@ -75,16 +85,12 @@ export class SessionGuard implements CanActivate {
     setRequestIdentity(request, { sessionId: auth.session.id, userId: auth.user?.id ?? null });
     if (isPublic) return true;
 
-    const allowAnonymous =
-      this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS_SESSION_KEY, targets) ?? false;
     if (!auth.user && !allowAnonymous) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
 
-    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, targets);
     if (roles && (!auth.user || !roles.includes(auth.user.role))) {
       throw new ForbiddenException('This operation needs the admin role');
     }
 
-    const needsFreshAuth = this.reflector.getAllAndOverride<boolean>(FRESH_AUTH_KEY, targets);
     if (needsFreshAuth) {
       const maxAgeMs = this.config.session.freshAuthMaxAgeS * 1000;
       const authTime = auth.session.authTime;
@@ -96,6 +102,34 @@ export class SessionGuard implements CanActivate {
       }
     }
     return true;
+  }
+
+  /**
+   * The route's rules, read from its metadata once per handler: decorators
+   * cannot change at run time, and four reflector lookups per request cost
+   * more than the cached session check itself.
+   */
+  private rulesOf(context: ExecutionContext): RouteRules {
+    const handler = context.getHandler();
+    const controller = context.getClass();
+    let ofClass = this.rules.get(controller);
+    if (!ofClass) {
+      ofClass = new WeakMap();
+      this.rules.set(controller, ofClass);
+    }
+    let rules = ofClass.get(handler);
+    if (!rules) {
+      const targets = [handler, controller];
+      const read = <T>(key: string) => this.reflector.getAllAndOverride<T>(key, targets);
+      rules = {
+        isPublic: read<boolean>(IS_PUBLIC_KEY) ?? false,
+        allowAnonymous: read<boolean>(ALLOW_ANONYMOUS_SESSION_KEY) ?? false,
+        roles: read<Role[] | undefined>(ROLES_KEY),
+        needsFreshAuth: read<boolean>(FRESH_AUTH_KEY) ?? false,
+      };
+      ofClass.set(handler, rules);
+    }
+    return rules;
   }
 
   /**
