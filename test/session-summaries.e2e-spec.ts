@@ -126,6 +126,7 @@ describe('session summaries (the per-session rollup)', () => {
       { user: null, session: mixed, type: 'page_view', path: '/kept', at: now - 28 * DAY },
     ]);
     await t.http().post('/api/admin/retention/run').set('authorization', admin.bearer).expect(200);
+    await drain(); // the admin's login and request events, queued meanwhile
 
     const kept = await summaries(t);
     expect(kept.find((r) => r.session_id === old)).toBeUndefined();
@@ -153,6 +154,7 @@ describe('session summaries (the per-session rollup)', () => {
     }
     await drain();
     await t.http().delete('/api/gdpr/delete').set('authorization', gone.bearer).expect(200);
+    await drain();
 
     const kept = await summaries(t);
     expect(
