@@ -851,6 +851,54 @@ describe('analytics over sessions that straddle the range', () => {
     ]);
   });
 
+  it('leaves api_request out of durations and active users with include_api=false', async () => {
+    // s10: a page view, then an API call 300 s later; s11: only an API call (u8's only event).
+    const C = Date.parse('2025-07-07T10:00:00Z');
+    const C_RANGE = 'from=2025-07-07T00:00:00.000Z&to=2025-07-08T00:00:00.000Z';
+    await insertEvents(t, [
+      { user: uid('b', 7), session: uid('t', 10), type: 'page_view', path: '/solo', at: C },
+      {
+        user: uid('b', 7),
+        session: uid('t', 10),
+        type: 'api_request',
+        name: 'GET /x',
+        at: C + 300 * S,
+      },
+      {
+        user: uid('b', 8),
+        session: uid('t', 11),
+        type: 'api_request',
+        name: 'GET /x',
+        at: C + 60 * S,
+      },
+    ]);
+    const all = await get(`/api/analytics/sessions?${C_RANGE}`).expect(200);
+    expect(all.body).toEqual({
+      count: 2,
+      mean_s: 150,
+      median_s: 150,
+      p90_s: 300,
+      share_zero: 0.5,
+      bounce_rate: 1,
+    });
+    const noApi = await get(`/api/analytics/sessions?${C_RANGE}&include_api=false`).expect(200);
+    expect(noApi.body).toEqual({
+      count: 1,
+      mean_s: 0,
+      median_s: 0,
+      p90_s: 0,
+      share_zero: 1,
+      bounce_rate: 1,
+    });
+    const series = `/api/analytics/active-users/series?${C_RANGE}`;
+    expect((await get(series).expect(200)).body.items).toEqual([
+      { date: '2025-07-07', dau: 2, wau: 2, mau: 2, stickiness: 1 },
+    ]);
+    expect((await get(`${series}&include_api=false`).expect(200)).body.items).toEqual([
+      { date: '2025-07-07', dau: 1, wau: 1, mau: 1, stickiness: 1 },
+    ]);
+  });
+
   it('splits the overview at the start of the range', async () => {
     const res = await get(`/api/analytics/overview?${B_RANGE}`).expect(200);
     expect(res.body.metrics).toEqual({

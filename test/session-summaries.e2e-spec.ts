@@ -1,5 +1,6 @@
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { rebuildAllSummaries } from '../src/modules/tracking/session-summaries';
+import { TrackingService } from '../src/modules/tracking/tracking.service';
 import { ADMIN_ENV, login, loginAdmin, PASSWORD, register, registerAndLogin } from './support/auth';
 import { insertEvents, uid } from './support/events';
 import { startTestApp, TestApp } from './support/test-app';
@@ -112,6 +113,26 @@ describe('session summaries (the per-session rollup)', () => {
     );
     expect([row!.first_at, row!.last_at]).toEqual([Number(first_at), Number(last_at)]);
     expect(kept).toEqual(await rebuilt(t));
+  });
+
+  it('follows identity stitching even when no later event carries the user', async () => {
+    // A login event would also bring the user id into the row (consent may keep it from
+    // being stored): stitching alone must attribute the session.
+    const [user, session] = [uid('v', 1), uid('w', 1)];
+    await insertEvents(t, [
+      { user: null, session, type: 'page_view', path: '/before-login', at: Date.now() - 1000 },
+    ]);
+    expect((await summaries(t)).find((r) => r.session_id === session)?.user_id).toBeNull();
+
+    expect(await t.app.get(TrackingService).stitch(session, user)).toBe(1);
+
+    expect((await summaries(t)).find((r) => r.session_id === session)).toMatchObject({
+      user_id: user,
+      page_views: 1,
+      entry_path: '/before-login',
+    });
+    await drain();
+    expect(await summaries(t)).toEqual(await rebuilt(t));
   });
 
   it('follows retention: sessions losing old events are recomputed, emptied ones removed', async () => {

@@ -15,6 +15,9 @@ import { DataSource, EntityManager } from 'typeorm';
  * rolls back. So on SQLite every write, transactional or not, runs under one
  * process-wide mutex. PostgreSQL uses its connection pool as usual.
  */
+/** Values per `IN (...)` list in executeInChunks. */
+const IN_LIST_CHUNK = 500;
+
 @Injectable()
 export class DatabaseService {
   private readonly writeLock = new Mutex();
@@ -150,6 +153,26 @@ export class DatabaseService {
     if (!runner) throw new Error('executeIn needs a transactional EntityManager');
     const result = await runner.query(this.dialect(sql), params, true);
     return result.affected ?? 0;
+  }
+
+  /**
+   * Runs `statement(list)` inside `manager`'s transaction once per chunk of
+   * up to 500 `values`, `list` being that chunk's placeholders (`?, ?, ...`)
+   * and its values the parameters; returns the affected rows in all. For
+   * `... IN (list)` over lists of any length (both databases cap parameters).
+   */
+  async executeInChunks(
+    manager: EntityManager,
+    values: readonly unknown[],
+    statement: (list: string) => string,
+  ): Promise<number> {
+    let affected = 0;
+    for (let i = 0; i < values.length; i += IN_LIST_CHUNK) {
+      const chunk = values.slice(i, i + IN_LIST_CHUNK);
+      const list = chunk.map(() => '?').join(', ');
+      affected += await this.executeIn(manager, statement(list), chunk);
+    }
+    return affected;
   }
 
   /**

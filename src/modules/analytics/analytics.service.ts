@@ -9,7 +9,6 @@ import {
   ALL_EVENTS,
   apiFilter,
   COUNT_ACTORS,
-  COUNT_COLUMNS,
   inRange,
   INTERACTIONS,
   num,
@@ -21,6 +20,7 @@ import {
   SYSTEM_TYPES,
 } from './sql.js';
 import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
+import { COUNT_COLUMN } from '../tracking/session-summaries.js';
 
 export interface SessionStats {
   count: number;
@@ -304,7 +304,7 @@ export class AnalyticsService {
         }
       : undefined;
     if (!first || first.n === null) {
-      const empty = {
+      const empty: SessionStats = {
         count: 0,
         mean_s: null,
         median_s: null,
@@ -312,7 +312,7 @@ export class AnalyticsService {
         share_zero: null,
         bounce_rate: null,
       };
-      return { stats: empty as SessionStats, totals };
+      return { stats: empty, totals };
     }
     const count = num(first.n);
     const at = (rank: number) => num(rows.find((r) => num(r.rn) === rank)?.dur);
@@ -333,12 +333,11 @@ export class AnalyticsService {
     const p = new Params();
     const q = new Params();
     const typeRows = EVENT_TYPES.filter((type) => includeApi || type !== 'api_request')
-      .map((type, i) => {
-        const column = COUNT_COLUMNS[EVENT_TYPES.indexOf(type)];
-        const union = i === 0 ? '' : 'UNION ALL ';
-        return `${union}SELECT '${type}' AS type, ${column} AS n, user_id, session_id FROM per_session WHERE ${column} > 0`;
+      .map((type) => {
+        const column = COUNT_COLUMN[type];
+        return `SELECT '${type}' AS type, ${column} AS n, user_id, session_id FROM per_session WHERE ${column} > 0`;
       })
-      .join('\n           ');
+      .join('\n           UNION ALL ');
     // Independent queries: on SQLite they run side by side in the reader's two workers.
     const [byType, byAction] = await Promise.all([
       // Per type from the per-session rollup: a session counts once per type it has.

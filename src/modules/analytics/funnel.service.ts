@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AnalyticsReader } from './analytics-reader.js';
 import { EventMatcherDto } from './dto/analytics.dto.js';
 import { Range } from './time-buckets.js';
-import { matcherSql, num, Params, ratio, seconds } from './sql.js';
+import { actorOf, matcherSql, num, Params, ratio, seconds } from './sql.js';
 
 export interface FunnelRequest {
   steps: EventMatcherDto[];
@@ -31,10 +31,7 @@ export class FunnelService {
   async funnel(request: FunnelRequest) {
     const { steps, windowMs, unit, range } = request;
     const p = new Params();
-    const unitOf = (alias: string) =>
-      unit === 'session'
-        ? `${alias}session_id`
-        : `COALESCE(${alias}user_id, 's:' || ${alias}session_id)`;
+    const unitOf = (alias: string) => (unit === 'session' ? `${alias}session_id` : actorOf(alias));
     // The next matching event of the same unit: by user id (index on user_id, occurred_at),
     // or for anonymous actors and session funnels by session (index on session_id, occurred_at).
     const sameUnit = (a: string) =>

@@ -38,7 +38,7 @@ export class RetentionService {
          FROM (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE ${matcherSql(request.start, p)}) x
          GROUP BY actor`
       : `SELECT actor, MIN(first_at) AS first_at FROM (
-           SELECT COALESCE(user_id, 's:' || session_id) AS actor, first_at FROM session_summaries
+           SELECT ${ACTOR} AS actor, first_at FROM session_summaries
            UNION ALL
            SELECT user_id, occurred_at FROM events WHERE session_id IS NULL AND user_id IS NOT NULL
          ) x GROUP BY actor`;

@@ -1,7 +1,7 @@
 import type { EventMatcherDto } from './dto/analytics.dto.js';
 import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
 import { normalizePagePath } from '../tracking/page-path.js';
-import { COUNT_COLUMN } from '../tracking/session-summaries.js';
+import { COUNT_COLUMN, COUNT_COLUMNS } from '../tracking/session-summaries.js';
 import type { Range } from './time-buckets.js';
 
 /** Collects positional parameters while SQL text is built left to right. */
@@ -19,7 +19,9 @@ export class Params {
  * the session itself (it is a distinct visitor until identity stitching
  * gives its events a user id).
  */
-export const ACTOR = "COALESCE(user_id, 's:' || session_id)";
+export const actorOf = (alias = ''): string =>
+  `COALESCE(${alias}user_id, 's:' || ${alias}session_id)`;
+export const ACTOR = actorOf();
 
 /**
  * COUNT(DISTINCT actor) without building the actor string per row: user ids
@@ -30,9 +32,6 @@ export const COUNT_ACTORS =
 
 /** Events the server records by itself; `include_api=false` leaves out api_request. */
 export const SYSTEM_TYPES = ['api_request', 'login', 'logout'];
-
-/** The per-type count columns of `per_session` (see sessionsInRange). */
-export const COUNT_COLUMNS = EVENT_TYPES.map((type) => COUNT_COLUMN[type]);
 
 /** `per_session` columns: events of every type. */
 export const ALL_EVENTS = COUNT_COLUMNS.join(' + ');
@@ -128,9 +127,9 @@ export function actorBuckets(
     located AS MATERIALIZED (${located}),
     crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
     actor_buckets AS (
-      SELECT COALESCE(user_id, 's:' || session_id) AS actor, d FROM located WHERE last_at < e
+      SELECT ${ACTOR} AS actor, d FROM located WHERE last_at < e
       UNION
-      SELECT COALESCE(l.user_id, 's:' || l.session_id), b.d
+      SELECT ${actorOf('l.')}, b.d
       FROM crossing l CROSS JOIN events ev CROSS JOIN ${bucketsCte} b
       WHERE ev.session_id = l.session_id AND ev.occurred_at >= b.s AND ev.occurred_at < b.e
       UNION

@@ -34,7 +34,8 @@ export const COUNT_COLUMN: Record<EventType, string> = {
   custom: 'customs',
 };
 
-const COUNT_COLUMNS = EVENT_TYPES.map((type) => COUNT_COLUMN[type]);
+/** The count columns in EVENT_TYPES order. */
+export const COUNT_COLUMNS = EVENT_TYPES.map((type) => COUNT_COLUMN[type]);
 
 const COLUMNS = [
   'session_id',
@@ -75,6 +76,9 @@ function upsertSql(rows: number): string {
       ${COUNT_COLUMNS.map((c) => `${c} = session_summaries.${c} + excluded.${c}`).join(',\n      ')},
       ${['at', 'id', 'path'].flatMap((c) => [pick('entry', c), pick('exit', c)]).join(',\n      ')}`;
 }
+
+/** The single-row upsert, built once: the writer prepares it on SQLite for every batch. */
+const UPSERT_ONE = upsertSql(1);
 
 /**
  * INSERT ... SELECT recomputing the summaries of the sessions whose events
@@ -187,7 +191,7 @@ export class SummaryBatch {
   /** SQLite: runs the upserts on the shared connection (inside the writer's transaction). */
   applySqlite(database: DatabaseService): void {
     if (this.deltas.size === 0) return;
-    const upsert = database.sqliteStatement(upsertSql(1));
+    const upsert = database.sqliteStatement(UPSERT_ONE);
     if (!upsert) throw new Error('applySqlite needs SQLite');
     for (const row of this.rows()) upsert.run(...row);
   }
@@ -214,16 +218,14 @@ export class SessionSummaries {
       return;
     }
     const unique = [...new Set(sessionIds)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const chunk = unique.slice(i, i + 500);
-      const list = chunk.map(() => '?').join(', ');
-      await this.database.executeIn(
-        manager,
-        `DELETE FROM session_summaries WHERE session_id IN (${list})`,
-        chunk,
-      );
-      await this.database.executeIn(manager, rebuildSql(`session_id IN (${list})`), chunk);
-    }
+    await this.database.executeInChunks(
+      manager,
+      unique,
+      (list) => `DELETE FROM session_summaries WHERE session_id IN (${list})`,
+    );
+    await this.database.executeInChunks(manager, unique, (list) =>
+      rebuildSql(`session_id IN (${list})`),
+    );
   }
 
   /** Identity stitching: the session's summary belongs to the user from now on. */
@@ -240,13 +242,10 @@ export class SessionSummaries {
     await this.database.executeIn(manager, 'DELETE FROM session_summaries WHERE user_id = ?', [
       userId,
     ]);
-    for (let i = 0; i < sessionIds.length; i += 500) {
-      const chunk = sessionIds.slice(i, i + 500);
-      await this.database.executeIn(
-        manager,
-        `DELETE FROM session_summaries WHERE session_id IN (${chunk.map(() => '?').join(', ')})`,
-        chunk,
-      );
-    }
+    await this.database.executeInChunks(
+      manager,
+      sessionIds,
+      (list) => `DELETE FROM session_summaries WHERE session_id IN (${list})`,
+    );
   }
 }

@@ -120,14 +120,11 @@ export class TrackingService {
     let deleted = await this.database.executeIn(manager, 'DELETE FROM events WHERE user_id = ?', [
       userId,
     ]);
-    for (let i = 0; i < sessionIds.length; i += 500) {
-      const chunk = sessionIds.slice(i, i + 500);
-      deleted += await this.database.executeIn(
-        manager,
-        `DELETE FROM events WHERE session_id IN (${chunk.map(() => '?').join(', ')})`,
-        chunk,
-      );
-    }
+    deleted += await this.database.executeInChunks(
+      manager,
+      sessionIds,
+      (list) => `DELETE FROM events WHERE session_id IN (${list})`,
+    );
     await this.summaries.forget(userId, sessionIds, manager);
     return deleted;
   }
@@ -194,15 +191,11 @@ export class TrackingService {
         [cutoff],
         manager,
       );
-      let deleted = 0;
-      for (let i = 0; i < doomed.length; i += 500) {
-        const ids = doomed.slice(i, i + 500).map((r) => r.id);
-        deleted += await this.database.executeIn(
-          manager,
-          `DELETE FROM events WHERE id IN (${ids.map(() => '?').join(', ')})`,
-          ids,
-        );
-      }
+      const deleted = await this.database.executeInChunks(
+        manager,
+        doomed.map((r) => r.id),
+        (list) => `DELETE FROM events WHERE id IN (${list})`,
+      );
       const sessions = doomed.flatMap((r) => (r.session_id === null ? [] : [r.session_id]));
       await this.summaries.rebuild(sessions, manager);
       return deleted;
