@@ -6,12 +6,24 @@ import { DatabaseService } from '../../common/database/database.service.js';
 /**
  * Runs inside the worker: its own read-only better-sqlite3 connection on the
  * same file. WAL lets it read while the main connection writes.
+ *
+ * The connection maps the database file into memory (mmap_size): analytics
+ * scan hundreds of thousands of index and table pages, and reading them in
+ * place instead of copying each through SQLite's 2 MB page cache made the
+ * scan-bound queries (event breakdown, features, funnel, transitions) 30-55%
+ * faster on the 1M-event benchmark. Mapped pages belong to the OS page cache
+ * (they show in RSS but are reclaimable); the WAL is still read normally. Safe
+ * here because nothing ever shrinks the file under the mapping: the service
+ * never runs VACUUM and auto_vacuum is off.
  */
+const MMAP_BYTES = 1024 * 1024 * 1024;
+
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
+db.pragma('mmap_size = ' + workerData.mmapBytes);
 const statements = new Map();
 parentPort.on('message', ({ id, sql, params }) => {
   try {
@@ -98,7 +110,11 @@ export class AnalyticsReader implements OnModuleDestroy {
   private startWorker() {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { path: this.config.database.path, driver: require.resolve('better-sqlite3') },
+      workerData: {
+        path: this.config.database.path,
+        driver: require.resolve('better-sqlite3'),
+        mmapBytes: MMAP_BYTES,
+      },
     });
     const slot = { worker, pending: new Map<number, Pending>() };
     const failAll = (error: Error) => {

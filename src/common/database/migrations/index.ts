@@ -4,6 +4,7 @@ import { Events1763800000002 } from './0002-events.js';
 import { PreferencesAndCompliance1763800000003 } from './0003-preferences-and-compliance.js';
 import { EventsAnalyticsIndexes1763800000004 } from './0004-events-analytics-indexes.js';
 import { SessionSummaries1763800000005 } from './0005-session-summaries.js';
+import { PageViewIndex1763800000006 } from './0006-page-view-index.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -15,4 +16,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PreferencesAndCompliance1763800000003,
   EventsAnalyticsIndexes1763800000004,
   SessionSummaries1763800000005,
+  PageViewIndex1763800000006,
 ];

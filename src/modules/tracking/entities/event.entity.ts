@@ -15,6 +15,9 @@ export type EventType = (typeof EVENT_TYPES)[number];
 /** Types the server records itself; clients may not submit them. */
 export const SERVER_EVENT_TYPES: readonly EventType[] = ['login', 'logout', 'api_request'];
 
+/** Page views by path and time, with their actors (migration 0006): popular pages read it alone. */
+export const PAGE_VIEW_INDEX = 'ix_events_page_views';
+
 /**
  * One user activity. No foreign keys: events are written in large batches
  * and outlive the sessions they mention; erasure deletes them explicitly.
@@ -25,6 +28,9 @@ export const SERVER_EVENT_TYPES: readonly EventType[] = ['login', 'logout', 'api
 @Index('ix_events_type_occurred_at', ['type', 'occurredAt'])
 @Index('ix_events_type_name_occurred_at', ['type', 'name', 'occurredAt'])
 @Index('ix_events_occurred_at_actor', ['occurredAt', 'type', 'userId', 'sessionId'])
+@Index(PAGE_VIEW_INDEX, ['path', 'occurredAt', 'userId', 'sessionId'], {
+  where: "type = 'page_view'",
+})
 export class Event {
   @PrimaryGeneratedColumn({ type: 'integer' })
   id!: number;
