@@ -2,6 +2,7 @@ import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import type { Part } from './sql.js';
 
 /**
  * Runs inside the worker: its own read-only better-sqlite3 connection on the
@@ -79,6 +80,24 @@ export class AnalyticsReader implements OnModuleDestroy {
 
   get usesWorker(): boolean {
     return !this.database.isPostgres && this.config.database.path !== ':memory:';
+  }
+
+  /**
+   * Runs a query cut into disjoint parts side by side and returns each
+   * part's rows. `build` makes the SQL of one part (see `inPart`): one part
+   * per worker on a SQLite file, where a query otherwise keeps one core busy
+   * while the other idles; the query whole elsewhere (PostgreSQL plans its
+   * own parallel scans). The caller adds the parts' figures up, so each
+   * part must count things no other part counts.
+   */
+  queryParts<T>(build: (part: Part) => { sql: string; params: unknown[] }): Promise<T[][]> {
+    const count = this.usesWorker ? WORKERS : 1;
+    return Promise.all(
+      Array.from({ length: count }, (_, index) => {
+        const { sql, params } = build({ index, count });
+        return this.query<T>(sql, params);
+      }),
+    );
   }
 
   query<T>(sql: string, params: unknown[]): Promise<T[]> {

@@ -5,6 +5,8 @@ import { toIso } from '../../common/time.js';
 import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
 import {
+  ACTORS_CTE,
+  actorInPart,
   ACTOR,
   actorBuckets,
   ALL_EVENTS,
@@ -83,12 +85,19 @@ export class AnalyticsService {
     };
   }
 
-  /** Distinct actors with an event in `[from, to)`. */
+  /**
+   * Distinct actors with an event in `[from, to)`. With every event type
+   * counted, from the per-session rollup (one row per session instead of
+   * every event of the range); without api_request, from the events.
+   */
   async activeActors(range: Range, includeApi = true): Promise<number> {
     const p = new Params();
     const [row] = await this.query<{ n: number }>(
-      `SELECT ${COUNT_ACTORS} AS n FROM events
-       WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}`,
+      includeApi
+        ? `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)}, ${ACTORS_CTE}
+           SELECT ${COUNT_ACTORS} AS n FROM actors`
+        : `SELECT ${COUNT_ACTORS} AS n FROM events
+           WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}`,
       p,
     );
     return num(row?.n);
@@ -105,7 +114,6 @@ export class AnalyticsService {
       'day',
       days.length + 29,
     );
-    const p = new Params();
     const values = lookback.map((d, i) => `(${i}, ${d.start}, ${d.end})`).join(', ');
     const firstIndex = 29;
     // Rolling windows in one pass: each actor-day covers days d..d+W-1; consecutive days of
@@ -113,38 +121,45 @@ export class AnalyticsService {
     // start and -1 after the end of each stretch and summing in day order counts every actor
     // once per window, without joining every day to every actor-day in its window.
     // Actor-days: with every event type counted, from the per-session rollup; without
-    // api_request, from the events.
-    const actorDays = includeApi
-      ? `${actorBuckets(p, lookback, 'days')},
-       actor_days AS (SELECT actor, d FROM actor_buckets)`
-      : `actor_days AS (
-         SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
-         FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e
-         WHERE ${apiFilter(false, 'events.')}
-       )`;
-    const rows = await this.query<{ kind: string; pos: number; n: number }>(
-      `WITH days(d, s, e) AS (VALUES ${values}),
-       ${actorDays},
-       lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
-       SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM actor_days GROUP BY d
-       UNION ALL
-       SELECT 'wau', pos, SUM(delta) FROM (
-         SELECT CASE WHEN prev IS NULL OR prev + 7 <= d THEN d ELSE prev + 7 END AS pos, 1 AS delta FROM lagged
-         UNION ALL SELECT d + 7, -1 FROM lagged
-       ) w GROUP BY pos
-       UNION ALL
-       SELECT 'mau', pos, SUM(delta) FROM (
-         SELECT CASE WHEN prev IS NULL OR prev + 30 <= d THEN d ELSE prev + 30 END AS pos, 1 AS delta FROM lagged
-         UNION ALL SELECT d + 30, -1 FROM lagged
-       ) m GROUP BY pos`,
-      p,
+    // api_request, from the events. Actors are split into parts run side by side; each
+    // actor is in one part, so the parts' counts add up.
+    const parts = await this.database.queryParts<{ kind: string; pos: number; n: number }>(
+      (part) => {
+        const p = new Params();
+        const actorDays = includeApi
+          ? `${actorBuckets(p, lookback, 'days', part)},
+           actor_days AS (SELECT actor, d FROM actor_buckets)`
+          : `actor_days AS (
+             SELECT DISTINCT ${ACTOR} AS actor, days.d AS d
+             FROM events JOIN days ON events.occurred_at >= days.s AND events.occurred_at < days.e
+             WHERE ${apiFilter(false, 'events.')} AND ${actorInPart(part, 'events.')}
+           )`;
+        const sql = `WITH days(d, s, e) AS (VALUES ${values}),
+         ${actorDays},
+         lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
+         SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM actor_days GROUP BY d
+         UNION ALL
+         SELECT 'wau', pos, SUM(delta) FROM (
+           SELECT CASE WHEN prev IS NULL OR prev + 7 <= d THEN d ELSE prev + 7 END AS pos, 1 AS delta FROM lagged
+           UNION ALL SELECT d + 7, -1 FROM lagged
+         ) w GROUP BY pos
+         UNION ALL
+         SELECT 'mau', pos, SUM(delta) FROM (
+           SELECT CASE WHEN prev IS NULL OR prev + 30 <= d THEN d ELSE prev + 30 END AS pos, 1 AS delta FROM lagged
+           UNION ALL SELECT d + 30, -1 FROM lagged
+         ) m GROUP BY pos`;
+        return { sql, params: p.values };
+      },
     );
     const series = {
       dau: new Map<number, number>(),
       wau: new Map<number, number>(),
       mau: new Map<number, number>(),
     };
-    for (const r of rows) series[r.kind as keyof typeof series].set(Number(r.pos), num(r.n));
+    for (const r of parts.flat()) {
+      const counts = series[r.kind as keyof typeof series];
+      counts.set(Number(r.pos), (counts.get(Number(r.pos)) ?? 0) + num(r.n));
+    }
     const running = { wau: 0, mau: 0 };
     const result = [];
     for (let d = 0; d < lookback.length; d++) {
@@ -275,7 +290,7 @@ export class AnalyticsService {
     // The totals row is there even when no session is (LEFT JOIN).
     const select = withTotals
       ? `, ${sessionlessInRange(p, range)},
-       actors AS (SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless),
+       ${ACTORS_CTE},
        totals AS (
          SELECT
            (SELECT COALESCE(SUM(${ALL_EVENTS}), 0) FROM per_session) + (SELECT COUNT(*) FROM sessionless) AS events,

@@ -9,7 +9,20 @@ import {
 import { toIso } from '../../common/time.js';
 import { AnalyticsService } from './analytics.service.js';
 import { Range } from './time-buckets.js';
-import { ACTOR, apiFilter, inRange, num, Params, PATH_ITEM, ratio } from './sql.js';
+import {
+  ACTOR,
+  ALL_EVENTS,
+  apiFilter,
+  inPart,
+  inRange,
+  num,
+  Params,
+  Part,
+  PATH_ITEM,
+  ratio,
+  sessionsInRange,
+} from './sql.js';
+import { COUNT_COLUMN } from '../tracking/session-summaries.js';
 
 const SEPARATOR = ' > ';
 export const EXIT_ITEM = '$exit';
@@ -17,11 +30,12 @@ export const EXIT_ITEM = '$exit';
 /** The window over a session's items, in time order. */
 const IN_SESSION = 'PARTITION BY session_id ORDER BY occurred_at, id';
 
-/** `items`: each event's path item, with session_id, occurred_at, id. */
-function pathItems(p: Params, range: Range, includeApi: boolean): string {
+/** `items`: each event's path item, with session_id, occurred_at, id (sessions of `part`). */
+function pathItems(p: Params, range: Range, includeApi: boolean, part: Part): string {
   return `items AS (
       SELECT session_id, occurred_at, id, ${PATH_ITEM} AS item FROM events
       WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+        AND ${inPart('session_id', part)}
     )`;
 }
 
@@ -30,9 +44,9 @@ function pathItems(p: Params, range: Range, includeApi: boolean): string {
  * session_id, occurred_at, id, item; ordered within a session by
  * (occurred_at, id)). `p` receives the range parameters.
  */
-function collapsedItems(p: Params, range: Range, includeApi: boolean): string {
+function collapsedItems(p: Params, range: Range, includeApi: boolean, part: Part): string {
   return `
-    ${pathItems(p, range, includeApi)},
+    ${pathItems(p, range, includeApi, part)},
     marked AS (
       SELECT session_id, occurred_at, id, item,
         LAG(item) OVER (${IN_SESSION}) AS prev
@@ -117,63 +131,86 @@ export class BehaviourService {
 
   /** Contiguous n-grams of path items per session: count, sessions, support. */
   async patterns(range: Range, n: number, limit: number, includeApi: boolean) {
-    const p = new Params();
     // Each item with the n-1 that follow it (LEAD: one sort, no self-joins); an n-gram
     // running past the session's end is NULL (|| with NULL) and left out.
     const sequence = [
       'item',
       ...Array.from({ length: n - 1 }, (_, i) => `LEAD(item, ${i + 1}) OVER (${IN_SESSION})`),
     ].join(` || '${SEPARATOR}' || `);
-    const q = new Params();
-    // Independent queries: on SQLite they run side by side in the reader's two workers.
-    const [rows, [total]] = await Promise.all([
-      this.database.query<{ seq: string; count: number; sessions: number }>(
-        `WITH ${collapsedItems(p, range, includeApi)},
+    const order = `COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC`;
+    // Sessions are split into parts run side by side. A gram's counts add up across parts
+    // only in full, so with several parts each returns all its grams and the top `limit`
+    // are picked here; a single part lets the database pick them.
+    const [parts, total] = await Promise.all([
+      this.database.queryParts<{ seq: string; count: number; sessions: number }>((part) => {
+        const p = new Params();
+        const top = part.count === 1 ? `ORDER BY ${order} LIMIT ${limit}` : '';
+        const sql = `WITH ${collapsedItems(p, range, includeApi, part)},
          grams AS (SELECT session_id, ${sequence} AS seq FROM collapsed)
          SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
-         FROM grams WHERE seq IS NOT NULL GROUP BY seq
-         ORDER BY COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC LIMIT ${p.add(limit)}`,
-        p.values,
-      ),
-      this.database.query<{ n: number }>(
-        `SELECT COUNT(DISTINCT session_id) AS n FROM events
-         WHERE session_id IS NOT NULL AND ${inRange(q, range.from, range.to)} AND ${apiFilter(includeApi)}`,
-        q.values,
-      ),
+         FROM grams WHERE seq IS NOT NULL GROUP BY seq ${top}`;
+        return { sql, params: p.values };
+      }),
+      this.sessionsWithItems(range, includeApi),
     ]);
-    const sessions = num(total?.n);
+    const grams = new Map<string, { seq: string; count: number; sessions: number }>();
+    for (const r of parts.flat()) {
+      const gram = grams.get(r.seq) ?? { seq: r.seq, count: 0, sessions: 0 };
+      gram.count += num(r.count);
+      gram.sessions += num(r.sessions);
+      grams.set(r.seq, gram);
+    }
+    // Most sessions first, then the sequence in byte order (as `order` sorts in SQL).
+    const top = [...grams.values()]
+      .sort(
+        (a, b) => b.sessions - a.sessions || Buffer.compare(Buffer.from(a.seq), Buffer.from(b.seq)),
+      )
+      .slice(0, limit);
     return {
       n,
-      total_sessions: sessions,
-      items: rows.map((r) => ({
+      total_sessions: total,
+      items: top.map((r) => ({
         sequence: r.seq.split(SEPARATOR),
-        count: num(r.count),
-        sessions: num(r.sessions),
-        support: ratio(num(r.sessions), sessions),
+        count: r.count,
+        sessions: r.sessions,
+        support: ratio(r.sessions, total),
       })),
     };
   }
 
+  /** Sessions with an event (api_request only with `includeApi`) in the range, from the rollup. */
+  private async sessionsWithItems(range: Range, includeApi: boolean): Promise<number> {
+    const p = new Params();
+    const events = includeApi ? ALL_EVENTS : `${ALL_EVENTS} - ${COUNT_COLUMN.api_request}`;
+    const [row] = await this.database.query<{ n: number }>(
+      `WITH ${sessionsInRange(p, range)} SELECT COUNT(*) AS n FROM per_session WHERE ${events} > 0`,
+      p.values,
+    );
+    return num(row?.n);
+  }
+
   /** P(next = b | current = item), with `$exit` after a session's last item. */
   async transitions(range: Range, item: string, includeApi: boolean) {
-    const p = new Params();
-    const rows = await this.database.query<{ next: string | null; n: number }>(
+    // Sessions are split into parts run side by side; the parts' counts add up.
+    const parts = await this.database.queryParts<{ next: string | null; n: number }>((part) => {
+      const p = new Params();
       // Collapsing needs no pass of its own here: the last event of each run of equal
       // items is the collapsed item, and the event after it holds the next item.
-      `WITH ${pathItems(p, range, includeApi)},
+      const sql = `WITH ${pathItems(p, range, includeApi, part)},
        followed AS (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items)
        SELECT next, COUNT(*) AS n FROM followed
        WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
-       GROUP BY next`,
-      p.values,
-    );
-    const total = rows.reduce((sum, r) => sum + num(r.n), 0);
-    const items = rows
-      .map((r) => ({
-        next: r.next ?? EXIT_ITEM,
-        count: num(r.n),
-        probability: ratio(num(r.n), total),
-      }))
+       GROUP BY next`;
+      return { sql, params: p.values };
+    });
+    const counts = new Map<string, number>();
+    for (const r of parts.flat()) {
+      const next = r.next ?? EXIT_ITEM;
+      counts.set(next, (counts.get(next) ?? 0) + num(r.n));
+    }
+    const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
+    const items = [...counts]
+      .map(([next, count]) => ({ next, count, probability: ratio(count, total) }))
       .sort((a, b) => b.count - a.count || (a.next < b.next ? -1 : a.next > b.next ? 1 : 0));
     return { item, total, items };
   }
@@ -204,19 +241,27 @@ export class BehaviourService {
   private async featureFigures(range: Range, feature: string) {
     const actions = this.config.analytics.features[feature];
     const p = new Params();
+    // Placeholders are numbered in text order: the range comes first in the SQL below.
+    const withinRange = inRange(p, range.from, range.to);
     // `<name>.*` as a byte range ('/' follows '.'): case-sensitive on both databases,
     // and an index range on (type, name, occurred_at), where LIKE would scan.
     const order = this.database.byteOrder;
     const match = actions
       ? `name IN (${actions.map((a) => p.add(a)).join(', ')})`
       : `(name = ${p.add(feature)} OR (name >= ${p.add(`${feature}.`)}${order} AND name < ${p.add(`${feature}/`)}${order}))`;
+    // One pass over the feature's actions of all time, grouped by actor: first use ever,
+    // and how many of the actor's actions fall in the range.
     const [row] = await this.database.query<{ users: number; events: number; first_time: number }>(
-      `WITH fe AS (SELECT ${ACTOR} AS actor, occurred_at FROM events WHERE type = 'action' AND ${match}),
-       firsts AS (SELECT actor, MIN(occurred_at) AS first_at FROM fe GROUP BY actor)
+      `WITH per_actor AS (
+         SELECT ${ACTOR} AS actor, MIN(occurred_at) AS first_at,
+           SUM(CASE WHEN ${withinRange} THEN 1 ELSE 0 END) AS in_range
+         FROM events WHERE type = 'action' AND ${match} GROUP BY 1
+       )
        SELECT
-         (SELECT COUNT(DISTINCT actor) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS users,
-         (SELECT COUNT(*) FROM fe WHERE ${inRange(p, range.from, range.to)}) AS events,
-         (SELECT COUNT(*) FROM firsts WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)}) AS first_time`,
+         SUM(CASE WHEN in_range > 0 THEN 1 ELSE 0 END) AS users,
+         SUM(in_range) AS events,
+         SUM(CASE WHEN first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} THEN 1 ELSE 0 END) AS first_time
+       FROM per_actor`,
       p.values,
     );
     return {

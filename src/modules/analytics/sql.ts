@@ -15,6 +15,31 @@ export class Params {
 }
 
 /**
+ * One of `count` disjoint parts of the actors or sessions a query covers
+ * (AnalyticsReader.queryParts runs the parts side by side).
+ */
+export interface Part {
+  index: number;
+  count: number;
+}
+
+/**
+ * SQL condition: text `key` falls in `part` (always true without parts).
+ * Keys are split by their last character: ids are random UUIDs, so the parts
+ * come out even, and every key, NULL included (part 0), is in exactly one
+ * part, so per-part distinct counts add up. SQLite only (`unicode`); the
+ * reader splits queries only there.
+ */
+export function inPart(key: string, part?: Part): string {
+  if (!part || part.count === 1) return '1 = 1';
+  return `COALESCE(unicode(substr(${key}, -1)), 0) % ${part.count} = ${part.index}`;
+}
+
+/** The part an actor falls in, from its user_id and session_id columns (see actorOf). */
+export const actorInPart = (part?: Part, alias = ''): string =>
+  inPart(`COALESCE(${alias}user_id, ${alias}session_id)`, part);
+
+/**
  * Who an event belongs to: the user, or for a session that never logged in,
  * the session itself (it is a distinct visitor until identity stitching
  * gives its events a user id).
@@ -46,7 +71,8 @@ export const INTERACTIONS = EVENT_TYPES.filter(
 /**
  * CTEs ending in `per_session`: one row per session with an event in the
  * range, with what its events in the range add up to (session_id, user_id,
- * first_at, last_at, a count per event type, entry_path, exit_path).
+ * first_at, last_at, a count per event type, entry_path, exit_path); with
+ * `part`, only the sessions of actors in that part.
  *
  * Sessions wholly inside the range come straight from the rollup
  * (session_summaries); the few that straddle an end of the range are
@@ -54,7 +80,7 @@ export const INTERACTIONS = EVENT_TYPES.filter(
  * row is read once instead of the session's events. Events without a
  * session (the service never writes any) are not in `per_session`.
  */
-export function sessionsInRange(p: Params, range: Range): string {
+export function sessionsInRange(p: Params, range: Range, part?: Part): string {
   const from = () => p.add(range.from);
   const to = () => p.add(range.to);
   const counts = EVENT_TYPES.map(
@@ -63,9 +89,10 @@ export function sessionsInRange(p: Params, range: Range): string {
   return `
     edge_ids AS MATERIALIZED (
       SELECT session_id, user_id FROM session_summaries
-      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at >= ${to()}
+      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at >= ${to()} AND ${actorInPart(part)}
       UNION ALL
-      SELECT session_id, user_id FROM session_summaries WHERE last_at >= ${from()} AND first_at < ${from()}
+      SELECT session_id, user_id FROM session_summaries
+      WHERE last_at >= ${from()} AND first_at < ${from()} AND ${actorInPart(part)}
     ),
     -- MATERIALIZED (edge_ids too) and CROSS JOIN (SQLite keeps that order): the few
     -- straddling sessions, then their events through the session index. Left to itself,
@@ -85,7 +112,7 @@ export function sessionsInRange(p: Params, range: Range): string {
     per_session AS (
       SELECT session_id, user_id, first_at, last_at, ${COUNT_COLUMNS.join(', ')}, entry_path, exit_path
       FROM session_summaries
-      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at < ${to()}
+      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at < ${to()} AND ${actorInPart(part)}
       UNION ALL
       SELECT g.session_id, g.user_id, g.first_at, g.last_at, ${COUNT_COLUMNS.map((c) => `g.${c}`).join(', ')},
         en.path, ex.path
@@ -101,7 +128,8 @@ export function sessionsInRange(p: Params, range: Range): string {
 /**
  * CTEs ending in `actor_buckets(actor, d)`: each actor with an event in
  * bucket `d` of `buckets`, distinct. `bucketsCte` names a CTE `(d, s, e)`
- * holding those consecutive buckets. Every event type counts.
+ * holding those consecutive buckets. Every event type counts. With `part`,
+ * only the actors in that part.
  *
  * From the rollup: a session within one bucket gives its actor that bucket
  * directly; only sessions that cross a bucket boundary are looked up event
@@ -114,6 +142,7 @@ export function actorBuckets(
   p: Params,
   buckets: { start: number; end: number }[],
   bucketsCte: string,
+  part?: Part,
 ): string {
   const span = { from: buckets[0].start, to: buckets[buckets.length - 1].end };
   const length = buckets[0].end - buckets[0].start;
@@ -123,7 +152,7 @@ export function actorBuckets(
        FROM per_session`
     : `SELECT ps.session_id, ps.user_id, ps.last_at, b.d, b.e
        FROM per_session ps JOIN ${bucketsCte} b ON ps.first_at >= b.s AND ps.first_at < b.e`;
-  return `${sessionsInRange(p, span)},
+  return `${sessionsInRange(p, span, part)},
     located AS MATERIALIZED (${located}),
     crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
     actor_buckets AS (
@@ -135,9 +164,18 @@ export function actorBuckets(
       UNION
       SELECT ev.user_id, b.d
       FROM events ev JOIN ${bucketsCte} b ON ev.occurred_at >= b.s AND ev.occurred_at < b.e
-      WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL
+      WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL AND ${actorInPart(part, 'ev.')}
     )`;
 }
+
+/**
+ * `actors(user_id, session_id)`: one row per session in `per_session` and per
+ * sessionless event, for COUNT_ACTORS (needs sessionsInRange and
+ * sessionlessInRange before it).
+ */
+export const ACTORS_CTE = `actors AS (
+  SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless
+)`;
 
 /** Events in the range that carry no session (not in `per_session`): `type`, `user_id`. */
 export function sessionlessInRange(p: Params, range: Range): string {
