@@ -225,6 +225,64 @@ describe('analytics', () => {
     it('requires the item of a transition query', async () => {
       await get(`/api/analytics/transitions?${A_RANGE}`).expect(400);
     });
+
+    it('counts api requests as items with include_api=true', async () => {
+      // s4: /home, then its api_request at the same millisecond (inserted after it).
+      const pairs = await get(`/api/analytics/patterns?${A_RANGE}&n=2&include_api=true`).expect(
+        200,
+      );
+      expect(pairs.body.total_sessions).toBe(4);
+      expect(pairs.body.items).toContainEqual({
+        sequence: ['/home', 'api_request'],
+        count: 1,
+        sessions: 1,
+        support: 0.25,
+      });
+      expect(pairs.body.items).toHaveLength(5);
+      const home = await get(
+        `/api/analytics/transitions?${A_RANGE}&item=/home&include_api=true`,
+      ).expect(200);
+      expect(home.body).toEqual({
+        item: '/home',
+        total: 4,
+        items: [
+          { next: '$exit', count: 2, probability: 0.5 },
+          { next: '/pricing', count: 1, probability: 0.25 },
+          { next: 'api_request', count: 1, probability: 0.25 },
+        ],
+      });
+    });
+
+    it('reads only the items inside the range of sessions cut by either end', async () => {
+      // From A+20 s s1 keeps signup.start and /signup; up to A+2015 s s3 keeps /pricing only;
+      // s2 lies inside; s4 lies after the range.
+      const cut = `from=${new Date(A + 20 * S).toISOString()}&to=${new Date(A + 2015 * S).toISOString()}`;
+      const pairs = await get(`/api/analytics/patterns?${cut}&n=2`).expect(200);
+      expect(pairs.body).toEqual({
+        n: 2,
+        total_sessions: 3,
+        items: [
+          {
+            sequence: ['action:signup.start', '/signup'],
+            count: 1,
+            sessions: 1,
+            support: 1 / 3,
+          },
+        ],
+      });
+      const pricing = await get(`/api/analytics/transitions?${cut}&item=/pricing`).expect(200);
+      expect(pricing.body).toEqual({
+        item: '/pricing',
+        total: 1,
+        items: [{ next: '$exit', count: 1, probability: 1 }],
+      });
+      const start = await get(`/api/analytics/transitions?${cut}&item=action:signup.start`).expect(
+        200,
+      );
+      expect(start.body.items).toEqual([{ next: '/signup', count: 1, probability: 1 }]);
+      const home = await get(`/api/analytics/transitions?${cut}&item=/home`).expect(200);
+      expect(home.body.items).toEqual([{ next: '$exit', count: 1, probability: 1 }]);
+    });
   });
 
   describe('POST /api/analytics/funnel', () => {

@@ -166,7 +166,9 @@ async function main(): Promise<void> {
     await flush();
   });
   // Written around the event writer, so the per-session rollup is computed here.
-  await dataSource.transaction((manager) => rebuildAllSummaries((sql) => manager.query(sql)));
+  await dataSource.transaction((manager) =>
+    rebuildAllSummaries((sql) => manager.query(sql), dataSource.options.type === 'postgres'),
+  );
   if (!postgres) await dataSource.query('ANALYZE');
   else await dataSource.query('ANALYZE events');
   await dataSource.destroy();

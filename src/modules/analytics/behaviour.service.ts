@@ -19,7 +19,9 @@ import {
   Params,
   Part,
   PATH_ITEM,
+  pathElements,
   ratio,
+  sessionPaths,
   sessionsInRange,
 } from './sql.js';
 import { COUNT_COLUMN } from '../tracking/session-summaries.js';
@@ -131,12 +133,6 @@ export class BehaviourService {
 
   /** Contiguous n-grams of path items per session: count, sessions, support. */
   async patterns(range: Range, n: number, limit: number, includeApi: boolean) {
-    // Each item with the n-1 that follow it (LEAD: one sort, no self-joins); an n-gram
-    // running past the session's end is NULL (|| with NULL) and left out.
-    const sequence = [
-      'item',
-      ...Array.from({ length: n - 1 }, (_, i) => `LEAD(item, ${i + 1}) OVER (${IN_SESSION})`),
-    ].join(` || '${SEPARATOR}' || `);
     const order = `COUNT(DISTINCT session_id) DESC, seq${this.database.byteOrder} ASC`;
     // Sessions are split into parts run side by side. A gram's counts add up across parts
     // only in full, so with several parts each returns all its grams and the top `limit`
@@ -145,8 +141,7 @@ export class BehaviourService {
       this.database.queryParts<{ seq: string; count: number; sessions: number }>((part) => {
         const p = new Params();
         const top = part.count === 1 ? `ORDER BY ${order} LIMIT ${limit}` : '';
-        const sql = `WITH ${collapsedItems(p, range, includeApi, part)},
-         grams AS (SELECT session_id, ${sequence} AS seq FROM collapsed)
+        const sql = `WITH ${this.gramsSql(p, range, n, includeApi, part)}
          SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
          FROM grams WHERE seq IS NOT NULL GROUP BY seq ${top}`;
         return { sql, params: p.values };
@@ -178,6 +173,30 @@ export class BehaviourService {
     };
   }
 
+  /**
+   * CTEs ending in `grams(session_id, seq)`: each item of each path with the
+   * n-1 that follow it, joined by SEPARATOR; NULL when the path ends first.
+   * Paths come from the rollup (see sessionPaths); with api_request items
+   * (not in the rollup's paths), from the events.
+   */
+  private gramsSql(p: Params, range: Range, n: number, includeApi: boolean, part: Part): string {
+    const joined = (items: string[]) => items.join(` || '${SEPARATOR}' || `);
+    const following = (at: (k: number) => string) =>
+      joined(Array.from({ length: n }, (_, k) => at(k)));
+    const lead = (k: number) => (k === 0 ? 'item' : `LEAD(item, ${k}) OVER (${IN_SESSION})`);
+    if (includeApi) {
+      return `${collapsedItems(p, range, true, part)},
+         grams AS (SELECT session_id, ${following(lead)} AS seq FROM collapsed)`;
+    }
+    const paths = pathElements(this.database.isPostgres);
+    return `${sessionPaths(p, range, part)},
+       grams AS (
+         SELECT s.session_id, ${following((k) => (k === 0 ? 'e.value' : paths.at(k)))} AS seq FROM ${paths.from}
+         UNION ALL
+         SELECT session_id, ${following(lead)} FROM edge_paths
+       )`;
+  }
+
   /** Sessions with an event (api_request only with `includeApi`) in the range, from the rollup. */
   private async sessionsWithItems(range: Range, includeApi: boolean): Promise<number> {
     const p = new Params();
@@ -189,18 +208,25 @@ export class BehaviourService {
     return num(row?.n);
   }
 
-  /** P(next = b | current = item), with `$exit` after a session's last item. */
+  /**
+   * P(next = b | current = item), with `$exit` after a session's last item.
+   * Paths from the rollup (see sessionPaths); with api_request items, from
+   * the events.
+   */
   async transitions(range: Range, item: string, includeApi: boolean) {
     // Sessions are split into parts run side by side; the parts' counts add up.
     const parts = await this.database.queryParts<{ next: string | null; n: number }>((part) => {
       const p = new Params();
-      // Collapsing needs no pass of its own here: the last event of each run of equal
-      // items is the collapsed item, and the event after it holds the next item.
-      const sql = `WITH ${pathItems(p, range, includeApi, part)},
-       followed AS (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items)
-       SELECT next, COUNT(*) AS n FROM followed
-       WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
-       GROUP BY next`;
+      // Collapsing needs no pass of its own over events: the last event of each run of
+      // equal items is the collapsed item, and the event after it holds the next item.
+      const followed = includeApi
+        ? `${pathItems(p, range, true, part)},
+           followed AS (
+             SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items) f
+             WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
+           )`
+        : this.followedInPaths(p, range, item, part);
+      const sql = `WITH ${followed} SELECT next, COUNT(*) AS n FROM followed GROUP BY next`;
       return { sql, params: p.values };
     });
     const counts = new Map<string, number>();
@@ -213,6 +239,19 @@ export class BehaviourService {
       .map(([next, count]) => ({ next, count, probability: ratio(count, total) }))
       .sort((a, b) => b.count - a.count || (a.next < b.next ? -1 : a.next > b.next ? 1 : 0));
     return { item, total, items };
+  }
+
+  /** CTEs ending in `followed(next)`: what follows each occurrence of `item` in the paths. */
+  private followedInPaths(p: Params, range: Range, item: string, part: Part): string {
+    const paths = pathElements(this.database.isPostgres);
+    const cte = `${sessionPaths(p, range, part)},
+       followed AS (
+         SELECT ${paths.at(1)} AS next FROM ${paths.from} WHERE e.value = ${p.add(item)}
+         UNION ALL
+         SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM edge_paths) f
+         WHERE item = ${p.add(item)}
+       )`;
+    return cte;
   }
 
   /**

@@ -1,7 +1,8 @@
 import type { EventMatcherDto } from './dto/analytics.dto.js';
 import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
 import { normalizePagePath } from '../tracking/page-path.js';
-import { COUNT_COLUMN, COUNT_COLUMNS } from '../tracking/session-summaries.js';
+import { COUNT_COLUMN, COUNT_COLUMNS, PATH_ITEM_OF } from '../tracking/session-summaries.js';
+export { PATH_ITEM } from '../tracking/session-summaries.js';
 import type { Range } from './time-buckets.js';
 
 /** Collects positional parameters while SQL text is built left to right. */
@@ -87,13 +88,7 @@ export function sessionsInRange(p: Params, range: Range, part?: Part): string {
     (t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END) AS ${COUNT_COLUMN[t]}`,
   ).join(', ');
   return `
-    edge_ids AS MATERIALIZED (
-      SELECT session_id, user_id FROM session_summaries
-      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at >= ${to()} AND ${actorInPart(part)}
-      UNION ALL
-      SELECT session_id, user_id FROM session_summaries
-      WHERE last_at >= ${from()} AND first_at < ${from()} AND ${actorInPart(part)}
-    ),
+    edge_ids AS MATERIALIZED (${straddling(p, range, actorInPart(part))}),
     -- MATERIALIZED (edge_ids too) and CROSS JOIN (SQLite keeps that order): the few
     -- straddling sessions, then their events through the session index. Left to itself,
     -- the planner may walk every event or page view of the range instead (4x slower
@@ -123,6 +118,68 @@ export function sessionsInRange(p: Params, range: Range, part?: Part): string {
       LEFT JOIN edge_pages en ON en.session_id = g.session_id AND en.a = 1
       LEFT JOIN edge_pages ex ON ex.session_id = g.session_id AND ex.z = 1
     )`;
+}
+
+/** `session_id, user_id` of the sessions that straddle an end of the range (rollup rows matching `where`). */
+function straddling(p: Params, range: Range, where: string): string {
+  const from = () => p.add(range.from);
+  const to = () => p.add(range.to);
+  return `
+      SELECT session_id, user_id FROM session_summaries
+      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at >= ${to()} AND ${where}
+      UNION ALL
+      SELECT session_id, user_id FROM session_summaries
+      WHERE last_at >= ${from()} AND first_at < ${from()} AND ${where}`;
+}
+
+/**
+ * CTEs for the paths (METRICS.md: path items other than api_request,
+ * consecutive duplicates collapsed) of the sessions of `part` in the range:
+ * - `inside_paths(session_id, items)`: sessions wholly inside the range,
+ *   their path read from the rollup (`items`, a JSON array; see pathElements);
+ * - `edge_paths(session_id, occurred_at, id, item)`: the few sessions that
+ *   straddle an end, their path rebuilt from their events in the range.
+ */
+export function sessionPaths(p: Params, range: Range, part: Part): string {
+  const inSessionOrder = 'PARTITION BY session_id ORDER BY occurred_at, id';
+  return `
+    path_edge_ids AS MATERIALIZED (${straddling(p, range, inPart('session_id', part))}),
+    edge_items AS MATERIALIZED (
+      SELECT ev.session_id, ev.occurred_at, ev.id, ${PATH_ITEM_OF('ev.')} AS item
+      FROM path_edge_ids ids CROSS JOIN events ev
+      WHERE ev.session_id = ids.session_id AND ${inRange(p, range.from, range.to, 'ev.')}
+        AND ev.type <> 'api_request'
+    ),
+    edge_paths AS (
+      SELECT session_id, occurred_at, id, item FROM (
+        SELECT session_id, occurred_at, id, item, LAG(item) OVER (${inSessionOrder}) AS prev FROM edge_items
+      ) marked
+      WHERE prev IS NULL OR prev <> item
+    ),
+    inside_paths AS (
+      SELECT session_id, items FROM session_summaries
+      WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} AND last_at < ${p.add(range.to)}
+        AND items IS NOT NULL AND ${inPart('session_id', part)}
+    )`;
+}
+
+/**
+ * The items of `inside_paths` as rows: `from` (a FROM clause giving
+ * `s.session_id` and the item `e.value`) and `at(k)`, the item k places after it
+ * in its path (NULL past the end). JSON arrays are read differently by the
+ * two databases; PostgreSQL parses each path once.
+ */
+export function pathElements(postgres: boolean): { from: string; at: (k: number) => string } {
+  return postgres
+    ? {
+        from: `inside_paths s CROSS JOIN LATERAL (SELECT CAST(s.items AS jsonb) AS a) parsed
+          CROSS JOIN LATERAL jsonb_array_elements_text(parsed.a) WITH ORDINALITY AS e(value, ord)`,
+        at: (k) => `(parsed.a ->> (CAST(e.ord AS integer) - 1 + ${k}))`,
+      }
+    : {
+        from: 'inside_paths s, json_each(s.items) e',
+        at: (k) => `(s.items ->> (e.key + ${k}))`,
+      };
 }
 
 /**
@@ -215,9 +272,6 @@ export function matcherSql(matcher: EventMatcherDto, p: Params, alias = ''): str
   }
   return `(${parts.join(' AND ')})`;
 }
-
-/** The path item of an event (METRICS.md, journeys and patterns). */
-export const PATH_ITEM = `CASE WHEN type = 'page_view' THEN path WHEN type = 'action' THEN 'action:' || name ELSE type END`;
 
 /** A ratio, or null when the divisor is 0. Always within [0, 1] for counts of subsets. */
 export function ratio(numerator: number, denominator: number): number | null {

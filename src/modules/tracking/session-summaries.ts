@@ -6,10 +6,11 @@ import type { EventRow } from './event-row.js';
 
 /**
  * The per-session rollup (`session_summaries`): first and last event time,
- * events per type, entry and exit page. Session-level analytics (durations,
- * bounces, sessions, actors, the type breakdown, entry and exit pages) read
- * one row per session instead of every event; a month of 1M events is 33k
- * rows instead of 330k.
+ * events per type, entry and exit page, and the session's path (`items`).
+ * Session-level analytics (durations, bounces, sessions, actors, the type
+ * breakdown, entry and exit pages, transitions and patterns) read one row
+ * per session instead of every event; a month of 1M events is 33k rows
+ * instead of 330k.
  *
  * Kept exact, not eventually consistent:
  * - the event writer folds every batch it inserts into the summaries in the
@@ -53,6 +54,65 @@ const COLUMNS = [
 
 const ROW_PLACEHOLDERS = `(${COLUMNS.map(() => '?').join(', ')})`;
 
+/** An event's path item (METRICS.md, journeys and patterns); `alias` qualifies the columns. */
+export const PATH_ITEM_OF = (alias = ''): string =>
+  `CASE WHEN ${alias}type = 'page_view' THEN ${alias}path WHEN ${alias}type = 'action' THEN 'action:' || ${alias}name ELSE ${alias}type END`;
+export const PATH_ITEM = PATH_ITEM_OF();
+
+/** PATH_ITEM of a row in JS (page views carry a path and actions a name: the API requires them). */
+function pathItem(row: Pick<EventRow, 'type' | 'path' | 'name'>): string {
+  if (row.type === 'page_view') return row.path ?? '';
+  if (row.type === 'action') return `action:${row.name ?? ''}`;
+  return row.type;
+}
+
+/**
+ * `items`: the session's path as a JSON array (text): the path items of its
+ * events other than api_request, in (occurred_at, id) order, consecutive
+ * duplicates collapsed; null when there are none. `items_at`/`items_id` are
+ * the (occurred_at, id) of the last of those events: a later batch whose
+ * items all come after it is appended, anything else rebuilds the row.
+ * Automatic api_request events never touch these columns, so the tracked
+ * request's hot path pays nothing for them.
+ */
+const ITEM_COLUMNS = ['items', 'items_at', 'items_id'];
+
+/**
+ * SQLite: appends a batch's items to one session's path when they all come
+ * after its last item (else changes nothing: the caller rebuilds the row).
+ * JSON arrays are appended as text (both sides are minified JSON), dropping
+ * the batch's first item when it repeats the path's last.
+ */
+const APPEND_ITEMS_SQLITE = `UPDATE session_summaries SET
+    items = CASE
+      WHEN items IS NULL THEN :all
+      WHEN json_extract(items, '$[#-1]') = :head
+        THEN CASE WHEN :rest IS NULL THEN items ELSE substr(items, 1, length(items) - 1) || ',' || substr(:rest, 2) END
+      ELSE substr(items, 1, length(items) - 1) || ',' || substr(:all, 2)
+    END,
+    items_at = :lastAt, items_id = :lastId
+  WHERE session_id = :sessionId
+    AND (items_at IS NULL OR items_at < :firstAt OR (items_at = :firstAt AND items_id < :firstId))`;
+
+/** PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the sessions it appended to. */
+function appendItemsPostgres(rows: number): string {
+  const row =
+    '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS integer), CAST(? AS bigint), CAST(? AS integer))';
+  return `UPDATE session_summaries s SET
+      items = CASE
+        WHEN s.items IS NULL THEN CAST(CAST(v.all_items AS jsonb) AS text)
+        WHEN CAST(s.items AS jsonb) ->> -1 = v.head
+          THEN CAST(CAST(s.items AS jsonb) || CAST(COALESCE(v.rest, '[]') AS jsonb) AS text)
+        ELSE CAST(CAST(s.items AS jsonb) || CAST(v.all_items AS jsonb) AS text)
+      END,
+      items_at = v.last_at, items_id = v.last_id
+    FROM (VALUES ${Array<string>(rows).fill(row).join(', ')})
+      AS v(session_id, all_items, head, rest, first_at, first_id, last_at, last_id)
+    WHERE s.session_id = v.session_id
+      AND (s.items_at IS NULL OR s.items_at < v.first_at OR (s.items_at = v.first_at AND s.items_id < v.first_id))
+    RETURNING s.session_id`;
+}
+
 /** Rows per upsert statement on PostgreSQL (17 parameters each, far below its limit). */
 const ROWS_PER_UPSERT = 500;
 
@@ -88,35 +148,73 @@ const UPSERT_ONE = upsertSql(1);
  * degrade into a nested loop on a database without statistics (a join of
  * the first and last page views did, quadratically). Inserted in time
  * order, as the writer creates them, so that a time range of sessions is
- * also a run of neighbouring rows on SQLite.
+ * also a run of neighbouring rows on SQLite. The path (`items`) is built by
+ * an ordered aggregate, which the two databases spell differently.
  */
-export function rebuildSql(scope: string): string {
+export function rebuildSql(scope: string, postgres: boolean): string {
   const entry = (column: string) => `MAX(CASE WHEN pv_rank = 1 THEN ${column} END)`;
   const exit = (column: string) => `MAX(CASE WHEN pv_rank = pv_count THEN ${column} END)`;
-  return `INSERT INTO session_summaries (${COLUMNS.join(', ')})
+  const last = (column: string) => `MAX(CASE WHEN it_rank = it_count THEN ${column} END)`;
+  const kept = 'item IS NOT NULL AND (prev_item IS NULL OR prev_item <> item)';
+  const items = postgres
+    ? `CAST(jsonb_agg(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) AS text)`
+    : `CASE WHEN COUNT(item) > 0 THEN json_group_array(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) END`;
+  const notApi = "type <> 'api_request'";
+  return `INSERT INTO session_summaries (${[...COLUMNS, ...ITEM_COLUMNS].join(', ')})
     SELECT session_id, MAX(user_id), MIN(occurred_at), MAX(occurred_at),
       ${EVENT_TYPES.map((t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END)`).join(', ')},
       ${entry('occurred_at')}, ${entry('id')}, ${entry('path')},
-      ${exit('occurred_at')}, ${exit('id')}, ${exit('path')}
+      ${exit('occurred_at')}, ${exit('id')}, ${exit('path')},
+      ${items}, ${last('occurred_at')}, ${last('id')}
     FROM (
       SELECT session_id, user_id, occurred_at, id, type, path,
         CASE WHEN type = 'page_view' THEN ROW_NUMBER() OVER pv END AS pv_rank,
         CASE WHEN type = 'page_view'
-          THEN COUNT(*) OVER (pv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) END AS pv_count
+          THEN COUNT(*) OVER (pv ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) END AS pv_count,
+        CASE WHEN ${notApi} THEN ${PATH_ITEM} END AS item,
+        CASE WHEN ${notApi} THEN LAG(${PATH_ITEM}) OVER it END AS prev_item,
+        CASE WHEN ${notApi} THEN ROW_NUMBER() OVER it END AS it_rank,
+        CASE WHEN ${notApi}
+          THEN COUNT(*) OVER (it ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) END AS it_count
       FROM events
       WHERE session_id IS NOT NULL AND (${scope})
       WINDOW pv AS (
         PARTITION BY session_id, CASE WHEN type = 'page_view' THEN 1 ELSE 0 END ORDER BY occurred_at, id
+      ), it AS (
+        PARTITION BY session_id, CASE WHEN ${notApi} THEN 1 ELSE 0 END ORDER BY occurred_at, id
       )
     ) ranked
     GROUP BY session_id
     ORDER BY MIN(occurred_at)`;
 }
 
+const DELETE_ONE = 'DELETE FROM session_summaries WHERE session_id = ?';
+const REBUILD_ONE_SQLITE = rebuildSql('session_id = ?', false);
+
+/** Recomputes the summaries of `sessionIds` inside `manager`'s transaction. */
+async function rebuildSessions(
+  database: DatabaseService,
+  manager: EntityManager,
+  sessionIds: string[],
+): Promise<void> {
+  const unique = [...new Set(sessionIds)];
+  await database.executeInChunks(
+    manager,
+    unique,
+    (list) => `DELETE FROM session_summaries WHERE session_id IN (${list})`,
+  );
+  await database.executeInChunks(manager, unique, (list) =>
+    rebuildSql(`session_id IN (${list})`, database.isPostgres),
+  );
+}
+
 /** Every session's summary from scratch (migration backfill, demo generator). */
-export async function rebuildAllSummaries(run: (sql: string) => Promise<unknown>): Promise<void> {
+export async function rebuildAllSummaries(
+  run: (sql: string) => Promise<unknown>,
+  postgres: boolean,
+): Promise<void> {
   await run('DELETE FROM session_summaries');
-  await run(rebuildSql('1 = 1'));
+  await run(rebuildSql('1 = 1', postgres));
 }
 
 interface PageViewMark {
@@ -133,6 +231,20 @@ interface Delta {
   counts: number[];
   entry: PageViewMark | null;
   exit: PageViewMark | null;
+  /** The batch's events other than api_request, for the session's path. */
+  items: { at: number; id: number; item: string }[];
+}
+
+/** What a batch appends to a session's path (see APPEND_ITEMS_SQLITE). */
+interface ItemsAppend {
+  sessionId: string;
+  all: string;
+  head: string;
+  rest: string | null;
+  firstAt: number;
+  firstId: number;
+  lastAt: number;
+  lastId: number;
 }
 
 const before = (a: PageViewMark, b: PageViewMark) => a.at < b.at || (a.at === b.at && a.id < b.id);
@@ -154,6 +266,7 @@ export class SummaryBatch {
         counts: COUNT_COLUMNS.map(() => 0),
         entry: null,
         exit: null,
+        items: [],
       };
       this.deltas.set(row.sessionId, delta);
     }
@@ -167,6 +280,34 @@ export class SummaryBatch {
       if (!delta.entry || before(mark, delta.entry)) delta.entry = mark;
       if (!delta.exit || before(delta.exit, mark)) delta.exit = mark;
     }
+    if (row.type !== 'api_request') {
+      delta.items.push({ at: row.occurredAt, id, item: pathItem(row) });
+    }
+  }
+
+  /** Per session with items in this batch: its path items in order, collapsed. */
+  private appends(): ItemsAppend[] {
+    const appends: ItemsAppend[] = [];
+    for (const d of this.deltas.values()) {
+      if (d.items.length === 0) continue;
+      const events = d.items.sort((a, b) => a.at - b.at || a.id - b.id);
+      const path = events
+        .map((e) => e.item)
+        .filter((item, i, all) => i === 0 || item !== all[i - 1]);
+      const first = events[0];
+      const last = events[events.length - 1];
+      appends.push({
+        sessionId: d.sessionId,
+        all: JSON.stringify(path),
+        head: path[0],
+        rest: path.length > 1 ? JSON.stringify(path.slice(1)) : null,
+        firstAt: first.at,
+        firstId: first.id,
+        lastAt: last.at,
+        lastId: last.id,
+      });
+    }
+    return appends.sort((a, b) => (a.sessionId < b.sessionId ? -1 : 1));
   }
 
   /** Upsert parameters per session, in session id order (one lock order for concurrent writers). */
@@ -188,21 +329,56 @@ export class SummaryBatch {
       ]);
   }
 
-  /** SQLite: runs the upserts on the shared connection (inside the writer's transaction). */
+  /**
+   * SQLite: runs the upserts on the shared connection (inside the writer's
+   * transaction). Returns the sessions whose path must be rebuilt: this
+   * batch brought an item from before the path's last one.
+   */
   applySqlite(database: DatabaseService): void {
     if (this.deltas.size === 0) return;
     const upsert = database.sqliteStatement(UPSERT_ONE);
-    if (!upsert) throw new Error('applySqlite needs SQLite');
+    const append = database.sqliteStatement(APPEND_ITEMS_SQLITE);
+    const remove = database.sqliteStatement(DELETE_ONE);
+    const rebuild = database.sqliteStatement(REBUILD_ONE_SQLITE);
+    if (!upsert || !append || !remove || !rebuild) throw new Error('applySqlite needs SQLite');
     for (const row of this.rows()) upsert.run(...row);
+    for (const items of this.appends()) {
+      if (append.run(items).changes > 0) continue;
+      // An item from before the path's end (a late or resent batch): recount the row.
+      remove.run(items.sessionId);
+      rebuild.run(items.sessionId);
+    }
   }
 
-  /** PostgreSQL: multi-row upserts inside `manager`'s transaction. */
+  /** PostgreSQL: multi-row upserts inside `manager`'s transaction, then as applySqlite. */
   async apply(database: DatabaseService, manager: EntityManager): Promise<void> {
     const rows = this.rows();
     for (let start = 0; start < rows.length; start += ROWS_PER_UPSERT) {
       const chunk = rows.slice(start, start + ROWS_PER_UPSERT);
       await database.query(upsertSql(chunk.length), chunk.flat(), manager);
     }
+    const appends = this.appends();
+    const stale: string[] = [];
+    for (let start = 0; start < appends.length; start += ROWS_PER_UPSERT) {
+      const chunk = appends.slice(start, start + ROWS_PER_UPSERT);
+      const done = await database.query<{ session_id: string }>(
+        appendItemsPostgres(chunk.length),
+        chunk.flatMap((a) => [
+          a.sessionId,
+          a.all,
+          a.head,
+          a.rest,
+          a.firstAt,
+          a.firstId,
+          a.lastAt,
+          a.lastId,
+        ]),
+        manager,
+      );
+      const appended = new Set(done.map((r) => r.session_id));
+      stale.push(...chunk.filter((a) => !appended.has(a.sessionId)).map((a) => a.sessionId));
+    }
+    await rebuildSessions(database, manager, stale);
   }
 }
 
@@ -217,15 +393,7 @@ export class SessionSummaries {
       await this.database.transaction((m) => this.rebuild(sessionIds, m));
       return;
     }
-    const unique = [...new Set(sessionIds)];
-    await this.database.executeInChunks(
-      manager,
-      unique,
-      (list) => `DELETE FROM session_summaries WHERE session_id IN (${list})`,
-    );
-    await this.database.executeInChunks(manager, unique, (list) =>
-      rebuildSql(`session_id IN (${list})`),
-    );
+    await rebuildSessions(this.database, manager, sessionIds);
   }
 
   /** Identity stitching: the session's summary belongs to the user from now on. */

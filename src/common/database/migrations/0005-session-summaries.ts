@@ -1,11 +1,10 @@
 import { MigrationInterface, QueryRunner, Table } from 'typeorm';
-import { rebuildAllSummaries } from '../../../modules/tracking/session-summaries.js';
 
 /**
- * The per-session rollup the event writer maintains (see SessionSummaries),
- * filled from the events already stored. The backfill uses the live rebuild
- * SQL: it matches this table as created here, and any later change to the
- * table comes with its own migration that rebuilds again.
+ * The per-session rollup the event writer maintains (see SessionSummaries).
+ * It is filled from the events already stored by the last migration that
+ * changes the table (0007 now), because the backfill uses the live rebuild
+ * SQL, which matches only the table's latest shape.
  */
 export class SessionSummaries1763800000005 implements MigrationInterface {
   name = 'SessionSummaries1763800000005';
@@ -41,7 +40,6 @@ export class SessionSummaries1763800000005 implements MigrationInterface {
         ],
       }),
     );
-    await rebuildAllSummaries((sql) => queryRunner.query(sql));
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

@@ -5,6 +5,7 @@ import { PreferencesAndCompliance1763800000003 } from './0003-preferences-and-co
 import { EventsAnalyticsIndexes1763800000004 } from './0004-events-analytics-indexes.js';
 import { SessionSummaries1763800000005 } from './0005-session-summaries.js';
 import { PageViewIndex1763800000006 } from './0006-page-view-index.js';
+import { SessionPaths1763800000007 } from './0007-session-paths.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -17,4 +18,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   EventsAnalyticsIndexes1763800000004,
   SessionSummaries1763800000005,
   PageViewIndex1763800000006,
+  SessionPaths1763800000007,
 ];

@@ -66,4 +66,18 @@ export class SessionSummary {
 
   @Column({ name: 'exit_path', type: 'varchar', length: 2048, nullable: true })
   exitPath!: string | null;
+
+  /**
+   * The session's path: JSON array of the path items of its events other
+   * than api_request, consecutive duplicates collapsed; null without any.
+   */
+  @Column({ type: 'text', nullable: true })
+  items!: string | null;
+
+  /** (occurred_at, id) of the last of those events: where the writer appends. */
+  @EpochMsColumn({ name: 'items_at', nullable: true })
+  itemsAt!: number | null;
+
+  @Column({ name: 'items_id', type: 'integer', nullable: true })
+  itemsId!: number | null;
 }
