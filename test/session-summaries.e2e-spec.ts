@@ -175,6 +175,69 @@ describe('session summaries (the per-session rollup)', () => {
     expect(kept).toEqual(await rebuilt(t));
   });
 
+  it('keeps no path over MAX_PATH_CHARS: analytics read such a session from its events', async () => {
+    const long = await registerAndLogin(t, 'long-roller');
+    const admin = await loginAdmin(t);
+    const start = Date.now() - 100_000;
+    const page = (i: number) => `/long/path/segment/${String(i).padStart(4, '0')}`;
+    // 1,000 distinct pages: about 26,000 characters of path, over the 16,384 kept.
+    await t
+      .http()
+      .post('/api/track/events')
+      .set('authorization', long.bearer)
+      .send({
+        events: Array.from({ length: 1000 }, (_, i) => ({
+          event_id: `long-${i}`,
+          type: 'page_view',
+          page: page(i),
+          occurred_at: new Date(start + i * 50).toISOString(),
+        })),
+      })
+      .expect(200);
+    await drain();
+    const row = (await summaries(t)).find((r) => r.session_id === long.sessionId);
+    // Unkept, but not empty: items_at (the login, which came after the batch's times) says so.
+    expect(row).toMatchObject({ items: null, page_views: 1000, logins: 1 });
+    expect(row!.items_at).toBeGreaterThan(start + 999 * 50);
+    expect(await summaries(t)).toEqual(await rebuilt(t));
+
+    // A later page keeps it unkept (appending stops), still equal to a rebuild.
+    await t
+      .http()
+      .post('/api/track/page')
+      .set('authorization', long.bearer)
+      .send({ page: '/after' })
+      .expect(200);
+    await drain();
+    expect((await summaries(t)).find((r) => r.session_id === long.sessionId)?.items).toBeNull();
+    expect(await summaries(t)).toEqual(await rebuilt(t));
+
+    const range = `from=${new Date(start - 3_600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
+    const next = await t
+      .http()
+      .get(`/api/analytics/transitions?${range}&item=${page(500)}`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(next.body).toEqual({
+      item: page(500),
+      total: 1,
+      items: [{ next: page(501), count: 1, probability: 1 }],
+    });
+    const last = await t
+      .http()
+      .get(`/api/analytics/transitions?${range}&item=${page(999)}`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(last.body.items).toEqual([{ next: 'login', count: 1, probability: 1 }]);
+    const login = await t
+      .http()
+      .get(`/api/analytics/transitions?${range}&item=login`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    // (Other tests' sessions log in too: only this session goes on to /after.)
+    expect(login.body.items).toContainEqual(expect.objectContaining({ next: '/after', count: 1 }));
+  });
+
   it('follows erasure: the user’s sessions leave the rollup, others stay', async () => {
     const gone = await registerAndLogin(t, 'erased-roller');
     const stays = await registerAndLogin(t, 'staying-roller');

@@ -138,12 +138,20 @@ function straddling(p: Params, range: Range, where: string): string {
  * - `inside_paths(session_id, items)`: sessions wholly inside the range,
  *   their path read from the rollup (`items`, a JSON array; see pathElements);
  * - `edge_paths(session_id, occurred_at, id, item)`: the few sessions that
- *   straddle an end, their path rebuilt from their events in the range.
+ *   straddle an end, and those whose path is too long to be kept, their
+ *   path rebuilt from their events in the range.
  */
 export function sessionPaths(p: Params, range: Range, part: Part): string {
   const inSessionOrder = 'PARTITION BY session_id ORDER BY occurred_at, id';
+  const inside = () =>
+    `first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} AND last_at < ${p.add(range.to)}`;
   return `
-    path_edge_ids AS MATERIALIZED (${straddling(p, range, inPart('session_id', part))}),
+    path_edge_ids AS MATERIALIZED (
+      ${straddling(p, range, inPart('session_id', part))}
+      UNION ALL
+      SELECT session_id, user_id FROM session_summaries
+      WHERE ${inside()} AND items IS NULL AND items_at IS NOT NULL AND ${inPart('session_id', part)}
+    ),
     edge_items AS MATERIALIZED (
       SELECT ev.session_id, ev.occurred_at, ev.id, ${PATH_ITEM_OF('ev.')} AS item
       FROM path_edge_ids ids CROSS JOIN events ev
@@ -158,8 +166,7 @@ export function sessionPaths(p: Params, range: Range, part: Part): string {
     ),
     inside_paths AS (
       SELECT session_id, items FROM session_summaries
-      WHERE first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} AND last_at < ${p.add(range.to)}
-        AND items IS NOT NULL AND ${inPart('session_id', part)}
+      WHERE ${inside()} AND items IS NOT NULL AND ${inPart('session_id', part)}
     )`;
 }
 

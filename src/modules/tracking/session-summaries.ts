@@ -69,13 +69,24 @@ function pathItem(row: Pick<EventRow, 'type' | 'path' | 'name'>): string {
 /**
  * `items`: the session's path as a JSON array (text): the path items of its
  * events other than api_request, in (occurred_at, id) order, consecutive
- * duplicates collapsed; null when there are none. `items_at`/`items_id` are
- * the (occurred_at, id) of the last of those events: a later batch whose
- * items all come after it is appended, anything else rebuilds the row.
- * Automatic api_request events never touch these columns, so the tracked
- * request's hot path pays nothing for them.
+ * duplicates collapsed. `items_at`/`items_id` are the (occurred_at, id) of
+ * the last of those events: a later batch whose items all come after it is
+ * appended, anything else rebuilds the row. Automatic api_request events
+ * never touch these columns, so the tracked request's hot path pays nothing
+ * for them. No such events: all three null. A path longer than
+ * MAX_PATH_CHARS is not kept (`items` null, `items_at` set): appending
+ * rewrites the row, and one endless session (a crawler, say) must not make
+ * every batch of it rewrite megabytes; analytics read such a session from
+ * its events.
  */
 const ITEM_COLUMNS = ['items', 'items_at', 'items_id'];
+
+/** Longest path kept in `items`, in characters of JSON text (about a thousand items). */
+export const MAX_PATH_CHARS = 16_384;
+
+/** `path` (JSON text), or null when longer than MAX_PATH_CHARS. */
+const capped = (path: string) =>
+  `(SELECT CASE WHEN length(path) > ${MAX_PATH_CHARS} THEN NULL ELSE path END FROM (SELECT ${path} AS path) p)`;
 
 /**
  * SQLite: appends a batch's items to one session's path when they all come
@@ -85,10 +96,13 @@ const ITEM_COLUMNS = ['items', 'items_at', 'items_id'];
  */
 const APPEND_ITEMS_SQLITE = `UPDATE session_summaries SET
     items = CASE
-      WHEN items IS NULL THEN :all
-      WHEN json_extract(items, '$[#-1]') = :head
-        THEN CASE WHEN :rest IS NULL THEN items ELSE substr(items, 1, length(items) - 1) || ',' || substr(:rest, 2) END
-      ELSE substr(items, 1, length(items) - 1) || ',' || substr(:all, 2)
+      WHEN items IS NULL AND items_at IS NOT NULL THEN NULL
+      ELSE ${capped(`CASE
+        WHEN items IS NULL THEN :all
+        WHEN json_extract(items, '$[#-1]') = :head
+          THEN CASE WHEN :rest IS NULL THEN items ELSE substr(items, 1, length(items) - 1) || ',' || substr(:rest, 2) END
+        ELSE substr(items, 1, length(items) - 1) || ',' || substr(:all, 2)
+      END`)}
     END,
     items_at = :lastAt, items_id = :lastId
   WHERE session_id = :sessionId
@@ -100,10 +114,13 @@ function appendItemsPostgres(rows: number): string {
     '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS integer), CAST(? AS bigint), CAST(? AS integer))';
   return `UPDATE session_summaries s SET
       items = CASE
-        WHEN s.items IS NULL THEN CAST(CAST(v.all_items AS jsonb) AS text)
-        WHEN CAST(s.items AS jsonb) ->> -1 = v.head
-          THEN CAST(CAST(s.items AS jsonb) || CAST(COALESCE(v.rest, '[]') AS jsonb) AS text)
-        ELSE CAST(CAST(s.items AS jsonb) || CAST(v.all_items AS jsonb) AS text)
+        WHEN s.items IS NULL AND s.items_at IS NOT NULL THEN NULL
+        ELSE ${capped(`CASE
+          WHEN s.items IS NULL THEN CAST(CAST(v.all_items AS jsonb) AS text)
+          WHEN CAST(s.items AS jsonb) ->> -1 = v.head
+            THEN CAST(CAST(s.items AS jsonb) || CAST(COALESCE(v.rest, '[]') AS jsonb) AS text)
+          ELSE CAST(CAST(s.items AS jsonb) || CAST(v.all_items AS jsonb) AS text)
+        END`)}
       END,
       items_at = v.last_at, items_id = v.last_id
     FROM (VALUES ${Array<string>(rows).fill(row).join(', ')})
@@ -156,9 +173,10 @@ export function rebuildSql(scope: string, postgres: boolean): string {
   const exit = (column: string) => `MAX(CASE WHEN pv_rank = pv_count THEN ${column} END)`;
   const last = (column: string) => `MAX(CASE WHEN it_rank = it_count THEN ${column} END)`;
   const kept = 'item IS NOT NULL AND (prev_item IS NULL OR prev_item <> item)';
-  const items = postgres
+  const path = postgres
     ? `CAST(jsonb_agg(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) AS text)`
     : `CASE WHEN COUNT(item) > 0 THEN json_group_array(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) END`;
+  const items = `CASE WHEN length(${path}) > ${MAX_PATH_CHARS} THEN NULL ELSE ${path} END`;
   const notApi = "type <> 'api_request'";
   return `INSERT INTO session_summaries (${[...COLUMNS, ...ITEM_COLUMNS].join(', ')})
     SELECT session_id, MAX(user_id), MIN(occurred_at), MAX(occurred_at),
