@@ -32,11 +32,15 @@ export const EXIT_ITEM = '$exit';
 /** The window over a session's items, in time order. */
 const IN_SESSION = 'PARTITION BY session_id ORDER BY occurred_at, id';
 
-/** `items`: each event's path item, with session_id, occurred_at, id (sessions of `part`). */
-function pathItems(p: Params, range: Range, includeApi: boolean, part: Part): string {
+/**
+ * `items`: the path item of each event in the range, api_request included,
+ * with session_id, occurred_at, id (sessions of `part`). Without api_request
+ * items, paths come from the rollup instead (see sessionPaths).
+ */
+function pathItems(p: Params, range: Range, part: Part): string {
   return `items AS (
       SELECT session_id, occurred_at, id, ${PATH_ITEM} AS item FROM events
-      WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}
+      WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)}
         AND ${inPart('session_id', part)}
     )`;
 }
@@ -46,9 +50,9 @@ function pathItems(p: Params, range: Range, includeApi: boolean, part: Part): st
  * session_id, occurred_at, id, item; ordered within a session by
  * (occurred_at, id)). `p` receives the range parameters.
  */
-function collapsedItems(p: Params, range: Range, includeApi: boolean, part: Part): string {
+function collapsedItems(p: Params, range: Range, part: Part): string {
   return `
-    ${pathItems(p, range, includeApi, part)},
+    ${pathItems(p, range, part)},
     marked AS (
       SELECT session_id, occurred_at, id, item,
         LAG(item) OVER (${IN_SESSION}) AS prev
@@ -140,10 +144,10 @@ export class BehaviourService {
     const [parts, total] = await Promise.all([
       this.database.queryParts<{ seq: string; count: number; sessions: number }>((part) => {
         const p = new Params();
-        const top = part.count === 1 ? `ORDER BY ${order} LIMIT ${limit}` : '';
+        const topOnly = part.count === 1 ? `ORDER BY ${order} LIMIT ${limit}` : '';
         const sql = `WITH ${this.gramsSql(p, range, n, includeApi, part)}
          SELECT seq, COUNT(*) AS count, COUNT(DISTINCT session_id) AS sessions
-         FROM grams WHERE seq IS NOT NULL GROUP BY seq ${top}`;
+         FROM grams WHERE seq IS NOT NULL GROUP BY seq ${topOnly}`;
         return { sql, params: p.values };
       }),
       this.sessionsWithItems(range, includeApi),
@@ -185,13 +189,13 @@ export class BehaviourService {
       joined(Array.from({ length: n }, (_, k) => at(k)));
     const lead = (k: number) => (k === 0 ? 'item' : `LEAD(item, ${k}) OVER (${IN_SESSION})`);
     if (includeApi) {
-      return `${collapsedItems(p, range, true, part)},
+      return `${collapsedItems(p, range, part)},
          grams AS (SELECT session_id, ${following(lead)} AS seq FROM collapsed)`;
     }
     const paths = pathElements(this.database.isPostgres);
     return `${sessionPaths(p, range, part)},
        grams AS (
-         SELECT s.session_id, ${following((k) => (k === 0 ? 'e.value' : paths.at(k)))} AS seq FROM ${paths.from}
+         SELECT s.session_id, ${following(paths.at)} AS seq FROM ${paths.from}
          UNION ALL
          SELECT session_id, ${following(lead)} FROM edge_paths
        )`;
@@ -220,7 +224,7 @@ export class BehaviourService {
       // Collapsing needs no pass of its own over events: the last event of each run of
       // equal items is the collapsed item, and the event after it holds the next item.
       const followed = includeApi
-        ? `${pathItems(p, range, true, part)},
+        ? `${pathItems(p, range, part)},
            followed AS (
              SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items) f
              WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
@@ -246,7 +250,7 @@ export class BehaviourService {
     const paths = pathElements(this.database.isPostgres);
     const cte = `${sessionPaths(p, range, part)},
        followed AS (
-         SELECT ${paths.at(1)} AS next FROM ${paths.from} WHERE e.value = ${p.add(item)}
+         SELECT ${paths.at(1)} AS next FROM ${paths.from} WHERE ${paths.at(0)} = ${p.add(item)}
          UNION ALL
          SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM edge_paths) f
          WHERE item = ${p.add(item)}

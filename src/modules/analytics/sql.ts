@@ -171,21 +171,22 @@ export function sessionPaths(p: Params, range: Range, part: Part): string {
 }
 
 /**
- * The items of `inside_paths` as rows: `from` (a FROM clause giving
- * `s.session_id` and the item `e.value`) and `at(k)`, the item k places after it
- * in its path (NULL past the end). JSON arrays are read differently by the
- * two databases; PostgreSQL parses each path once.
+ * The items of `inside_paths` as rows: `from` (a FROM clause giving one
+ * row per item, with `s.session_id`), and `at(k)`, the item k places after
+ * that row's (`at(0)`: the item itself; NULL past the path's end). JSON
+ * arrays are read differently by the two databases; PostgreSQL parses each
+ * path once.
  */
 export function pathElements(postgres: boolean): { from: string; at: (k: number) => string } {
   return postgres
     ? {
         from: `inside_paths s CROSS JOIN LATERAL (SELECT CAST(s.items AS jsonb) AS a) parsed
           CROSS JOIN LATERAL jsonb_array_elements_text(parsed.a) WITH ORDINALITY AS e(value, ord)`,
-        at: (k) => `(parsed.a ->> (CAST(e.ord AS integer) - 1 + ${k}))`,
+        at: (k) => (k === 0 ? 'e.value' : `(parsed.a ->> (CAST(e.ord AS integer) - 1 + ${k}))`),
       }
     : {
         from: 'inside_paths s, json_each(s.items) e',
-        at: (k) => `(s.items ->> (e.key + ${k}))`,
+        at: (k) => (k === 0 ? 'e.value' : `(s.items ->> (e.key + ${k}))`),
       };
 }
 
