@@ -349,8 +349,9 @@ export class SummaryBatch {
 
   /**
    * SQLite: runs the upserts on the shared connection (inside the writer's
-   * transaction). Returns the sessions whose path must be rebuilt: this
-   * batch brought an item from before the path's last one.
+   * transaction), appends each session's new items to its path, and
+   * rebuilds the rows of sessions where this batch brought an item from
+   * before the path's last one.
    */
   applySqlite(database: DatabaseService): void {
     if (this.deltas.size === 0) return;
