@@ -119,7 +119,9 @@ export class AnalyticsService {
     // Rolling windows in one pass: each actor-day covers days d..d+W-1; consecutive days of
     // an actor are merged (coverage starts after the previous one ends), so adding +1 at the
     // start and -1 after the end of each stretch and summing in day order counts every actor
-    // once per window, without joining every day to every actor-day in its window.
+    // once per window, without joining every day to every actor-day in its window. An
+    // actor-day that repeats (two sessions that day) has prev = d: it adds +1 and -1 at
+    // the same day of each window and is not counted again in DAU.
     // Actor-days: with every event type counted, from the per-session rollup; without
     // api_request, from the events. Actors are split into parts run side by side; each
     // actor is in one part, so the parts' counts add up.
@@ -137,7 +139,7 @@ export class AnalyticsService {
         const sql = `WITH days(d, s, e) AS (VALUES ${values}),
          ${actorDays},
          lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
-         SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM actor_days GROUP BY d
+         SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM lagged WHERE prev IS NULL OR prev < d GROUP BY d
          UNION ALL
          SELECT 'wau', pos, SUM(delta) FROM (
            SELECT CASE WHEN prev IS NULL OR prev + 7 <= d THEN d ELSE prev + 7 END AS pos, 1 AS delta FROM lagged

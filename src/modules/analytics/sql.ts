@@ -192,7 +192,10 @@ export function pathElements(postgres: boolean): { from: string; at: (k: number)
 
 /**
  * CTEs ending in `actor_buckets(actor, d)`: each actor with an event in
- * bucket `d` of `buckets`, distinct. `bucketsCte` names a CTE `(d, s, e)`
+ * bucket `d` of `buckets`. A pair repeats when the actor has several
+ * sessions in the bucket: readers count distinct actors or, like the
+ * rolling windows of activeSeries, are unaffected by repeats (dropping them
+ * here cost a sort of every pair). `bucketsCte` names a CTE `(d, s, e)`
  * holding those consecutive buckets. Every event type counts. With `part`,
  * only the actors in that part.
  *
@@ -222,12 +225,12 @@ export function actorBuckets(
     crossing AS MATERIALIZED (SELECT session_id, user_id FROM located WHERE last_at >= e),
     actor_buckets AS (
       SELECT ${ACTOR} AS actor, d FROM located WHERE last_at < e
-      UNION
-      SELECT ${actorOf('l.')}, b.d
+      UNION ALL
+      SELECT DISTINCT ${actorOf('l.')}, b.d
       FROM crossing l CROSS JOIN events ev CROSS JOIN ${bucketsCte} b
       WHERE ev.session_id = l.session_id AND ev.occurred_at >= b.s AND ev.occurred_at < b.e
-      UNION
-      SELECT ev.user_id, b.d
+      UNION ALL
+      SELECT DISTINCT ev.user_id, b.d
       FROM events ev JOIN ${bucketsCte} b ON ev.occurred_at >= b.s AND ev.occurred_at < b.e
       WHERE ev.session_id IS NULL AND ev.user_id IS NOT NULL AND ${actorInPart(part, 'ev.')}
     )`;
