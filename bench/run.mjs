@@ -360,6 +360,8 @@ async function analytics() {
     ['features', 'GET', `/api/analytics/features?features=export,share&${range}`],
     ['funnel', 'POST', '/api/analytics/funnel', funnelBody],
     ['retention', 'POST', '/api/analytics/retention', retentionBody],
+    // The system report runs overview, pages, breakdown and series together.
+    ['report', 'GET', `/api/analytics/report?${range}`],
   ];
   const call = async ([, method, url, body]) => {
     const t0 = performance.now();

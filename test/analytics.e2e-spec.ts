@@ -751,6 +751,9 @@ describe('analytics', () => {
         exit_rate: 0.75,
       });
       expect(res.body.sessions.count).toBe(4);
+      // Taken from the overview's pass over the sessions: the same as the sessions endpoint.
+      const sessions = await get(`/api/analytics/sessions?${A_RANGE}`).expect(200);
+      expect(res.body.sessions).toEqual(sessions.body);
       expect(res.body.overview.events).toEqual({ value: 10, previous: 0 });
       expect(res.body.active_users).toHaveLength(7);
     });

@@ -400,17 +400,24 @@ export class AnalyticsService {
 
   /** The headline numbers of a range beside those of the period of equal length before it. */
   async overview(range: Range) {
+    return (await this.overviewWithSessions(range)).overview;
+  }
+
+  /**
+   * The overview, and the range's session statistics (sessionStats), which
+   * the overview computes anyway: the system report needs both.
+   */
+  async overviewWithSessions(range: Range) {
     const previous = { from: range.from - (range.to - range.from), to: range.from };
-    const measure = async (r: Range) => {
-      const { stats, totals } = await this.sessionFigures(r, true, true);
-      return {
-        ...totals!,
-        mean_session_duration_s: stats.mean_s,
-        median_session_duration_s: stats.median_s,
-        bounce_rate: stats.bounce_rate,
-      };
-    };
-    const [current, before] = await Promise.all([measure(range), measure(previous)]);
+    const measure = (r: Range) => this.sessionFigures(r, true, true);
+    const [now, then] = await Promise.all([measure(range), measure(previous)]);
+    const headline = ({ stats, totals }: typeof now) => ({
+      ...totals!,
+      mean_session_duration_s: stats.mean_s,
+      median_session_duration_s: stats.median_s,
+      bounce_rate: stats.bounce_rate,
+    });
+    const [current, before] = [headline(now), headline(then)];
     const metrics = Object.fromEntries(
       (Object.keys(current) as (keyof typeof current)[]).map((key) => [
         key,
@@ -418,11 +425,14 @@ export class AnalyticsService {
       ]),
     );
     return {
-      from: toIso(range.from),
-      to: toIso(range.to),
-      previous_from: toIso(previous.from),
-      previous_to: toIso(previous.to),
-      metrics,
+      overview: {
+        from: toIso(range.from),
+        to: toIso(range.to),
+        previous_from: toIso(previous.from),
+        previous_to: toIso(previous.to),
+        metrics,
+      },
+      sessions: now.stats,
     };
   }
 }

@@ -31,11 +31,11 @@ export class ReportService {
   ) {}
 
   async systemReport(range: Range, zone: string) {
-    const [overview, pages, events, sessions, series] = await Promise.all([
-      this.metrics.overview(range),
+    // The session statistics come with the overview (one pass over the sessions, not two).
+    const [{ overview, sessions }, pages, events, series] = await Promise.all([
+      this.metrics.overviewWithSessions(range),
       this.metrics.pages(range, 10),
       this.metrics.breakdown(range),
-      this.metrics.sessionStats(range),
       this.metrics.activeSeries(range, zone),
     ]);
     return {
