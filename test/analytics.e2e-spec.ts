@@ -188,6 +188,12 @@ describe('analytics', () => {
         { sequence: ['/pricing', 'action:signup.start'], count: 1, sessions: 1, support: 0.25 },
         { sequence: ['action:signup.start', '/signup'], count: 1, sessions: 1, support: 0.25 },
       ]);
+      // The top `limit` after the parts are merged: ties broken by byte order, as above.
+      const top = await get(`/api/analytics/patterns?${A_RANGE}&n=2&limit=2`).expect(200);
+      expect(top.body.items.map((i: { sequence: string[] }) => i.sequence)).toEqual([
+        ['/home', '/pricing'],
+        ['/pricing', '/home'],
+      ]);
       const three = await get(`/api/analytics/patterns?${A_RANGE}`).expect(200);
       expect(three.body.items).toEqual([
         {

@@ -3,6 +3,9 @@ import { Mutex } from 'async-mutex';
 import type { Database as BetterSqlite3Database, Statement } from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
 
+/** Values per `IN (...)` list in executeInChunks. */
+const IN_LIST_CHUNK = 500;
+
 /**
  * The database as the modules use it beyond repositories: transactions, raw
  * SQL on hot paths, and job locks that hold across app instances.
@@ -15,9 +18,6 @@ import { DataSource, EntityManager } from 'typeorm';
  * rolls back. So on SQLite every write, transactional or not, runs under one
  * process-wide mutex. PostgreSQL uses its connection pool as usual.
  */
-/** Values per `IN (...)` list in executeInChunks. */
-const IN_LIST_CHUNK = 500;
-
 @Injectable()
 export class DatabaseService {
   private readonly writeLock = new Mutex();

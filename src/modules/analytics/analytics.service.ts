@@ -97,7 +97,7 @@ export class AnalyticsService {
         ? `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)}, ${ACTORS_CTE}
            SELECT ${COUNT_ACTORS} AS n FROM actors`
         : `SELECT ${COUNT_ACTORS} AS n FROM events
-           WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(includeApi)}`,
+           WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}`,
       p,
     );
     return num(row?.n);

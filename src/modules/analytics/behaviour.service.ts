@@ -13,6 +13,9 @@ import {
   ACTOR,
   ALL_EVENTS,
   apiFilter,
+  collapseRuns,
+  compareBytes,
+  IN_SESSION,
   inPart,
   inRange,
   num,
@@ -29,9 +32,6 @@ import { COUNT_COLUMN } from '../tracking/session-summaries.js';
 const SEPARATOR = ' > ';
 export const EXIT_ITEM = '$exit';
 
-/** The window over a session's items, in time order. */
-const IN_SESSION = 'PARTITION BY session_id ORDER BY occurred_at, id';
-
 /**
  * `items`: the path item of each event in the range, api_request included,
  * with session_id, occurred_at, id (sessions of `part`). Without api_request
@@ -46,20 +46,16 @@ function pathItems(p: Params, range: Range, part: Part): string {
 }
 
 /**
- * Path items per session, consecutive duplicates collapsed (`collapsed`:
- * session_id, occurred_at, id, item; ordered within a session by
- * (occurred_at, id)). `p` receives the range parameters.
+ * CTE `name(next)`: what follows each occurrence of `item` (the parameter
+ * placeholder) among the items of `source` in session order, NULL after a
+ * session's last. The last event of each run of equal items stands for the
+ * collapsed item, and the event after it holds the next item, so `source`
+ * needs no collapsing of its own.
  */
-function collapsedItems(p: Params, range: Range, part: Part): string {
-  return `
-    ${pathItems(p, range, part)},
-    marked AS (
-      SELECT session_id, occurred_at, id, item,
-        LAG(item) OVER (${IN_SESSION}) AS prev
-      FROM items
-    ),
-    collapsed AS (
-      SELECT session_id, occurred_at, id, item FROM marked WHERE prev IS NULL OR prev <> item
+function followers(name: string, source: string, item: string): string {
+  return `${name} AS (
+      SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM ${source}) f
+      WHERE item = ${item} AND (next IS NULL OR next <> item)
     )`;
 }
 
@@ -150,7 +146,7 @@ export class BehaviourService {
          FROM grams WHERE seq IS NOT NULL GROUP BY seq ${topOnly}`;
         return { sql, params: p.values };
       }),
-      this.sessionsWithItems(range, includeApi),
+      this.sessionsWithEvents(range, includeApi),
     ]);
     const grams = new Map<string, { seq: string; count: number; sessions: number }>();
     for (const r of parts.flat()) {
@@ -161,9 +157,7 @@ export class BehaviourService {
     }
     // Most sessions first, then the sequence in byte order (as `order` sorts in SQL).
     const top = [...grams.values()]
-      .sort(
-        (a, b) => b.sessions - a.sessions || Buffer.compare(Buffer.from(a.seq), Buffer.from(b.seq)),
-      )
+      .sort((a, b) => b.sessions - a.sessions || compareBytes(a.seq, b.seq))
       .slice(0, limit);
     return {
       n,
@@ -189,7 +183,8 @@ export class BehaviourService {
       joined(Array.from({ length: n }, (_, k) => at(k)));
     const lead = (k: number) => (k === 0 ? 'item' : `LEAD(item, ${k}) OVER (${IN_SESSION})`);
     if (includeApi) {
-      return `${collapsedItems(p, range, part)},
+      return `${pathItems(p, range, part)},
+         collapsed AS (${collapseRuns('items')}),
          grams AS (SELECT session_id, ${following(lead)} AS seq FROM collapsed)`;
     }
     const paths = pathElements(this.database.isPostgres);
@@ -201,8 +196,8 @@ export class BehaviourService {
        )`;
   }
 
-  /** Sessions with an event (api_request only with `includeApi`) in the range, from the rollup. */
-  private async sessionsWithItems(range: Range, includeApi: boolean): Promise<number> {
+  /** Sessions with an event in the range (api_request counted only with `includeApi`), from the rollup. */
+  private async sessionsWithEvents(range: Range, includeApi: boolean): Promise<number> {
     const p = new Params();
     const events = includeApi ? ALL_EVENTS : `${ALL_EVENTS} - ${COUNT_COLUMN.api_request}`;
     const [row] = await this.database.query<{ n: number }>(
@@ -221,14 +216,8 @@ export class BehaviourService {
     // Sessions are split into parts run side by side; the parts' counts add up.
     const parts = await this.database.queryParts<{ next: string | null; n: number }>((part) => {
       const p = new Params();
-      // Collapsing needs no pass of its own over events: the last event of each run of
-      // equal items is the collapsed item, and the event after it holds the next item.
       const followed = includeApi
-        ? `${pathItems(p, range, part)},
-           followed AS (
-             SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM items) f
-             WHERE item = ${p.add(item)} AND (next IS NULL OR next <> item)
-           )`
+        ? `${pathItems(p, range, part)}, ${followers('followed', 'items', p.add(item))}`
         : this.followedInPaths(p, range, item, part);
       const sql = `WITH ${followed} SELECT next, COUNT(*) AS n FROM followed GROUP BY next`;
       return { sql, params: p.values };
@@ -241,21 +230,24 @@ export class BehaviourService {
     const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
     const items = [...counts]
       .map(([next, count]) => ({ next, count, probability: ratio(count, total) }))
-      .sort((a, b) => b.count - a.count || (a.next < b.next ? -1 : a.next > b.next ? 1 : 0));
+      .sort((a, b) => b.count - a.count || compareBytes(a.next, b.next));
     return { item, total, items };
   }
 
-  /** CTEs ending in `followed(next)`: what follows each occurrence of `item` in the paths. */
+  /**
+   * CTEs ending in `followed(next)`: what follows each occurrence of `item`
+   * in the paths, read from the rollup for whole sessions (a collapsed path:
+   * the next element) and from the events of the others (see followers).
+   */
   private followedInPaths(p: Params, range: Range, item: string, part: Part): string {
     const paths = pathElements(this.database.isPostgres);
-    const cte = `${sessionPaths(p, range, part)},
+    return `${sessionPaths(p, range, part)},
+       ${followers('edge_followed', 'edge_paths', p.add(item))},
        followed AS (
          SELECT ${paths.at(1)} AS next FROM ${paths.from} WHERE ${paths.at(0)} = ${p.add(item)}
          UNION ALL
-         SELECT next FROM (SELECT item, LEAD(item) OVER (${IN_SESSION}) AS next FROM edge_paths) f
-         WHERE item = ${p.add(item)}
+         SELECT next FROM edge_followed
        )`;
-    return cte;
   }
 
   /**

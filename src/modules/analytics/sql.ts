@@ -82,8 +82,6 @@ export const INTERACTIONS = EVENT_TYPES.filter(
  * session (the service never writes any) are not in `per_session`.
  */
 export function sessionsInRange(p: Params, range: Range, part?: Part): string {
-  const from = () => p.add(range.from);
-  const to = () => p.add(range.to);
   const counts = EVENT_TYPES.map(
     (t) => `SUM(CASE WHEN type = '${t}' THEN 1 ELSE 0 END) AS ${COUNT_COLUMN[t]}`,
   ).join(', ');
@@ -96,7 +94,7 @@ export function sessionsInRange(p: Params, range: Range, part?: Part): string {
     edge_events AS MATERIALIZED (
       SELECT ev.session_id, ids.user_id, ev.type, ev.path, ev.occurred_at, ev.id
       FROM edge_ids ids CROSS JOIN events ev
-      WHERE ev.session_id = ids.session_id AND ev.occurred_at >= ${from()} AND ev.occurred_at < ${to()}
+      WHERE ev.session_id = ids.session_id AND ${inRange(p, range.from, range.to, 'ev.')}
     ),
     edge_pages AS (
       SELECT session_id, path,
@@ -107,7 +105,7 @@ export function sessionsInRange(p: Params, range: Range, part?: Part): string {
     per_session AS (
       SELECT session_id, user_id, first_at, last_at, ${COUNT_COLUMNS.join(', ')}, entry_path, exit_path
       FROM session_summaries
-      WHERE first_at >= ${from()} AND first_at < ${to()} AND last_at < ${to()} AND ${actorInPart(part)}
+      WHERE ${wholeIn(p, range)} AND ${actorInPart(part)}
       UNION ALL
       SELECT g.session_id, g.user_id, g.first_at, g.last_at, ${COUNT_COLUMNS.map((c) => `g.${c}`).join(', ')},
         en.path, ex.path
@@ -118,6 +116,25 @@ export function sessionsInRange(p: Params, range: Range, part?: Part): string {
       LEFT JOIN edge_pages en ON en.session_id = g.session_id AND en.a = 1
       LEFT JOIN edge_pages ex ON ex.session_id = g.session_id AND ex.z = 1
     )`;
+}
+
+/** The window over a session's events or items, in time order. */
+export const IN_SESSION = 'PARTITION BY session_id ORDER BY occurred_at, id';
+
+/**
+ * `session_id, occurred_at, id, item` of `source` with consecutive
+ * duplicates within a session collapsed (the first of each run is kept).
+ */
+export function collapseRuns(source: string): string {
+  return `SELECT session_id, occurred_at, id, item FROM (
+        SELECT session_id, occurred_at, id, item, LAG(item) OVER (${IN_SESSION}) AS prev FROM ${source}
+      ) marked
+      WHERE prev IS NULL OR prev <> item`;
+}
+
+/** Condition on session_summaries: the session lies wholly inside the range. */
+function wholeIn(p: Params, range: Range): string {
+  return `first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} AND last_at < ${p.add(range.to)}`;
 }
 
 /** `session_id, user_id` of the sessions that straddle an end of the range (rollup rows matching `where`). */
@@ -142,15 +159,12 @@ function straddling(p: Params, range: Range, where: string): string {
  *   path rebuilt from their events in the range.
  */
 export function sessionPaths(p: Params, range: Range, part: Part): string {
-  const inSessionOrder = 'PARTITION BY session_id ORDER BY occurred_at, id';
-  const inside = () =>
-    `first_at >= ${p.add(range.from)} AND first_at < ${p.add(range.to)} AND last_at < ${p.add(range.to)}`;
   return `
     path_edge_ids AS MATERIALIZED (
       ${straddling(p, range, inPart('session_id', part))}
       UNION ALL
       SELECT session_id, user_id FROM session_summaries
-      WHERE ${inside()} AND items IS NULL AND items_at IS NOT NULL AND ${inPart('session_id', part)}
+      WHERE ${wholeIn(p, range)} AND items IS NULL AND items_at IS NOT NULL AND ${inPart('session_id', part)}
     ),
     edge_items AS MATERIALIZED (
       SELECT ev.session_id, ev.occurred_at, ev.id, ${PATH_ITEM_OF('ev.')} AS item
@@ -158,15 +172,10 @@ export function sessionPaths(p: Params, range: Range, part: Part): string {
       WHERE ev.session_id = ids.session_id AND ${inRange(p, range.from, range.to, 'ev.')}
         AND ev.type <> 'api_request'
     ),
-    edge_paths AS (
-      SELECT session_id, occurred_at, id, item FROM (
-        SELECT session_id, occurred_at, id, item, LAG(item) OVER (${inSessionOrder}) AS prev FROM edge_items
-      ) marked
-      WHERE prev IS NULL OR prev <> item
-    ),
+    edge_paths AS (${collapseRuns('edge_items')}),
     inside_paths AS (
       SELECT session_id, items FROM session_summaries
-      WHERE ${inside()} AND items IS NOT NULL AND ${inPart('session_id', part)}
+      WHERE ${wholeIn(p, range)} AND items IS NOT NULL AND ${inPart('session_id', part)}
     )`;
 }
 
@@ -283,6 +292,10 @@ export function matcherSql(matcher: EventMatcherDto, p: Params, alias = ''): str
   }
   return `(${parts.join(' AND ')})`;
 }
+
+/** Orders strings by their UTF-8 bytes, as `byteOrder` makes the databases sort. */
+export const compareBytes = (a: string, b: string): number =>
+  Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** A ratio, or null when the divisor is 0. Always within [0, 1] for counts of subsets. */
 export function ratio(numerator: number, denominator: number): number | null {

@@ -176,6 +176,8 @@ export function rebuildSql(scope: string, postgres: boolean): string {
   const path = postgres
     ? `CAST(jsonb_agg(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) AS text)`
     : `CASE WHEN COUNT(item) > 0 THEN json_group_array(item ORDER BY occurred_at, id) FILTER (WHERE ${kept}) END`;
+  // Not `capped`: its subquery would take the aggregate as its own. The aggregate written
+  // twice is computed once (both databases share identical aggregate expressions).
   const items = `CASE WHEN length(${path}) > ${MAX_PATH_CHARS} THEN NULL ELSE ${path} END`;
   const notApi = "type <> 'api_request'";
   return `INSERT INTO session_summaries (${[...COLUMNS, ...ITEM_COLUMNS].join(', ')})
