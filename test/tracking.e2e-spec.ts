@@ -531,3 +531,28 @@ describe('event queue limits', () => {
     }
   });
 });
+
+describe('TRACKING_ENABLED=false', () => {
+  it('records no api_request events, while explicit tracking and login events still work', async () => {
+    const t = await startTestApp({ TRACKING_ENABLED: 'false' });
+    try {
+      const s = await registerAndLogin(t, 'untracked');
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      await t.http().get('/api/sessions').set('authorization', s.bearer).expect(200);
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/still-tracked' })
+        .expect(200);
+      await drain(t);
+      const rows = await eventsOf(t, `user_id = '${s.userId}'`);
+      expect(rows.map((r: { type: string; path: string | null }) => [r.type, r.path])).toEqual([
+        ['login', null],
+        ['page_view', '/still-tracked'],
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+});
