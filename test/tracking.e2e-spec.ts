@@ -280,6 +280,9 @@ describe('tracking', () => {
         .set('authorization', s.bearer)
         .send({ page: '/p' })
         .expect(200);
+      // A public route called with a session is recorded; a request the guard refused is not.
+      await t.http().get('/').set('authorization', s.bearer).expect(200);
+      await t.http().get('/api/analytics/overview').set('authorization', s.bearer).expect(403);
       await drain(t);
       const rows = await eventsOf(t, `user_id = '${s.userId}' AND type = 'api_request'`);
       const seen = rows.map((r: { name: string; properties: string }) => {
@@ -290,6 +293,7 @@ describe('tracking', () => {
         ['GET /api/sessions', '/api/sessions', 'GET', 200, 'number'],
         ['GET /api/session/data/:key', '/api/session/data/:key', 'GET', 404, 'number'],
         ['GET /probe/crash', '/probe/crash', 'GET', 500, 'number'],
+        ['GET /', '/', 'GET', 200, 'number'],
       ]);
       expect(JSON.stringify(rows)).not.toContain('missing-key');
     });

@@ -40,5 +40,11 @@ export interface AuthContext {
 declare module 'fastify' {
   interface FastifyRequest {
     auth?: AuthContext;
+    /**
+     * Set by the session guard when a request with a session passed it on a
+     * route without `@SkipTracking()`: automatic tracking records it once the
+     * response is sent (RequestTracker).
+     */
+    trackResponse: boolean;
   }
 }

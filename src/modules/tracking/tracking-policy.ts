@@ -23,7 +23,7 @@ export class TrackingPolicy {
 
   /**
    * Synchronous while every check answers from its cache (the common case:
-   * the tracking interceptor then queues its event without a promise).
+   * automatic request tracking then queues its event without a promise).
    */
   allows(subject: TrackingSubject): boolean | Promise<boolean> {
     for (let i = 0; i < this.checks.length; i++) {

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionModule } from '../session/session.module.js';
 import { ActivitiesController } from './activities.controller.js';
@@ -9,13 +8,13 @@ import { LiveStreamController } from './live-stream.controller.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SessionActivityListener } from './session-activity.listener.js';
 import { TrackingController } from './tracking.controller.js';
-import { TrackingInterceptor } from './tracking.interceptor.js';
+import { RequestTracker } from './request-tracker.js';
 import { TrackingPolicy } from './tracking-policy.js';
 import { TrackingService } from './tracking.service.js';
 import { SessionSummaries } from './session-summaries.js';
 import { SessionSummary } from './entities/session-summary.entity.js';
 
-/** Events: ingestion, the automatic interceptor, the group-commit writer, history, live stream. */
+/** Events: ingestion, automatic request tracking, the group-commit writer, history, live stream. */
 @Module({
   imports: [SessionModule, TypeOrmModule.forFeature([Event, SessionSummary])],
   controllers: [TrackingController, LiveStreamController, ActivitiesController],
@@ -26,7 +25,7 @@ import { SessionSummary } from './entities/session-summary.entity.js';
     TrackingService,
     SessionSummaries,
     SessionActivityListener,
-    { provide: APP_INTERCEPTOR, useClass: TrackingInterceptor },
+    RequestTracker,
   ],
   exports: [TrackingService, TrackingPolicy, EventWriter, SessionSummaries],
 })

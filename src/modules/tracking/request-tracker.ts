@@ -1,0 +1,63 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppConfig } from '../../common/config/config.js';
+import { clientMeta } from '../session/client-meta.js';
+import { TrackingService } from './tracking.service.js';
+
+const NAME_MAX = 128;
+
+/**
+ * Automatic tracking: one `api_request` event per handled request of a known
+ * session, with the route pattern (never the raw URL), method, final status
+ * (errors included) and duration. The session guard marks the requests it
+ * let through with a session on routes without `@SkipTracking()`
+ * (`request.trackResponse`); one app-wide Fastify `onResponse` hook records
+ * them after the response went out, so it sees the status the client got
+ * and never delays the response. The event is queued, not awaited.
+ *
+ * Why not a Nest interceptor: any global interceptor runs every request
+ * through rxjs and binds async context for it. Without one, the guarded
+ * `GET /api/session` served about 45% more requests per second (A/B, 50
+ * connections, tracking off in both: ~12,800 vs ~8,800 req/s). An earlier
+ * per-request `reply.raw.once('finish', ...)` listener cost about a third
+ * more again, mostly in GC.
+ */
+@Injectable()
+export class RequestTracker implements OnModuleInit {
+  constructor(
+    private readonly tracking: TrackingService,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    // Declared up front, so every request object keeps one shape.
+    fastify.decorateRequest('trackResponse', false);
+    if (!this.config.tracking.enabled) return;
+    fastify.addHook('onResponse', (request, reply, done) => {
+      if (request.trackResponse && request.auth) this.record(request, reply);
+      done();
+    });
+  }
+
+  private record(request: FastifyRequest, reply: FastifyReply): void {
+    const auth = request.auth!;
+    const route = request.routeOptions.url ?? 'unknown';
+    const { ip, userAgent } = clientMeta(request);
+    this.tracking.record(
+      { userId: auth.user?.id ?? null, sessionId: auth.session.id, ip, userAgent },
+      {
+        type: 'api_request',
+        name: `${request.method} ${route}`.slice(0, NAME_MAX),
+        properties: {
+          method: request.method,
+          route,
+          status: reply.statusCode,
+          duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        },
+      },
+    );
+  }
+}
