@@ -12,6 +12,7 @@ import {
   ALL_EVENTS,
   apiFilter,
   COUNT_ACTORS,
+  COUNT_SESSION_ACTORS,
   inRange,
   INTERACTIONS,
   num,
@@ -95,7 +96,7 @@ export class AnalyticsService {
     const [row] = await this.query<{ n: number }>(
       includeApi
         ? `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)}, ${ACTORS_CTE}
-           SELECT ${COUNT_ACTORS} AS n FROM actors`
+           SELECT ${COUNT_SESSION_ACTORS} AS n FROM actors`
         : `SELECT ${COUNT_ACTORS} AS n FROM events
            WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}`,
       p,
@@ -298,7 +299,7 @@ export class AnalyticsService {
            (SELECT COALESCE(SUM(${ALL_EVENTS}), 0) FROM per_session) + (SELECT COUNT(*) FROM sessionless) AS events,
            (SELECT COALESCE(SUM(page_views), 0) FROM per_session)
              + (SELECT COUNT(*) FROM sessionless WHERE type = 'page_view') AS page_views,
-           (SELECT ${COUNT_ACTORS} FROM actors) AS actors,
+           (SELECT ${COUNT_SESSION_ACTORS} FROM actors) AS actors,
            (SELECT COUNT(*) FROM per_session) AS sessions
        )
        SELECT totals.*, picked.* FROM totals LEFT JOIN picked ON 1 = 1`
@@ -362,7 +363,8 @@ export class AnalyticsService {
       .join('\n           UNION ALL ');
     // Independent queries: on SQLite they run side by side in the reader's two workers.
     const [byType, byAction] = await Promise.all([
-      // Per type from the per-session rollup: a session counts once per type it has.
+      // Per type from the per-session rollup: a session has one row per type it has, so
+      // its sessions (and anonymous actors) are counted without DISTINCT.
       this.query<{ type: string; events: number; actors: number; sessions: number }>(
         `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)},
          by_type AS (
@@ -370,7 +372,7 @@ export class AnalyticsService {
            UNION ALL SELECT type, 1 AS n, user_id, NULL AS session_id FROM sessionless
            WHERE ${apiFilter(includeApi)}
          )
-         SELECT type, SUM(n) AS events, ${COUNT_ACTORS} AS actors, COUNT(DISTINCT session_id) AS sessions
+         SELECT type, SUM(n) AS events, ${COUNT_SESSION_ACTORS} AS actors, COUNT(session_id) AS sessions
          FROM by_type GROUP BY type ORDER BY SUM(n) DESC, type${this.database.byteOrder} ASC`,
         p,
       ),

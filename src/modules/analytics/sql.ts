@@ -56,6 +56,15 @@ export const ACTOR = actorOf();
 export const COUNT_ACTORS =
   'COUNT(DISTINCT user_id) + COUNT(DISTINCT CASE WHEN user_id IS NULL THEN session_id END)';
 
+/**
+ * COUNT_ACTORS over rows where each session id appears at most once (rows of
+ * `per_session`, or of it per group, with sessionless rows): an anonymous
+ * session is then one row, and only the user ids need a distinct count (a
+ * sort) instead of both.
+ */
+export const COUNT_SESSION_ACTORS =
+  'COUNT(DISTINCT user_id) + COUNT(CASE WHEN user_id IS NULL THEN session_id END)';
+
 /** Events the server records by itself; `include_api=false` leaves out api_request. */
 export const SYSTEM_TYPES = ['api_request', 'login', 'logout'];
 
@@ -247,7 +256,7 @@ export function actorBuckets(
 
 /**
  * `actors(user_id, session_id)`: one row per session in `per_session` and per
- * sessionless event, for COUNT_ACTORS (needs sessionsInRange and
+ * sessionless event, for COUNT_SESSION_ACTORS (needs sessionsInRange and
  * sessionlessInRange before it).
  */
 export const ACTORS_CTE = `actors AS (
