@@ -57,6 +57,8 @@ describe('session summaries (the per-session rollup)', () => {
 
   it('is kept by the event writer: equal to a rebuild, stitched to the user at login', async () => {
     await register(t, 'roller');
+    const writer = t.app.get(EventWriter);
+    const rebuiltBefore = writer.stats().rebuiltSummaries;
     const first = await t.http().post('/api/track/page').send({ page: '/landing' }).expect(200);
     const token = first.body.session_id as string;
     const now = Date.now();
@@ -89,6 +91,7 @@ describe('session summaries (the per-session rollup)', () => {
       })
       .expect(200);
     expect(batch.body).toMatchObject({ accepted: 2, duplicates: 1 });
+    expect(writer.stats().rebuiltSummaries - rebuiltBefore).toBe(1);
     const s = await login(t, 'roller', PASSWORD, { headers: { 'x-session-id': token } });
     // The same page twice in a row, in separate batches: one item in the session's path.
     for (let i = 0; i < 2; i++) {
@@ -126,6 +129,8 @@ describe('session summaries (the per-session rollup)', () => {
     );
     expect([row!.first_at, row!.last_at]).toEqual([Number(first_at), Number(last_at)]);
     expect(kept).toEqual(await rebuilt(t));
+    // Only the late batch made the writer recompute the row; every later batch appended.
+    expect(writer.stats().rebuiltSummaries - rebuiltBefore).toBe(1);
   });
 
   it('follows identity stitching even when no later event carries the user', async () => {

@@ -28,6 +28,14 @@ export interface WriterStats {
   dropped: number;
   /** Automatic events lost because their batch failed to commit. */
   failed: number;
+  /**
+   * Session summaries the writer recomputed from their events because a
+   * batch brought items from before the session path's end (late or
+   * reordered events). In-order tracking appends and keeps this at 0; a
+   * steady rise means clients send old timestamps, each costing a read of
+   * the session's events.
+   */
+  rebuiltSummaries: number;
 }
 
 /**
@@ -54,6 +62,7 @@ export class EventWriter implements OnModuleInit {
   private flushing: Promise<void> | null = null;
   private dropped = 0;
   private failed = 0;
+  private rebuiltSummaries = 0;
   private readonly pendingDecisions = new Set<Promise<void>>();
 
   constructor(
@@ -130,7 +139,12 @@ export class EventWriter implements OnModuleInit {
   }
 
   stats(): WriterStats {
-    return { queued: this.queuedRows, dropped: this.dropped, failed: this.failed };
+    return {
+      queued: this.queuedRows,
+      dropped: this.dropped,
+      failed: this.failed,
+      rebuiltSummaries: this.rebuiltSummaries,
+    };
   }
 
   /** Commits everything queued so far (and anything queued meanwhile). */
@@ -243,7 +257,7 @@ export class EventWriter implements OnModuleInit {
           }
           return stored;
         });
-        summaries.applySqlite(this.database);
+        this.rebuiltSummaries += summaries.applySqlite(this.database);
         return result;
       });
     }
@@ -273,7 +287,7 @@ export class EventWriter implements OnModuleInit {
         }
         result.push(stored);
       }
-      await summaries.apply(this.database, manager);
+      this.rebuiltSummaries += await summaries.apply(this.database, manager);
       return result;
     });
   }

@@ -108,11 +108,16 @@ const APPEND_ITEMS_SQLITE = `UPDATE session_summaries SET
   WHERE session_id = :sessionId
     AND (items_at IS NULL OR items_at < :firstAt OR (items_at = :firstAt AND items_id < :firstId))`;
 
-/** PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the sessions it appended to. */
+/**
+ * PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the
+ * sessions it appended to. Wrapped in a SELECT: TypeORM answers a bare
+ * `UPDATE ... RETURNING` with `[rows, count]` instead of the rows, which
+ * once made every batch look out of order and rebuild its sessions.
+ */
 function appendItemsPostgres(rows: number): string {
   const row =
     '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS integer), CAST(? AS bigint), CAST(? AS integer))';
-  return `UPDATE session_summaries s SET
+  return `WITH appended AS (UPDATE session_summaries s SET
       items = CASE
         WHEN s.items IS NULL AND s.items_at IS NOT NULL THEN NULL
         ELSE ${capped(`CASE
@@ -127,7 +132,8 @@ function appendItemsPostgres(rows: number): string {
       AS v(session_id, all_items, head, rest, first_at, first_id, last_at, last_id)
     WHERE s.session_id = v.session_id
       AND (s.items_at IS NULL OR s.items_at < v.first_at OR (s.items_at = v.first_at AND s.items_id < v.first_id))
-    RETURNING s.session_id`;
+    RETURNING s.session_id)
+    SELECT session_id FROM appended`;
 }
 
 /** Rows per upsert statement on PostgreSQL (17 parameters each, far below its limit). */
@@ -353,26 +359,29 @@ export class SummaryBatch {
    * SQLite: runs the upserts on the shared connection (inside the writer's
    * transaction), appends each session's new items to its path, and
    * rebuilds the rows of sessions where this batch brought an item from
-   * before the path's last one.
+   * before the path's last one; returns how many sessions it rebuilt.
    */
-  applySqlite(database: DatabaseService): void {
-    if (this.deltas.size === 0) return;
+  applySqlite(database: DatabaseService): number {
+    if (this.deltas.size === 0) return 0;
     const upsert = database.sqliteStatement(UPSERT_ONE);
     const append = database.sqliteStatement(APPEND_ITEMS_SQLITE);
     const remove = database.sqliteStatement(DELETE_ONE);
     const rebuild = database.sqliteStatement(REBUILD_ONE_SQLITE);
     if (!upsert || !append || !remove || !rebuild) throw new Error('applySqlite needs SQLite');
     for (const row of this.rows()) upsert.run(...row);
+    let rebuilt = 0;
     for (const items of this.appends()) {
       if (append.run(items).changes > 0) continue;
       // An item from before the path's end (a late or resent batch): recount the row.
       remove.run(items.sessionId);
       rebuild.run(items.sessionId);
+      rebuilt++;
     }
+    return rebuilt;
   }
 
   /** PostgreSQL: multi-row upserts inside `manager`'s transaction, then as applySqlite. */
-  async apply(database: DatabaseService, manager: EntityManager): Promise<void> {
+  async apply(database: DatabaseService, manager: EntityManager): Promise<number> {
     const rows = this.rows();
     for (let start = 0; start < rows.length; start += ROWS_PER_UPSERT) {
       const chunk = rows.slice(start, start + ROWS_PER_UPSERT);
@@ -400,6 +409,7 @@ export class SummaryBatch {
       stale.push(...chunk.filter((a) => !appended.has(a.sessionId)).map((a) => a.sessionId));
     }
     await rebuildSessions(database, manager, stale);
+    return stale.length;
   }
 }
 
