@@ -131,6 +131,8 @@ describe('session summaries (the per-session rollup)', () => {
     expect(kept).toEqual(await rebuilt(t));
     // Only the late batch made the writer recompute the row; every later batch appended.
     expect(writer.stats().rebuiltSummaries - rebuiltBefore).toBe(1);
+    const ready = await t.http().get('/health/ready').expect(200);
+    expect(ready.body.tracking.rebuilt_summaries).toBe(rebuiltBefore + 1);
   });
 
   it('follows identity stitching even when no later event carries the user', async () => {

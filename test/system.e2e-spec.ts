@@ -25,7 +25,7 @@ describe('system endpoints', () => {
     expect(res.body).toEqual({
       status: 'ok',
       checks: { database: 'up' },
-      tracking: { queued: 0, dropped_events: 0, failed_events: 0 },
+      tracking: { queued: 0, dropped_events: 0, failed_events: 0, rebuilt_summaries: 0 },
     });
   });
 });

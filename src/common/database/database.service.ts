@@ -40,14 +40,26 @@ export class DatabaseService {
     return this.writeLock.runExclusive(() => this.dataSource.transaction(work));
   }
 
-  /** A read. `?` placeholders in `sql` work on both databases. */
-  query<T = Record<string, unknown>>(
+  /**
+   * The rows `sql` returns (inside `manager`'s transaction when given); `?`
+   * placeholders work on both databases. Always the rows, whatever the
+   * statement: TypeORM's plain `query` answers a PostgreSQL UPDATE or DELETE
+   * with `[rows, count]`, which once made every `UPDATE ... RETURNING` of the
+   * rollup writer look empty.
+   */
+  async query<T = Record<string, unknown>>(
     sql: string,
     params: unknown[] = [],
     manager?: EntityManager,
   ): Promise<T[]> {
-    const runner = manager ?? this.dataSource.manager;
-    return runner.query<T[]>(this.dialect(sql), params);
+    const shared = manager?.queryRunner;
+    const runner = shared ?? this.dataSource.createQueryRunner();
+    try {
+      const result = await runner.query(this.dialect(sql), params, true);
+      return (result.records ?? []) as T[];
+    } finally {
+      if (!shared) await runner.release();
+    }
   }
 
   /**

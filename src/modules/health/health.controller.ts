@@ -29,7 +29,8 @@ export class HealthController {
 
   /**
    * Readiness: the database answers (503 when it does not), with the event
-   * writer's queue depth and how many automatic events it had to drop.
+   * writer's queue depth, how many automatic events it had to drop, and how
+   * many session summaries it had to recompute.
    */
   @Get('ready')
   @ApiResponse({ status: 503, description: 'A dependency is down' })
@@ -44,11 +45,16 @@ export class HealthController {
         details: [{ check: 'database', status: 'down' }],
       });
     }
-    const { queued, dropped, failed } = this.eventWriter.stats();
+    const { queued, dropped, failed, rebuiltSummaries } = this.eventWriter.stats();
     return {
       status: 'ok',
       checks: { database: 'up' },
-      tracking: { queued, dropped_events: dropped, failed_events: failed },
+      tracking: {
+        queued,
+        dropped_events: dropped,
+        failed_events: failed,
+        rebuilt_summaries: rebuiltSummaries,
+      },
     };
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthContext } from '../../common/auth/auth-context.js';
 import { AppConfig } from '../../common/config/config.js';
 import { clientMeta } from '../session/client-meta.js';
 import { TrackingService } from './tracking.service.js';
@@ -37,13 +38,12 @@ export class RequestTracker implements OnModuleInit {
     fastify.decorateRequest('trackResponse', false);
     if (!this.config.tracking.enabled) return;
     fastify.addHook('onResponse', (request, reply, done) => {
-      if (request.trackResponse && request.auth) this.record(request, reply);
+      if (request.trackResponse && request.auth) this.record(request, reply, request.auth);
       done();
     });
   }
 
-  private record(request: FastifyRequest, reply: FastifyReply): void {
-    const auth = request.auth!;
+  private record(request: FastifyRequest, reply: FastifyReply, auth: AuthContext): void {
     const route = request.routeOptions.url ?? 'unknown';
     const { ip, userAgent } = clientMeta(request);
     this.tracking.record(

@@ -108,16 +108,11 @@ const APPEND_ITEMS_SQLITE = `UPDATE session_summaries SET
   WHERE session_id = :sessionId
     AND (items_at IS NULL OR items_at < :firstAt OR (items_at = :firstAt AND items_id < :firstId))`;
 
-/**
- * PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the
- * sessions it appended to. Wrapped in a SELECT: TypeORM answers a bare
- * `UPDATE ... RETURNING` with `[rows, count]` instead of the rows, which
- * once made every batch look out of order and rebuild its sessions.
- */
+/** PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the sessions it appended to. */
 function appendItemsPostgres(rows: number): string {
   const row =
     '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS integer), CAST(? AS bigint), CAST(? AS integer))';
-  return `WITH appended AS (UPDATE session_summaries s SET
+  return `UPDATE session_summaries s SET
       items = CASE
         WHEN s.items IS NULL AND s.items_at IS NOT NULL THEN NULL
         ELSE ${capped(`CASE
@@ -132,8 +127,7 @@ function appendItemsPostgres(rows: number): string {
       AS v(session_id, all_items, head, rest, first_at, first_id, last_at, last_id)
     WHERE s.session_id = v.session_id
       AND (s.items_at IS NULL OR s.items_at < v.first_at OR (s.items_at = v.first_at AND s.items_id < v.first_id))
-    RETURNING s.session_id)
-    SELECT session_id FROM appended`;
+    RETURNING s.session_id`;
 }
 
 /** Rows per upsert statement on PostgreSQL (17 parameters each, far below its limit). */

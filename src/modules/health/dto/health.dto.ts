@@ -16,6 +16,12 @@ export class TrackingHealthDto {
   readonly dropped_events!: number;
   /** Automatic events lost because their batch failed to commit (since start). */
   readonly failed_events!: number;
+  /**
+   * Session summaries recomputed from their events because a batch brought
+   * events from before the session's last one (since start). In-order
+   * tracking keeps it at 0; a steady rise means clients send old timestamps.
+   */
+  readonly rebuilt_summaries!: number;
 }
 
 export class ReadinessDto {
