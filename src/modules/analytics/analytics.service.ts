@@ -278,17 +278,20 @@ export class AnalyticsService {
          WHERE session_id IS NOT NULL AND ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}
          GROUP BY session_id
        )`;
-    const ranks = `ranked AS (
-         SELECT dur, ROW_NUMBER() OVER (ORDER BY dur) AS rn, COUNT(*) OVER () AS n,
-           AVG(dur) OVER () AS mean,
-           SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) OVER () AS zeros,
-           SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) OVER () AS with_pv,
-           SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) OVER () AS bounces
+    // Plain aggregates for the counts and the mean, and one window (the rank) for the
+    // median and p90: six OVER () windows over the same rows cost about a fifth of the
+    // overview's time on the 1M-event benchmark.
+    const ranks = `stats AS (
+         SELECT COUNT(*) AS n, AVG(dur) AS mean,
+           SUM(CASE WHEN dur = 0 THEN 1 ELSE 0 END) AS zeros,
+           SUM(CASE WHEN pv > 0 THEN 1 ELSE 0 END) AS with_pv,
+           SUM(CASE WHEN pv = 1 AND other = 0 THEN 1 ELSE 0 END) AS bounces
          FROM session_figures
        ),
+       ranked AS (SELECT dur, ROW_NUMBER() OVER (ORDER BY dur) AS rn FROM session_figures),
        picked AS (
-         SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM ranked
-         WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10
+         SELECT n, mean, zeros, with_pv, bounces, rn, dur FROM stats JOIN ranked
+         ON rn = (n + 1) / 2 OR rn = (n + 2) / 2 OR rn = (9 * n + 9) / 10
        )`;
     // The totals row is there even when no session is (LEFT JOIN).
     const select = withTotals
