@@ -56,6 +56,9 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
+      // Fastify's own JSON parser is the only body parser: Nest's default would add a form
+      // (application/x-www-form-urlencoded) parser at init. See removeContentTypeParser below.
+      bodyParser: false,
     },
   );
   app.useLogger(new PinoNestLogger(logger));
@@ -63,7 +66,9 @@ export async function createApp(
   const fastify = app.getHttpAdapter().getInstance();
   app.get(MethodRouter).attach(fastify);
   logRequests(fastify, logger);
-  // Only JSON bodies are accepted: without this, text/plain would reach handlers as a string.
+  // Only JSON bodies are accepted (415 otherwise): text/plain would reach handlers as a string,
+  // and form bodies (bodyParser: false above) as objects. A form posted from another site
+  // must not be able to sign someone in or change their settings.
   fastify.removeContentTypeParser(['text/plain']);
   // Security headers, the request id, and no-store where responses may carry tokens or
   // session state: one synchronous hook, no per-request middleware chain.

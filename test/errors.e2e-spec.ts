@@ -55,6 +55,31 @@ describe('error responses', () => {
       .send('count=1')
       .expect(415);
     expectErrorShape(res.body, 415, 'Unsupported Media Type');
+    expect(res.body.message).toBe('Unsupported Media Type: send application/json');
+  });
+
+  it('answers form and multipart bodies with 415, also on the login route', async () => {
+    for (const [type, body] of [
+      ['application/x-www-form-urlencoded', 'count=1'],
+      [
+        'multipart/form-data; boundary=x',
+        '--x\r\ncontent-disposition: form-data; name="count"\r\n\r\n1\r\n--x--\r\n',
+      ],
+    ]) {
+      const echo = await t.http().post('/probe/echo').set('content-type', type).send(body);
+      expect(echo.status).toBe(415);
+      expectErrorShape(echo.body, 415, 'Unsupported Media Type');
+      expect(echo.body.message).toBe('Unsupported Media Type: send application/json');
+    }
+    // A form posted from another site cannot sign anyone in (login CSRF).
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .set('content-type', 'application/x-www-form-urlencoded')
+      .send('username=someone&password=some-password')
+      .expect(415);
+    expectErrorShape(login.body, 415, 'Unsupported Media Type');
+    expect(login.headers['set-cookie']).toBeUndefined();
   });
 
   it('answers a body over BODY_LIMIT_BYTES with 413', async () => {
@@ -64,6 +89,7 @@ describe('error responses', () => {
       .send({ count: 1, items: [{ name: 'x'.repeat(4096) }] })
       .expect(413);
     expectErrorShape(res.body, 413, 'Payload Too Large');
+    expect(res.body.message).toBe('Request body is larger than the allowed limit');
   });
 
   it('answers router errors (over-long parameter 414, bad URL encoding 400) in the JSON shape', async () => {

@@ -118,6 +118,12 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 
   private describe(exception: unknown, request: FastifyRequest): DescribedError {
+    // Nest's Fastify adapter wraps Fastify's own 4xx errors (body parsing, limits) in an
+    // HttpException with the original as `cause`: describe the original, so its code picks
+    // the message.
+    if (exception instanceof HttpException && isFastifyClientError(exception.cause)) {
+      return this.describe(exception.cause, request);
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       if (status === 404 && request.routeOptions.url === undefined) {
