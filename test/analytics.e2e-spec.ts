@@ -87,7 +87,11 @@ describe('analytics', () => {
       ['a bad time zone', 'active-users/series?tz=Mars/Olympus', 'not an IANA time zone'],
       ['a bad limit', 'pages?limit=0', 'limit must not be less than 1'],
       ['n out of range', 'patterns?n=5', 'n must not be greater than 4'],
-      ['a non-ISO time', 'sessions?from=yesterday', 'from must be a valid ISO 8601'],
+      ['a non-ISO time', 'sessions?from=yesterday', 'from must be an ISO 8601 date-time'],
+      // ISO 8601 forms Date.parse cannot read: they once reached SQL as NaN (500)
+      ['an ordinal date', 'overview?from=2026-336', 'from must be an ISO 8601 date-time'],
+      ['a week date', 'events?to=2026-W49', 'to must be an ISO 8601 date-time'],
+      ['a basic-format time', 'pages?from=20261202T191500Z', 'from must be an ISO 8601 date-time'],
       ['include_api not a boolean', 'sessions?include_api=yes', 'include_api must be a boolean'],
     ])('rejects %s with 400', async (_label, path, message) => {
       const res = await get(`/api/analytics/${path}`).expect(400);

@@ -69,6 +69,24 @@ describe('preferences', () => {
     expect((await http().get('/api/preferences').expect(200)).body.theme).toBe('light');
   });
 
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'treats %s (an Object.prototype name) as an unknown preference: 400, nothing changed',
+    async (key) => {
+      const set = await http().put(`/api/preferences/${key}`).send({ value: 1 }).expect(400);
+      expect(set.body.message).toBe(`Invalid preferences: ${key} is not a preference`);
+      const patch = await http()
+        .patch('/api/preferences')
+        .send(`{"${key}": 1, "theme": "dark"}`)
+        .set('content-type', 'application/json')
+        .expect(400);
+      // A __proto__ key never gets past Fastify's JSON parser (prototype poisoning guard).
+      expect(patch.body.message).toContain(key === '__proto__' ? 'JSON' : key);
+      const reset = await http().delete(`/api/preferences/${key}`).expect(400);
+      expect(reset.body.message).toBe(`Unknown preference "${key}"`);
+      expect((await http().get('/api/preferences').expect(200)).body).toEqual(DEFAULTS);
+    },
+  );
+
   it('rejects a body that is not an object, and an empty one', async () => {
     await http().put('/api/preferences').send([1]).expect(400);
     await http().put('/api/preferences').send({}).expect(400);

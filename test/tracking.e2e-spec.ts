@@ -97,6 +97,33 @@ describe('tracking', () => {
       expect(res.body.details.map((d: { field: string }) => d.field)).toContain(field);
       expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
     });
+    it.each(['mailto:alice@example.com', 'javascript:alert(1)', '   '])(
+      'rejects the page %j (not a web page) with 400 and stores nothing',
+      async (page) => {
+        const s = await login(t, 'pager');
+        const before = await eventsOf(t, "type = 'page_view'");
+        const res = await t
+          .http()
+          .post('/api/track/page')
+          .set('authorization', s.bearer)
+          .send({ page })
+          .expect(400);
+        expect(res.body.message).toBe('page must be a path or an http(s) URL');
+        expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
+      },
+    );
+
+    it('stores a referrer of another scheme as null, never its address', async () => {
+      const s = await login(t, 'pager');
+      const res = await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/contact', referrer: 'mailto:alice@example.com' })
+        .expect(200);
+      const [row] = await eventsOf(t, `event_id = '${res.body.event_id}'`);
+      expect(JSON.parse(row.properties)).toEqual({ referrer: null });
+    });
   });
 
   describe('POST /api/track/action', () => {
@@ -194,6 +221,32 @@ describe('tracking', () => {
         .expect(200);
       expect(again.body).toEqual({ accepted: 0, duplicates: 2, skipped: 0, rejected: [] });
       expect(await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`)).toHaveLength(3);
+    });
+
+    it('rejects dates Date.parse cannot read and non-web pages by index, storing the rest', async () => {
+      const s = await registerAndLogin(t, 'odd-dates');
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({
+          events: [
+            { event_id: 'ok-1', type: 'page_view', page: '/ok' },
+            { event_id: 'ordinal', type: 'page_view', page: '/x', occurred_at: '2026-336' },
+            { event_id: 'week', type: 'custom', name: 'w', occurred_at: '2026-W49' },
+            { event_id: 'basic', type: 'custom', name: 'b', occurred_at: '20261202T191500Z' },
+            { event_id: 'mail', type: 'page_view', page: 'mailto:alice@example.com' },
+          ],
+        })
+        .expect(200);
+      expect(res.body.accepted).toBe(1);
+      expect(res.body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 2, 3, 4]);
+      for (const r of res.body.rejected.slice(0, 3)) {
+        expect(r.reason).toMatch(/occurred_at must be an ISO 8601 date-time/);
+      }
+      expect(res.body.rejected[3].reason).toBe('page must be a path or an http(s) URL');
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
+      expect(rows.map((r: { event_id: string }) => r.event_id)).toEqual(['ok-1']);
     });
 
     it.each([
@@ -399,8 +452,22 @@ describe('tracking', () => {
         'limit=0',
         'cursor=%%%',
         'unknown=1',
+        // ISO 8601 forms Date.parse cannot read (they once reached SQL as NaN: 500)
+        'from=2026-W49',
+        'to=2026-336',
+        // cursors of the right length but the wrong kind of values (Infinity, text)
+        `cursor=${Buffer.from('[1e400,1]').toString('base64url')}`,
+        `cursor=${Buffer.from('["a","b"]').toString('base64url')}`,
+        `cursor=${Buffer.from('[1.5,1]').toString('base64url')}`,
       ]) {
-        await t.http().get(`/api/activities?${q}`).set('authorization', s.bearer).expect(400);
+        const res = await t
+          .http()
+          .get(`/api/activities?${q}`)
+          .set('authorization', s.bearer)
+          .expect(400);
+        if (q.startsWith('cursor=W')) {
+          expect(res.body.message).toBe('cursor is not a cursor returned by this list');
+        }
       }
     });
 

@@ -1,14 +1,15 @@
-import { IsISO8601, IsOptional } from 'class-validator';
+import { IsOptional } from 'class-validator';
+import { IsIsoTimestamp } from '../validation/iso-timestamp.validator.js';
 
 /** A half-open time range `[from, to)` given as ISO-8601 strings. */
 export class TimeRangeDto {
   /** Inclusive start (ISO-8601). */
   @IsOptional()
-  @IsISO8601({ strict: true })
+  @IsIsoTimestamp()
   readonly from?: string;
 
   /** Exclusive end (ISO-8601). */
   @IsOptional()
-  @IsISO8601({ strict: true })
+  @IsIsoTimestamp()
   readonly to?: string;
 }

@@ -29,16 +29,26 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-/** Decodes a cursor made by `encodeCursor` with `arity` values; 400 otherwise. */
-export function decodeCursor(cursor: string, arity: number): CursorKey {
+/** What each value of a list's cursor is: an integer (times, row ids) or a string (uuids). */
+export type CursorShape = readonly ('integer' | 'string')[];
+
+/**
+ * Decodes a cursor made by `encodeCursor` for a list whose keys have
+ * `shape`; 400 otherwise. Every value is checked against its kind, so a
+ * crafted cursor (`[1e400, 1]`, `["a", "b"]`) cannot put Infinity or text
+ * into a query where a number belongs.
+ */
+export function decodeCursor(cursor: string, shape: CursorShape): CursorKey {
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
       Array.isArray(key) &&
-      key.length === arity &&
-      key.every((v) => typeof v === 'string' || typeof v === 'number')
+      key.length === shape.length &&
+      key.every((v, i) =>
+        shape[i] === 'integer' ? Number.isSafeInteger(v) : typeof v === 'string',
+      )
     ) {
-      return key;
+      return key as CursorKey;
     }
   } catch {
     // fall through to the error below

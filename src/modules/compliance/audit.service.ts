@@ -79,7 +79,7 @@ export class AuditService {
       params.push(query.userId, query.userId);
     }
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, 1);
+      const [id] = decodeCursor(query.cursor, ['integer']);
       where.push('id < ?');
       params.push(id);
     }

@@ -147,7 +147,7 @@ export class ConsentService implements OnModuleInit {
     const params: unknown[] = [userId];
     let where = 'user_id = ?';
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, 1);
+      const [id] = decodeCursor(query.cursor, ['integer']);
       where += ' AND id < ?';
       params.push(id);
     }

@@ -49,6 +49,15 @@ export const PREFERENCES: Record<string, PreferenceDefinition> = {
 };
 
 export const PREFERENCE_KEYS = Object.keys(PREFERENCES);
+
+/**
+ * The definition of `key`, if it is a preference. Own keys only: a plain
+ * `PREFERENCES[key]` would also find `constructor` or `toString` on the
+ * object's prototype, and a request naming them would crash the check.
+ */
+export function preferenceDefinition(key: string): PreferenceDefinition | undefined {
+  return Object.hasOwn(PREFERENCES, key) ? PREFERENCES[key] : undefined;
+}
 export const GROUPS = [
   ...new Set(PREFERENCE_KEYS.filter((k) => k.includes('.')).map((k) => k.split('.')[0])),
 ];

@@ -9,6 +9,7 @@ import {
   defaultsDocument,
   GROUPS,
   nest,
+  preferenceDefinition,
   PREFERENCE_KEYS,
   PREFERENCES,
 } from './preference-schema.js';
@@ -87,7 +88,7 @@ export class PreferencesService implements OnModuleInit {
 
   /** Back to the default: one leaf, a whole group, or (no key) everything. */
   async reset(userId: string, key: string | null, audit: AuditContext) {
-    if (key !== null && !(key in PREFERENCES) && !GROUPS.includes(key)) {
+    if (key !== null && !preferenceDefinition(key) && !GROUPS.includes(key)) {
       throw new BadRequestException({
         message: `Unknown preference "${key}"`,
         details: [{ field: key, errors: ['is not a preference'] }],
@@ -202,7 +203,7 @@ export class PreferencesService implements OnModuleInit {
     leaves: Record<string, unknown>,
     details: { field: string; errors: string[] }[],
   ): void {
-    const definition = PREFERENCES[key];
+    const definition = preferenceDefinition(key);
     if (!definition) {
       details.push({ field: key, errors: ['is not a preference'] });
       return;

@@ -72,7 +72,7 @@ export class SessionEventsService {
       .take(limit + 1);
     if (query.userId) qb.andWhere('e.userId = :userId', { userId: query.userId });
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, 1);
+      const [id] = decodeCursor(query.cursor, ['integer']);
       qb.andWhere('e.id < :id', { id });
     }
     const rows = await qb.getMany();

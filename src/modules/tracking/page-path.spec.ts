@@ -13,6 +13,13 @@ describe('normalizePagePath', () => {
     expect(normalizePagePath(input)).toBe(expected);
   });
 
+  it.each(['javascript:alert(1)', 'mailto:alice@example.com', 'data:text/html,hi', '   ', ''])(
+    'rejects %j (not a web page)',
+    (input) => {
+      expect(normalizePagePath(input)).toBeNull();
+    },
+  );
+
   it('rejects a path that is too long once encoded', () => {
     expect(normalizePagePath('/' + '\u00e9'.repeat(400))).toBeNull();
   });
@@ -21,5 +28,8 @@ describe('normalizePagePath', () => {
     expect(normalizeReferrer('https://news.example/item?id=42&email=a@b.c')).toBe(
       'https://news.example/item',
     );
+    expect(normalizeReferrer('/from/inside?x=1')).toBe('/from/inside');
+    expect(normalizeReferrer('mailto:alice@example.com')).toBeNull();
+    expect(normalizeReferrer('javascript:alert(1)')).toBeNull();
   });
 });

@@ -2,29 +2,38 @@ import { MAX_PATH_LENGTH } from './dto/tracking.dto.js';
 
 const BASE = 'http://placeholder.invalid';
 
+/** Only web pages have paths worth counting; other schemes' "paths" hold addresses or code. */
+const WEB_SCHEMES = new Set(['http:', 'https:']);
+
 /**
  * The normalised path of a page or URL: no scheme/host, no query string or
  * fragment (they often carry personal data), no trailing slash except for
- * the root, non-ASCII percent-encoded. Null when it is not a usable path.
+ * the root, non-ASCII percent-encoded. Null when it is not a usable path:
+ * blank, or a URL of another scheme than http(s) (`mailto:alice@example.com`
+ * would otherwise be stored as the "path" `alice@example.com`).
  */
 export function normalizePagePath(page: string): string | null {
+  const trimmed = page.trim();
+  if (trimmed === '') return null;
   let url: URL;
   try {
-    url = new URL(page.trim(), BASE);
+    url = new URL(trimmed, BASE);
   } catch {
     return null;
   }
+  if (!WEB_SCHEMES.has(url.protocol)) return null;
   let path = url.pathname;
   while (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   return path.length <= MAX_PATH_LENGTH ? path : null;
 }
 
-/** A referrer reduced to origin + path (no query string). */
+/** A referrer reduced to origin + path (no query string); null unless it is a web URL or path. */
 export function normalizeReferrer(referrer: string): string | null {
+  let url: URL;
   try {
-    const url = new URL(referrer);
-    return `${url.origin}${url.pathname}`;
+    url = new URL(referrer);
   } catch {
     return normalizePagePath(referrer);
   }
+  return WEB_SCHEMES.has(url.protocol) ? `${url.origin}${url.pathname}` : null;
 }

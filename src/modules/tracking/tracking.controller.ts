@@ -53,7 +53,7 @@ export class TrackingController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TrackedDto> {
     const path = normalizePagePath(dto.page);
-    if (!path) throw new BadRequestException('page is not a valid path');
+    if (!path) throw new BadRequestException('page must be a path or an http(s) URL');
     const { actor, token } = await this.actorFor(request, reply);
     const properties: Record<string, unknown> = { ...(dto.properties ?? {}) };
     if (dto.title !== undefined) properties.title = dto.title;

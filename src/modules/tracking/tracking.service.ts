@@ -218,7 +218,7 @@ export class TrackingService {
     if (query.from) qb.andWhere('e.occurredAt >= :from', { from: Date.parse(query.from) });
     if (query.to) qb.andWhere('e.occurredAt < :to', { to: Date.parse(query.to) });
     if (query.cursor) {
-      const [occurredAt, id] = decodeCursor(query.cursor, 2);
+      const [occurredAt, id] = decodeCursor(query.cursor, ['integer', 'integer']);
       qb.andWhere('(e.occurredAt < :cAt OR (e.occurredAt = :cAt AND e.id < :cId))', {
         cAt: occurredAt,
         cId: id,
@@ -283,7 +283,7 @@ export class TrackingService {
     if (dto.type === 'page_view') {
       if (!dto.page) return 'page is required for page_view events';
       path = normalizePagePath(dto.page);
-      if (!path) return 'page is not a valid path';
+      if (!path) return 'page must be a path or an http(s) URL';
     }
     let occurredAt: number | undefined;
     if (dto.occurred_at) {

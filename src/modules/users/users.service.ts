@@ -135,7 +135,7 @@ export class UsersService implements OnApplicationBootstrap {
       .addOrderBy('u.id', 'DESC')
       .take(limit + 1);
     if (query.cursor) {
-      const [createdAt, id] = decodeCursor(query.cursor, 2);
+      const [createdAt, id] = decodeCursor(query.cursor, ['integer', 'string']);
       qb.where('(u.createdAt < :createdAt OR (u.createdAt = :createdAt AND u.id < :id))', {
         createdAt,
         id,

@@ -5,7 +5,6 @@ import {
   ArrayMinSize,
   IsArray,
   IsIn,
-  IsISO8601,
   IsOptional,
   IsString,
   IsUUID,
@@ -15,6 +14,7 @@ import {
 } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { IsBoundedJsonObject } from '../../../common/validation/json-object.validator.js';
+import { IsIsoTimestamp } from '../../../common/validation/iso-timestamp.validator.js';
 import { EVENT_TYPES, type EventType } from '../entities/event.entity.js';
 
 export const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
@@ -97,7 +97,7 @@ export class BatchEventDto {
 
   /** When it happened (ISO-8601), within the last 7 days and at most 5 minutes ahead. */
   @IsOptional()
-  @IsISO8601({ strict: true })
+  @IsIsoTimestamp()
   readonly occurred_at?: string;
 }
 
