@@ -692,6 +692,36 @@ describe('login throttling', () => {
     }
   });
 
+  it('lets at most LOGIN_MAX_ATTEMPTS guesses through, also when they arrive at once', async () => {
+    const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '4', LOGIN_WINDOW_S: '900' });
+    try {
+      await register(t, 'swarmed');
+      const guess = (i: number) =>
+        t
+          .http()
+          .post('/auth/login')
+          .send({ username: 'swarmed', password: `wrong guess ${i}` });
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => guess(i)));
+      const statuses = burst.map((r) => r.status);
+      expect(statuses.every((status) => status === 401 || status === 429)).toBe(true);
+      let answered = statuses.filter((status) => status === 401).length;
+      expect(answered).toBeLessThanOrEqual(4);
+      // One at a time, the remaining guesses are answered until the limit, then refused.
+      for (let i = 0; ; i++) {
+        const res = await guess(100 + i);
+        if (res.status === 429) break;
+        expect(res.status).toBe(401);
+        answered += 1;
+      }
+      expect(answered).toBe(4);
+      // The refusals were not counted as failures: exactly the 4 answered guesses are.
+      const [row] = await t.dataSource.query('SELECT COUNT(*) AS n FROM login_failures');
+      expect(Number(row.n)).toBe(4);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('lets the user in again once failures leave the window', async () => {
     const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '2', LOGIN_WINDOW_S: '1' });
     try {

@@ -54,12 +54,10 @@ export class AuthController {
   ): Promise<LoginResponseDto> {
     const meta = clientMeta(request);
     const throttleKey = this.throttle.keyFor(dto.username, meta.ip);
-    await this.throttle.assertAllowed(throttleKey);
+    // Counted as a failure from here on, unless the password is right (see LoginThrottleService).
+    await this.throttle.begin(throttleKey);
     const user = await this.users.verifyCredentials(dto.username, dto.password);
-    if (!user) {
-      await this.throttle.recordFailure(throttleKey);
-      throw new UnauthorizedException(INVALID_CREDENTIALS);
-    }
+    if (!user) throw new UnauthorizedException(INVALID_CREDENTIALS);
     await this.throttle.reset(throttleKey);
     const issued = await this.sessions.login(
       user,
