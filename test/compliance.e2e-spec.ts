@@ -400,6 +400,59 @@ describe('erasure', () => {
     await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
   });
 
+  it('keeps events of requests still in flight from outliving the erasure', async () => {
+    await register(t, 'in-flight');
+    const s = await populate('in-flight', '198.51.100.8');
+    const other = await registerAndLogin(t, 'in-flight-bystander');
+    await t.http().delete('/api/gdpr/delete').set('authorization', s.bearer).expect(200);
+    // What a request of the user's other device, past its checks when the erasure ran,
+    // would still hand to the writer: an automatic event and an explicit one, in the same
+    // batch as a bystander's event.
+    const writer = t.app.get(EventWriter);
+    const row = (userId: string, sessionId: string, eventId: string) => ({
+      eventId,
+      dedupeKey: null,
+      userId,
+      sessionId,
+      type: 'api_request' as const,
+      name: 'GET /api/session',
+      path: null,
+      properties: null,
+      ip: null,
+      userAgent: null,
+      occurredAt: Date.now(),
+      receivedAt: Date.now(),
+    });
+    writer.enqueue([row(s.userId, s.sessionId, randomUUID())]);
+    writer.enqueue([row(other.userId, other.sessionId, randomUUID())]);
+    const stored = await writer.write([
+      {
+        ...row(s.userId, s.sessionId, 'late'),
+        type: 'page_view',
+        path: '/late',
+        dedupeKey: `u:${s.userId}:late`,
+      },
+    ]);
+    await writer.drain();
+    expect(stored).toEqual([]);
+    const count = async (userId: string) =>
+      Number(
+        (
+          await t.dataSource.query(`SELECT COUNT(*) AS n FROM events WHERE user_id = '${userId}'`)
+        )[0].n,
+      );
+    expect(await count(s.userId)).toBe(0);
+    const [summaries] = await t.dataSource.query(
+      `SELECT COUNT(*) AS n FROM session_summaries WHERE user_id = '${s.userId}'`,
+    );
+    expect(Number(summaries.n)).toBe(0);
+    expect(await count(other.userId)).toBeGreaterThan(0);
+    const [bystanderRows] = await t.dataSource.query(
+      `SELECT COUNT(*) AS n FROM events WHERE user_id = '${other.userId}' AND type = 'api_request' AND name = 'GET /api/session'`,
+    );
+    expect(Number(bystanderRows.n)).toBe(1);
+  });
+
   it('deletes everything about the user, leaves a receipt, and leaves others untouched', async () => {
     const admin = await loginAdmin(t);
     await register(t, 'bystander');

@@ -55,6 +55,17 @@ export class ErasureService {
     await this.writer.drain();
     const receiptId = randomUUID();
     const result = await this.database.transaction(async (manager) => {
+      // PostgreSQL: the user row is locked before anything is deleted, so an event batch
+      // still being written for them (another instance, another device) either commits
+      // first and is deleted below, or waits and finds the user gone (see EventWriter).
+      // SQLite runs one transaction at a time.
+      if (this.database.isPostgres) {
+        await this.database.query(
+          'SELECT id FROM users WHERE id = ? FOR UPDATE',
+          [userId],
+          manager,
+        );
+      }
       const sessionIds = await this.tracking.sessionIdsOf(userId, manager);
       const activities = await this.tracking.eraseUser(userId, sessionIds, manager);
       const sessionCounts = await this.sessions.eraseUser(userId, sessionIds, manager);

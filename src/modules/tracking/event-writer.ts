@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import type { EntityManager } from 'typeorm';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SummaryBatch } from './session-summaries.js';
@@ -52,6 +53,10 @@ export interface WriterStats {
  * - Resent events (same dedupe key) are skipped by the database, and come
  *   back from `write()` as not stored.
  * - Shutdown drains the queue before the database closes (`drain()`).
+ * - Rows of users that no longer exist are not written, checked in the
+ *   insert's transaction: a request of an erased user that was past its
+ *   checks when the erasure ran (another device, a batch in flight) must not
+ *   bring their events back after it. One lookup per distinct user per batch.
  */
 @Injectable()
 export class EventWriter implements OnModuleInit {
@@ -243,12 +248,15 @@ export class EventWriter implements OnModuleInit {
     if (single) {
       // SQLite: one synchronous transaction running a prepared single-row statement
       // per row (no SQL text to build or parse, no TypeORM per-query work).
+      const userExists = this.database.sqliteStatement('SELECT 1 FROM users WHERE id = ?')!;
       return this.database.sqliteTransaction(() => {
+        const erased = new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined));
         const summaries = new SummaryBatch();
         const result = jobs.map((job) => {
           const stored: StoredEvent[] = [];
           const keep = everyRow || job.awaited;
           for (const row of job.rows) {
+            if (erased.size > 0 && row.userId !== null && erased.has(row.userId)) continue;
             const { changes, lastInsertRowid } = single.run(...values(row));
             if (changes === 0) continue;
             const id = Number(lastInsertRowid);
@@ -262,12 +270,17 @@ export class EventWriter implements OnModuleInit {
       });
     }
     return this.database.transaction(async (manager) => {
+      const erased = await this.erasedUsers(usersOf(jobs), manager);
       const summaries = new SummaryBatch();
       const result: StoredEvent[][] = [];
       for (const job of jobs) {
         const stored: StoredEvent[] = [];
-        for (let start = 0; start < job.rows.length; start += ROWS_PER_STATEMENT) {
-          const chunk = job.rows.slice(start, start + ROWS_PER_STATEMENT);
+        const rows =
+          erased.size === 0
+            ? job.rows
+            : job.rows.filter((row) => row.userId === null || !erased.has(row.userId));
+        for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
+          const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(
             `INSERT INTO events (${COLUMNS}) VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(', ')}
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_id`,
@@ -291,6 +304,33 @@ export class EventWriter implements OnModuleInit {
       return result;
     });
   }
+
+  /**
+   * PostgreSQL: which of `userIds` no longer exist, read in the insert's
+   * transaction with FOR KEY SHARE. The erasure locks the user row first
+   * (FOR UPDATE), so either it waits for this transaction and deletes its
+   * rows, or this read waits for the erasure and sees the user gone.
+   */
+  private async erasedUsers(userIds: string[], manager: EntityManager): Promise<Set<string>> {
+    const existing = new Set<string>();
+    for (let start = 0; start < userIds.length; start += ROWS_PER_STATEMENT) {
+      const chunk = userIds.slice(start, start + ROWS_PER_STATEMENT);
+      const rows = await this.database.query<{ id: string }>(
+        `SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(', ')}) FOR KEY SHARE`,
+        chunk,
+        manager,
+      );
+      for (const row of rows) existing.add(row.id);
+    }
+    return new Set(userIds.filter((id) => !existing.has(id)));
+  }
+}
+
+/** The distinct user ids of the jobs' rows. */
+function usersOf(jobs: Job[]): string[] {
+  const ids = new Set<string>();
+  for (const job of jobs) for (const row of job.rows) if (row.userId !== null) ids.add(row.userId);
+  return [...ids];
 }
 
 /** Column values of a row, in COLUMNS order. */
