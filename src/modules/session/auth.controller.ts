@@ -54,11 +54,10 @@ export class AuthController {
   ): Promise<LoginResponseDto> {
     const meta = clientMeta(request);
     const throttleKey = this.throttle.keyFor(dto.username, meta.ip);
-    // Counted as a failure from here on, unless the password is right (see LoginThrottleService).
-    await this.throttle.begin(throttleKey);
-    const user = await this.users.verifyCredentials(dto.username, dto.password);
+    const user = await this.throttle.attempt(throttleKey, () =>
+      this.users.verifyCredentials(dto.username, dto.password),
+    );
     if (!user) throw new UnauthorizedException(INVALID_CREDENTIALS);
-    await this.throttle.reset(throttleKey);
     const issued = await this.sessions.login(
       user,
       dto.remember_me ?? false,

@@ -22,18 +22,26 @@ export class TooManyLoginAttemptsException extends HttpException {
  * password, until the oldest failure leaves the window. Counted in the
  * database so every app instance enforces the same limit.
  *
- * An attempt is written down as a failure before the password is checked
- * (`begin`), and cleared by a success (`reset`). Checking first and writing
- * the failure after the slow password hash let every attempt that arrived
- * at once through the check: 60 parallel guesses against a limit of 5 all
- * got an answer. Now each attempt's row is committed before it counts the
- * window, so of attempts racing for the last free slots, each one counted
- * later sees every one counted before: at most the limit gets through. Racing
- * attempts may all be refused (each sees the others' rows), never all let in;
- * a refused attempt's row is removed, so refusals do not extend the block.
+ * An attempt is written down as a failure before the password is checked,
+ * and cleared by a success (`attempt`). Checking first and writing the
+ * failure after the slow password hash let every attempt that arrived at
+ * once through the check: 60 parallel guesses against a limit of 5 all got
+ * an answer.
+ * - Within an instance, attempts for the same username + IP run one after
+ *   another, so each sees the outcome of the one before: exactly the limit
+ *   is answered, and parallel logins with the right password all succeed.
+ * - Across instances (PostgreSQL), each attempt's row is committed before it
+ *   counts the window, so of attempts racing for the last free slots, each
+ *   one counted later sees every one counted before: never more than the
+ *   limit gets through (racing attempts on different instances may both be
+ *   refused). A refused attempt's row is removed, so refusals do not extend
+ *   the block.
  */
 @Injectable()
 export class LoginThrottleService {
+  /** Per key, the end of the last attempt queued on this instance. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+
   constructor(
     private readonly database: DatabaseService,
     private readonly config: AppConfig,
@@ -46,12 +54,33 @@ export class LoginThrottleService {
   }
 
   /**
-   * Takes one attempt for `key`: recorded as a failure until `reset` clears
-   * the key after a successful login. Throws TooManyLoginAttemptsException
-   * (recording nothing) when the key already has LOGIN_MAX_ATTEMPTS failures
-   * in the window.
+   * Runs `verify` (the password check) as one attempt for `key`, after any
+   * other attempt for the same key on this instance. Throws
+   * TooManyLoginAttemptsException without calling `verify` when the key
+   * already has LOGIN_MAX_ATTEMPTS failures in the window. The attempt stays
+   * recorded as a failure when `verify` gives null; a result clears the key.
    */
-  async begin(key: string, now = Date.now()): Promise<void> {
+  attempt<T>(key: string, verify: () => Promise<T | null>): Promise<T | null> {
+    const previous = this.inFlight.get(key) ?? Promise.resolve();
+    const run = previous.then(async () => {
+      await this.begin(key);
+      const result = await verify();
+      if (result !== null) await this.reset(key);
+      return result;
+    });
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.set(key, settled);
+    void settled.then(() => {
+      if (this.inFlight.get(key) === settled) this.inFlight.delete(key);
+    });
+    return run;
+  }
+
+  /** Records an attempt as a failure; 429 (recording nothing) when the key is blocked. */
+  private async begin(key: string, now = Date.now()): Promise<void> {
     const { loginMaxAttempts, loginWindowS } = this.config.session;
     const [attempt] = await this.database.query<{ id: number }>(
       'INSERT INTO login_failures (key_hash, failed_at) VALUES (?, ?) RETURNING id',
@@ -71,7 +100,7 @@ export class LoginThrottleService {
     throw new TooManyLoginAttemptsException(retryAfterS);
   }
 
-  async reset(key: string): Promise<void> {
+  private async reset(key: string): Promise<void> {
     await this.database.execute('DELETE FROM login_failures WHERE key_hash = ?', [key]);
   }
 }
