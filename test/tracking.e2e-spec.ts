@@ -554,6 +554,57 @@ describe('tracking', () => {
       ]);
     });
 
+    it('ends within seconds once its session may no longer watch: demoted, logged out', async () => {
+      const admin = await loginAdmin(t);
+      const deputy = await registerAndLogin(t, 'deputy-live');
+      await t
+        .http()
+        .patch(`/api/admin/users/${deputy.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ role: 'admin' })
+        .expect(200);
+      const watcher = await loginAdmin(t); // a second session of the admin, to log out
+      if (!t.app.getHttpServer().address()) await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = t.app.getHttpServer().address() as import('node:net').AddressInfo;
+      const open = async (bearer: string) => {
+        const request = http.get({
+          host: '127.0.0.1',
+          port,
+          path: '/api/track/stream',
+          headers: { authorization: bearer },
+        });
+        const response = await new Promise<http.IncomingMessage>((resolve) =>
+          request.on('response', resolve),
+        );
+        expect(response.statusCode).toBe(200);
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        const ended = new Promise<string>((resolve) => response.on('end', () => resolve(text)));
+        return { request, ended, text: () => text };
+      };
+      const demoted = await open(deputy.bearer);
+      const loggedOut = await open(watcher.bearer);
+      await sleep(1200);
+      expect(demoted.text()).not.toContain('event: end'); // still allowed: still open
+      await t
+        .http()
+        .patch(`/api/admin/users/${deputy.userId}`)
+        .set('authorization', admin.bearer)
+        .send({ role: 'user' })
+        .expect(200);
+      await t.http().post('/auth/logout').set('authorization', watcher.bearer).expect(200);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('still open after 3 s'), 3000);
+      });
+      for (const stream of [demoted, loggedOut]) {
+        const text = await Promise.race([stream.ended, timeout]);
+        stream.request.destroy();
+        expect(text).toContain('event: end\ndata: {"reason":"session_ended"}');
+      }
+      clearTimeout(timer);
+    });
+
     it('is for admins only', async () => {
       const s = await registerAndLogin(t, 'not-admin-live');
       await t.http().get('/api/track/stream').set('authorization', s.bearer).expect(403);

@@ -94,11 +94,13 @@ export class SessionService implements OnApplicationBootstrap {
   /**
    * The hot path: the session and user for `token`, or null when it is
    * unknown, revoked, expired (idle or absolute) or its user is disabled.
-   * Writes only when SESSION_TOUCH_INTERVAL_S has passed since the last write.
+   * Writes only when SESSION_TOUCH_INTERVAL_S has passed since the last write;
+   * never with `touch` false (a check that is not the user's activity).
    */
   async authenticate(
     token: string,
     now = Date.now(),
+    touch = true,
   ): Promise<{ session: AuthSession; user: AuthUser | null } | null> {
     if (!SESSION_TOKEN_PATTERN.test(token)) return null;
     const tokenHash = hashSessionToken(token);
@@ -119,7 +121,7 @@ export class SessionService implements OnApplicationBootstrap {
       ip: row.ip,
       userAgent: row.user_agent,
     };
-    if (now - session.lastSeenAt >= this.config.session.touchIntervalS * 1000) {
+    if (touch && now - session.lastSeenAt >= this.config.session.touchIntervalS * 1000) {
       await this.touch(session, now);
     }
     const user =

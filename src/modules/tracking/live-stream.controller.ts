@@ -6,8 +6,17 @@ import { Roles } from '../../common/auth/auth.decorators.js';
 import { AppConfig } from '../../common/config/config.js';
 import { SkipTracking } from '../../common/decorators/skip-tracking.decorator.js';
 import { toIso } from '../../common/time.js';
+import { extractToken } from '../session/session.guard.js';
+import { SessionService } from '../session/session.service.js';
 import { StreamQueryDto } from './dto/tracking.dto.js';
 import { LiveEventStream } from './live-stream.service.js';
+
+/**
+ * How often an open stream checks that its session still may watch. The
+ * guard ran once, at connect: without this a stream outlived its admin's
+ * logout, revocation, demotion or disabling.
+ */
+const RECHECK_MS = 1000;
 
 /** The admin live view of activity as it is stored. */
 @ApiTags('tracking')
@@ -18,11 +27,16 @@ export class LiveStreamController {
   constructor(
     private readonly live: LiveEventStream,
     private readonly config: AppConfig,
+    private readonly sessions: SessionService,
   ) {}
 
   /**
    * Server-Sent Events: every stored event (of `user_id`, if given) within a
    * second of its commit; a heartbeat comment every TRACKING_STREAM_HEARTBEAT_S.
+   * The stream ends (with an `end` event) within a second of its session
+   * ending: logout, revocation, expiry, or the user disabled or no longer an
+   * admin. Watching is not activity: it does not keep the session from
+   * idling out.
    */
   @Get('stream')
   @ApiProduces('text/event-stream')
@@ -63,9 +77,27 @@ export class LiveStreamController {
       () => raw.write(': heartbeat\n\n'),
       this.config.tracking.streamHeartbeatS * 1000,
     );
-    request.raw.once('close', () => {
+    // The guard let this request in with this token, so it is there.
+    const token = extractToken(request)!.token;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       clearInterval(heartbeat);
+      clearInterval(recheck);
       subscription.unsubscribe();
-    });
+    };
+    const recheck = setInterval(() => {
+      void this.sessions.authenticate(token, Date.now(), false).then(
+        (auth) => {
+          if (ended || auth?.user?.role === 'admin') return;
+          raw.write(`event: end\ndata: ${JSON.stringify({ reason: 'session_ended' })}\n\n`);
+          end();
+          raw.end();
+        },
+        () => undefined, // a failed check (database busy) is retried next time
+      );
+    }, RECHECK_MS);
+    request.raw.once('close', end);
   }
 }
