@@ -717,6 +717,37 @@ describe('login throttling', () => {
     }
   });
 
+  it('throttles password checks of signed-in users too (reauth, password change), sharing the count', async () => {
+    const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '3', LOGIN_WINDOW_S: '900' });
+    try {
+      await register(t, 'stolen');
+      const s = await login(t, 'stolen');
+      const post = (path: string, body: object) =>
+        t.http().post(path).set('authorization', s.bearer).send(body);
+      await post('/auth/reauth', { password: 'guess one' }).expect(401);
+      await post('/auth/password', {
+        current_password: 'guess two',
+        new_password: 'an entirely new password',
+      }).expect(401);
+      await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'stolen', password: 'guess three' })
+        .expect(401);
+      // The limit is reached: even the right password is refused, on every path.
+      const reauth = await post('/auth/reauth', { password: PASSWORD }).expect(429);
+      expect(Number(reauth.headers['retry-after'])).toBeGreaterThan(890);
+      await post('/auth/password', {
+        current_password: PASSWORD,
+        new_password: 'an entirely new password',
+      }).expect(429);
+      // The session itself still works, and its password did not change.
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('lets the user in again once failures leave the window', async () => {
     const t = await startTestApp({ LOGIN_MAX_ATTEMPTS: '2', LOGIN_WINDOW_S: '1' });
     try {

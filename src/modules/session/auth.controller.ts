@@ -99,6 +99,7 @@ export class AuthController {
   @Post('reauth')
   @HttpCode(200)
   @ApiResponse({ status: 401, description: 'Wrong password' })
+  @ApiResponse({ status: 429, description: 'Too many wrong passwords for this user and IP' })
   async reauth(
     @Body() dto: ReauthDto,
     @CurrentUser() user: AuthUser,
@@ -106,7 +107,7 @@ export class AuthController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenRotatedDto> {
-    if (!(await this.users.checkPassword(user.id, dto.password))) {
+    if (!(await this.passwordMatches(user, dto.password, request))) {
       throw new UnauthorizedException('Wrong password');
     }
     const issued = await this.sessions.rotate(session, 'reauth', clientMeta(request));
@@ -126,6 +127,7 @@ export class AuthController {
   @Post('password')
   @HttpCode(200)
   @ApiResponse({ status: 401, description: 'Wrong current password' })
+  @ApiResponse({ status: 429, description: 'Too many wrong passwords for this user and IP' })
   async changePassword(
     @Body() dto: ChangePasswordDto,
     @CurrentUser() user: AuthUser,
@@ -133,7 +135,7 @@ export class AuthController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PasswordChangedDto> {
-    if (!(await this.users.checkPassword(user.id, dto.current_password))) {
+    if (!(await this.passwordMatches(user, dto.current_password, request))) {
       throw new UnauthorizedException('Wrong current password');
     }
     const meta = clientMeta(request);
@@ -154,6 +156,24 @@ export class AuthController {
       session: this.sessions.toDto(issued.session),
       revoked,
     };
+  }
+
+  /**
+   * A signed-in user's password check (reauth, password change), throttled
+   * like logins and sharing their count (username + IP): whoever holds a
+   * stolen session must not get unlimited guesses at the password that
+   * unlocks fresh-auth operations. 429 once the limit is reached.
+   */
+  private async passwordMatches(
+    user: AuthUser,
+    password: string,
+    request: FastifyRequest,
+  ): Promise<boolean> {
+    const key = this.throttle.keyFor(user.username, clientMeta(request).ip);
+    const matched = await this.throttle.attempt(key, async () =>
+      (await this.users.checkPassword(user.id, password)) ? true : null,
+    );
+    return matched === true;
   }
 
   private sendToken(reply: FastifyReply, issued: IssuedSession): void {
