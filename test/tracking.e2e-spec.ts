@@ -293,6 +293,15 @@ describe('tracking', () => {
         ['/landing', s.userId],
         ['/pricing', s.userId],
       ]);
+      // The login request's own api_request event belongs to the user too: nothing of the
+      // session stays anonymous.
+      await drain(t);
+      expect(await eventsOf(t, `session_id = '${s.sessionId}' AND user_id IS NULL`)).toEqual([]);
+      const [loginRequest] = await eventsOf(
+        t,
+        `session_id = '${s.sessionId}' AND name = 'POST /auth/login'`,
+      );
+      expect(loginRequest.user_id).toBe(s.userId);
       const history = await t
         .http()
         .get('/api/activities?type=page_view')
@@ -302,6 +311,38 @@ describe('tracking', () => {
         '/pricing',
         '/landing',
       ]);
+    });
+
+    it('deletes instead of stitching the anonymous events of a user who refused analytics', async () => {
+      const owner = await registerAndLogin(t, 'private-visitor');
+      await t
+        .http()
+        .put('/api/preferences/privacy.allow_analytics')
+        .set('authorization', owner.bearer)
+        .send({ value: false })
+        .expect(200);
+      const first = await t.http().post('/api/track/page').send({ page: '/medical/x' }).expect(200);
+      const token = first.body.session_id as string;
+      await drain(t);
+      const [anon] = await eventsOf(t, `event_id = '${first.body.event_id}'`);
+      expect(anon.user_id).toBeNull();
+      const sessionId = anon.session_id as string;
+
+      const s = await login(t, 'private-visitor', PASSWORD, { headers: { 'x-session-id': token } });
+      expect(s.sessionId).toBe(sessionId); // the anonymous session was upgraded in place
+      await drain(t);
+      expect(await eventsOf(t, `session_id = '${sessionId}'`)).toEqual([]);
+      expect(
+        await t.dataSource.query(
+          `SELECT session_id FROM session_summaries WHERE session_id = '${sessionId}'`,
+        ),
+      ).toEqual([]);
+      // Only the login of the first session, from before analytics were turned off, remains.
+      const history = await t.http().get('/api/activities').set('authorization', s.bearer);
+      expect(history.body.items.map((i: { type: string; session_id: string }) => i.type)).toEqual([
+        'login',
+      ]);
+      expect(history.body.items[0].session_id).toBe(owner.sessionId);
     });
 
     it('answers 401 without a session when anonymous sessions are off', async () => {

@@ -1,7 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthContext } from '../../common/auth/auth-context.js';
+import { getRequestIdentity } from '../../common/http/request-context.js';
 import { AppConfig } from '../../common/config/config.js';
 import { clientMeta } from '../session/client-meta.js';
 import { TrackingService } from './tracking.service.js';
@@ -38,16 +38,21 @@ export class RequestTracker implements OnModuleInit {
     fastify.decorateRequest('trackResponse', false);
     if (!this.config.tracking.enabled) return;
     fastify.addHook('onResponse', (request, reply, done) => {
-      if (request.trackResponse && request.auth) this.record(request, reply, request.auth);
+      if (request.trackResponse) this.record(request, reply);
       done();
     });
   }
 
-  private record(request: FastifyRequest, reply: FastifyReply, auth: AuthContext): void {
+  private record(request: FastifyRequest, reply: FastifyReply): void {
+    // Who the request ended as, not who it started as: a login from an anonymous session
+    // makes it the user's session (its events were just stitched), so the login request's
+    // own event belongs to the user, and is subject to the user's analytics choices.
+    const { sessionId, userId } = getRequestIdentity(request.raw);
+    if (sessionId === null) return;
     const route = request.routeOptions.url ?? 'unknown';
     const { ip, userAgent } = clientMeta(request);
     this.tracking.record(
-      { userId: auth.user?.id ?? null, sessionId: auth.session.id, ip, userAgent },
+      { userId, sessionId, ip, userAgent },
       {
         type: 'api_request',
         name: `${request.method} ${route}`.slice(0, NAME_MAX),

@@ -98,9 +98,25 @@ export class TrackingService {
   /**
    * Attributes an anonymous session's events to the user who logged in with
    * it (identity stitching). Waits for queued events to commit first.
+   *
+   * When the user does not allow analytics (consent, privacy setting), the
+   * session's anonymous events are deleted instead: tied to the user through
+   * their session they would be personal data, kept against the user's
+   * choice. Returns how many events were attributed.
    */
   async stitch(sessionId: string, userId: string): Promise<number> {
     await this.writer.drain();
+    if (!(await this.policy.allows({ userId, sessionId }))) {
+      await this.database.transaction(async (manager) => {
+        await this.database.executeIn(
+          manager,
+          'DELETE FROM events WHERE session_id = ? AND user_id IS NULL',
+          [sessionId],
+        );
+        await this.summaries.rebuild([sessionId], manager);
+      });
+      return 0;
+    }
     return this.database.transaction(async (manager) => {
       const stitched = await this.database.executeIn(
         manager,
