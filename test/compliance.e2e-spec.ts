@@ -225,6 +225,13 @@ describe('export', () => {
       .set('authorization', s.bearer)
       .send({ value: { items: 2 } })
       .expect(200);
+    // A valid key that a plain object would take for its prototype.
+    await t
+      .http()
+      .put('/api/session/data/__proto__')
+      .set('authorization', s.bearer)
+      .send({ value: { kept: true } })
+      .expect(200);
     await t
       .http()
       .post('/api/track/action')
@@ -264,7 +271,12 @@ describe('export', () => {
     ]);
     expect(doc.user).toMatchObject({ id: s.userId, username: 'exporter' });
     expect(doc.sessions.map((x: { id: string }) => x.id)).toContain(s.sessionId);
-    expect(doc.session_data[s.sessionId]).toEqual({ cart: { items: 2 } });
+    const sessionData = doc.session_data[s.sessionId];
+    expect(Object.keys(sessionData).sort()).toEqual(['__proto__', 'cart']);
+    expect(Object.getOwnPropertyDescriptor(sessionData, '__proto__')?.value).toEqual({
+      kept: true,
+    });
+    expect(sessionData.cart).toEqual({ items: 2 });
     expect(
       doc.activities.map((a: { type: string; name: string | null }) => `${a.type}:${a.name}`),
     ).toContain('action:export.csv');

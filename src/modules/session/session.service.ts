@@ -364,9 +364,15 @@ export class SessionService implements OnApplicationBootstrap {
        WHERE s.user_id = ? ORDER BY d.session_id, d.key`,
       [userId],
     );
+    // Keys are user-chosen: `__proto__` is a valid one, and assigning it to a plain object
+    // would set the prototype instead of adding the key (and drop it from the export).
     const sessionData: Record<string, Record<string, unknown>> = {};
     for (const row of data) {
-      (sessionData[row.session_id] ??= {})[row.key] = JSON.parse(row.value) as unknown;
+      const values = (sessionData[row.session_id] ??= Object.create(null) as Record<
+        string,
+        unknown
+      >);
+      values[row.key] = JSON.parse(row.value) as unknown;
     }
     return {
       sessions: sessions.map((s) => ({
