@@ -75,6 +75,14 @@ export async function createApp(
   const securityHeaders = staticSecurityHeaders(config);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.headers(securityHeaders).header('x-request-id', request.id);
+    // PostgreSQL text cannot hold NUL: a %00 in a path or query value would fail the query
+    // there (500) while SQLite answers. Refused for every route, on both databases alike.
+    if (request.url.includes('%00')) {
+      void reply
+        .code(400)
+        .send(errorBody(400, 'The URL must not contain NUL characters (%00)', request.id, null));
+      return;
+    }
     if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
       void reply.header('cache-control', 'no-store');
     }

@@ -1,3 +1,4 @@
+import { EventWriter } from '../src/modules/tracking/event-writer';
 import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
 import { insertEvents, uid } from './support/events';
 import { startTestApp, TestApp } from './support/test-app';
@@ -422,6 +423,7 @@ describe('analytics', () => {
       ['an unknown step type', { steps: [{ type: 'visit' }, { type: 'page_view' }] }],
       ['a bad unit', { steps, unit: 'team' }],
       ['from after to', { steps, from: '2026-02-09T00:00:00Z', to: '2026-02-02T00:00:00Z' }],
+      ['a NUL in a page pattern', { steps: [{ type: 'page_view', page: '/a\u0000*' }, ...steps] }],
     ])('rejects %s with 400', async (_label, body) => {
       await post('/api/analytics/funnel', body).expect(400);
     });
@@ -545,11 +547,17 @@ describe('analytics', () => {
     });
 
     it.each([
-      ['a bad period', { period: 'year' }],
-      ['too many periods', { period: 'day', periods: 53 }],
-      ['a bad matcher', { period: 'day', start: { type: 'nope' } }],
-    ])('rejects %s with 400', async (_label, body) => {
-      await post('/api/analytics/retention', body).expect(400);
+      ['a bad period', { period: 'year' }, 'period must be one of'],
+      ['too many periods', { period: 'day', periods: 53 }, 'periods must not be greater than 52'],
+      [
+        'a bad matcher',
+        { period: 'day', start: { type: 'nope' } },
+        'type must be one of the following values: login',
+      ],
+      ['a null time zone', { period: 'day', tz: null }, 'tz must be a string'],
+    ])('rejects %s with 400', async (_label, body, message) => {
+      const res = await post('/api/analytics/retention', body).expect(400);
+      expect(res.body.message).toContain(message);
     });
   });
 
@@ -1013,13 +1021,16 @@ describe('analytics of one user', () => {
       .set('authorization', bearer)
       .send({ action: 'do.it' })
       .expect(200);
+    await t.app.get(EventWriter).drain(); // the automatic api_request events are queued
     const res = await t.http().get('/api/analytics/user').set('authorization', bearer).expect(200);
+    // One api_request: the login's, made with the anonymous session that is now the user's
+    // (tracking routes record no api_request events of their own).
     expect(res.body).toMatchObject({
       user_id: login.body.user_id,
       total_sessions: 1,
-      event_breakdown: { page_view: 1, action: 1, login: 1 },
+      event_breakdown: { page_view: 1, action: 1, login: 1, api_request: 1 },
     });
-    expect(res.body.total_activities).toBe(3);
+    expect(res.body.total_activities).toBe(4);
     expect(Date.parse(res.body.first_activity)).toBeLessThanOrEqual(
       Date.parse(res.body.last_activity),
     );

@@ -82,6 +82,21 @@ describe('error responses', () => {
     expect(login.headers['set-cookie']).toBeUndefined();
   });
 
+  it('answers a NUL character (%00) in the path or query with 400, before any route runs', async () => {
+    for (const url of ['/api/activities?name=a%00b', '/no/such%00route', '/auth/login%00']) {
+      const res = await t.http().get(url).expect(400);
+      expectErrorShape(res.body, 400, 'Bad Request');
+      expect(res.body.message).toBe('The URL must not contain NUL characters (%00)');
+    }
+    // A login with a NUL in the username: 400 on both databases (PostgreSQL once gave 500).
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'a\u0000b', password: 'some password' })
+      .expect(400);
+    expect(login.body.message).toContain('username must not contain NUL characters');
+  });
+
   it('answers a body over BODY_LIMIT_BYTES with 413', async () => {
     const res = await t
       .http()

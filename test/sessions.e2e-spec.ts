@@ -445,6 +445,21 @@ describe('sessions', () => {
         .set('authorization', admin.bearer)
         .send({ role: 'root' })
         .expect(400);
+      // null is not "absent": it would reach NOT NULL columns (once a 500)
+      const other = await registerAndLogin(t, 'nulled');
+      for (const [field, message] of [
+        ['disabled', 'disabled must be a boolean value'],
+        ['role', 'role must be one of the following values'],
+      ]) {
+        const res = await t
+          .http()
+          .patch(`/api/admin/users/${other.userId}`)
+          .set('authorization', admin.bearer)
+          .send({ [field]: null })
+          .expect(400);
+        expect(res.body.message).toContain(message);
+      }
+      await t.http().get('/api/session').set('authorization', other.bearer).expect(200);
       await t
         .http()
         .patch(`/api/admin/users/${admin.userId}`)

@@ -85,6 +85,9 @@ describe('tracking', () => {
         'properties',
       ],
       ['an unknown field', { page: '/x', extra: 1 }, 'extra'],
+      ['a null title', { page: '/x', title: null }, 'title'],
+      ['a null referrer (once a 500)', { page: '/x', referrer: null }, 'referrer'],
+      ['null properties', { page: '/x', properties: null }, 'properties'],
     ])('rejects %s with 400 naming the field and stores nothing', async (_label, body, field) => {
       const s = await login(t, 'pager');
       const before = await eventsOf(t, "type = 'page_view'");

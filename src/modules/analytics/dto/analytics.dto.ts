@@ -18,6 +18,8 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
+import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
+import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
 import { EVENT_TYPES, type EventType } from '../../tracking/entities/event.entity.js';
 
 /** Query-string booleans: only `true` and `false` are accepted. */
@@ -132,6 +134,7 @@ export class EventMatcherDto {
   @IsOptional()
   @IsString()
   @MaxLength(2048)
+  @HasNoNulCharacters()
   readonly page?: string;
 }
 
@@ -183,7 +186,7 @@ export class RetentionDto extends TimeRangeDto {
   @Max(52)
   readonly periods?: number;
 
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsString()
   @MaxLength(64)
   readonly tz?: string;

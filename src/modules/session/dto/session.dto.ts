@@ -1,3 +1,4 @@
+import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
 import { ApiProperty } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { Allow, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length } from 'class-validator';
@@ -54,6 +55,7 @@ export class CurrentSessionEnvelopeDto {
 export class LoginDto {
   @IsString()
   @Length(1, 64)
+  @HasNoNulCharacters()
   readonly username!: string;
 
   @IsString()

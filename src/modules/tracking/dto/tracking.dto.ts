@@ -15,6 +15,7 @@ import {
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { IsBoundedJsonObject } from '../../../common/validation/json-object.validator.js';
 import { IsIsoTimestamp } from '../../../common/validation/iso-timestamp.validator.js';
+import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 import { EVENT_TYPES, type EventType } from '../entities/event.entity.js';
 
 export const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
@@ -29,18 +30,18 @@ export class TrackPageDto {
   @Length(1, MAX_PATH_LENGTH)
   readonly page!: string;
 
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsString()
   @MaxLength(512)
   readonly title?: string;
 
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsString()
   @MaxLength(MAX_PATH_LENGTH)
   readonly referrer?: string;
 
   /** JSON object, at most 8 KB and 5 levels deep. */
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsBoundedJsonObject(PROPERTIES_LIMITS)
   readonly properties?: Record<string, unknown>;
 }

@@ -1,3 +1,4 @@
+import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 import { ApiProperty } from '@nestjs/swagger';
 import {
   IsBoolean,
@@ -57,11 +58,11 @@ export class ListUsersQueryDto extends PaginationQueryDto {}
 
 export class UpdateUserDto {
   /** Disabling revokes every session of the user at once. */
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsBoolean()
   readonly disabled?: boolean;
 
-  @IsOptional()
+  @IsPresentOrAbsent()
   @IsIn(ROLES)
   @ApiProperty({ enum: ROLES, required: false })
   readonly role?: Role;
