@@ -104,8 +104,9 @@ describe('consent', () => {
         source: 'settings',
       }),
       {
+        // The mode is about analytics: other purposes are not granted until given.
         consent_type: 'personalization',
-        granted: true,
+        granted: false,
         default: true,
         policy_version: null,
         source: null,
@@ -126,6 +127,7 @@ describe('consent', () => {
     ['granted as a string', { consent_type: 'analytics', granted: 'true' }],
     ['granted missing', { consent_type: 'analytics' }],
     ['a bad source', { consent_type: 'analytics', granted: true, source: 'guess' }],
+    ['a source users cannot claim', { consent_type: 'analytics', granted: true, source: 'admin' }],
   ])('rejects %s with 400 and records nothing', async (_label, body) => {
     const s = await registerAndLogin(t, `bad-consent-${Math.random().toString(36).slice(2, 8)}`);
     await t.http().post('/api/consent').set('authorization', s.bearer).send(body).expect(400);

@@ -9,6 +9,9 @@ import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import { AuditService } from './audit.service.js';
 import { RecordConsentDto } from './dto/compliance.dto.js';
 
+/** The consent type that TRACKING_CONSENT_MODE and the tracking policy are about. */
+const ANALYTICS = 'analytics';
+
 interface ConsentRow {
   id: number;
   consent_type: string;
@@ -108,7 +111,14 @@ export class ConsentService implements OnModuleInit {
     return toDto(row);
   }
 
-  /** The current state per configured type; types never answered show the mode's default. */
+  /**
+   * The current state per configured type. A type never answered shows its
+   * default: for `analytics`, the one TRACKING_CONSENT_MODE gives; for every
+   * other purpose (marketing, personalization, ...) not granted. The mode
+   * governs analytics only, and consent to other purposes must be given, not
+   * assumed (GDPR Art. 7): a consumer of this answer must not read silence as
+   * a yes to marketing.
+   */
   async current(userId: string) {
     const rows = await this.database.query<ConsentRow>(
       `SELECT c.* FROM consents c
@@ -116,7 +126,7 @@ export class ConsentService implements OnModuleInit {
       [userId],
     );
     const byType = new Map(rows.map((r) => [r.consent_type, r]));
-    const defaultGranted = this.config.compliance.consentMode === 'opt-out';
+    const analyticsByDefault = this.config.compliance.consentMode === 'opt-out';
     return {
       mode: this.config.compliance.consentMode,
       consents: this.config.compliance.consentTypes.map((type) => {
@@ -132,7 +142,7 @@ export class ConsentService implements OnModuleInit {
             }
           : {
               consent_type: type,
-              granted: defaultGranted,
+              granted: type === ANALYTICS && analyticsByDefault,
               default: true,
               policy_version: null,
               source: null,
@@ -167,8 +177,8 @@ export class ConsentService implements OnModuleInit {
 
   private async loadAnalyticsConsent(userId: string): Promise<boolean> {
     const [row] = await this.database.read<{ granted: number | boolean }>(
-      "SELECT granted FROM consents WHERE user_id = ? AND consent_type = 'analytics' ORDER BY id DESC LIMIT 1",
-      [userId],
+      'SELECT granted FROM consents WHERE user_id = ? AND consent_type = ? ORDER BY id DESC LIMIT 1',
+      [userId, ANALYTICS],
     );
     const allowed = row ? Boolean(row.granted) : this.config.compliance.consentMode === 'opt-out';
     this.analyticsCache.set(userId, { allowed, at: Date.now() });

@@ -1,7 +1,10 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
-import { CONSENT_SOURCES, type ConsentSource } from '../entities/consent.entity.js';
+import type { ConsentSource } from '../entities/consent.entity.js';
+
+/** The consent sources a user may give for their own decisions. */
+const SELF_SERVICE_SOURCES: ConsentSource[] = ['api', 'settings'];
 
 export class RecordConsentDto {
   /** One of CONSENT_TYPES (default analytics, marketing, personalization). */
@@ -21,9 +24,14 @@ export class RecordConsentDto {
   })
   readonly policy_version?: string;
 
+  /**
+   * Where the user decided (default api). `admin` and `import` are not for
+   * users to claim: they would make the ledger's record of who recorded a
+   * decision unreliable.
+   */
   @IsOptional()
-  @IsIn(CONSENT_SOURCES)
-  @ApiProperty({ enum: CONSENT_SOURCES, required: false })
+  @IsIn(SELF_SERVICE_SOURCES)
+  @ApiProperty({ enum: SELF_SERVICE_SOURCES, required: false })
   readonly source?: ConsentSource;
 }
 
