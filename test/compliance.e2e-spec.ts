@@ -562,12 +562,42 @@ describe('erasure', () => {
   it('lets admins erase a user (fresh auth), and audits it without personal data', async () => {
     const admin = await loginAdmin(t);
     const victim = await registerAndLogin(t, 'staff-erased');
+    // Entries about the user: one the user made (their consent), one an admin made (an export).
+    await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', victim.bearer)
+      .send({ consent_type: 'marketing', granted: true })
+      .expect(200);
+    await t
+      .http()
+      .get(`/api/admin/users/${victim.userId}/export`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    const about = await t.dataSource.query(
+      `SELECT id FROM audit_log WHERE target_user_id = '${victim.userId}' AND action IN ('consent_change', 'export') ORDER BY id`,
+    );
+    expect(about).toHaveLength(2);
     const res = await t
       .http()
       .delete(`/api/admin/users/${victim.userId}/data`)
       .set('authorization', admin.bearer)
       .expect(200);
     expect(res.body.user_id).toBe(victim.userId);
+    // The user's own entry keeps no trace of them; the admin's keeps who acted, from where.
+    const remaining = await t.dataSource.query(
+      `SELECT action, actor_user_id, target_user_id, session_id FROM audit_log
+       WHERE id IN (${about.map((r: { id: number }) => Number(r.id)).join(', ')}) ORDER BY id`,
+    );
+    expect(remaining).toEqual([
+      { action: 'consent_change', actor_user_id: null, target_user_id: null, session_id: null },
+      {
+        action: 'export',
+        actor_user_id: admin.userId,
+        target_user_id: null,
+        session_id: admin.sessionId,
+      },
+    ]);
     const audit = await t
       .http()
       .get('/api/admin/audit?action=erasure')

@@ -103,12 +103,14 @@ export class AuditService {
   async eraseUser(userId: string, manager: EntityManager): Promise<number> {
     return this.database.executeIn(
       manager,
+      // session_id is the acting session: the user's own (or an anonymous/system one) goes;
+      // an admin's, on an entry about what that admin did to the user, stays accountable.
       `UPDATE audit_log SET
          actor_user_id = CASE WHEN actor_user_id = ? THEN NULL ELSE actor_user_id END,
          target_user_id = CASE WHEN target_user_id = ? THEN NULL ELSE target_user_id END,
-         session_id = NULL
+         session_id = CASE WHEN actor_user_id IS NULL OR actor_user_id = ? THEN NULL ELSE session_id END
        WHERE actor_user_id = ? OR target_user_id = ?`,
-      [userId, userId, userId, userId],
+      [userId, userId, userId, userId, userId],
     );
   }
 
