@@ -26,6 +26,20 @@ describe('tracking', () => {
   });
 
   describe('POST /api/track/page', () => {
+    /** Posts a page view that must be refused: 400, and no page view stored. */
+    const refusedPageView = async (body: object) => {
+      const s = await login(t, 'pager');
+      const before = await eventsOf(t, "type = 'page_view'");
+      const res = await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send(body)
+        .expect(400);
+      expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
+      return res;
+    };
+
     it('stores a page view with a normalised path and answers after commit', async () => {
       const s = await registerAndLogin(t, 'pager');
       const res = await t
@@ -89,30 +103,15 @@ describe('tracking', () => {
       ['a null referrer (once a 500)', { page: '/x', referrer: null }, 'referrer'],
       ['null properties', { page: '/x', properties: null }, 'properties'],
     ])('rejects %s with 400 naming the field and stores nothing', async (_label, body, field) => {
-      const s = await login(t, 'pager');
-      const before = await eventsOf(t, "type = 'page_view'");
-      const res = await t
-        .http()
-        .post('/api/track/page')
-        .set('authorization', s.bearer)
-        .send(body)
-        .expect(400);
+      const res = await refusedPageView(body);
       expect(res.body.details.map((d: { field: string }) => d.field)).toContain(field);
-      expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
     });
+
     it.each(['mailto:alice@example.com', 'javascript:alert(1)', '   '])(
       'rejects the page %j (not a web page) with 400 and stores nothing',
       async (page) => {
-        const s = await login(t, 'pager');
-        const before = await eventsOf(t, "type = 'page_view'");
-        const res = await t
-          .http()
-          .post('/api/track/page')
-          .set('authorization', s.bearer)
-          .send({ page })
-          .expect(400);
+        const res = await refusedPageView({ page });
         expect(res.body.message).toBe('page must be a path or an http(s) URL');
-        expect(await eventsOf(t, "type = 'page_view'")).toHaveLength(before.length);
       },
     );
 
