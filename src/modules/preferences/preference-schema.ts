@@ -58,6 +58,7 @@ export const PREFERENCE_KEYS = Object.keys(PREFERENCES);
 export function preferenceDefinition(key: string): PreferenceDefinition | undefined {
   return Object.hasOwn(PREFERENCES, key) ? PREFERENCES[key] : undefined;
 }
+
 export const GROUPS = [
   ...new Set(PREFERENCE_KEYS.filter((k) => k.includes('.')).map((k) => k.split('.')[0])),
 ];

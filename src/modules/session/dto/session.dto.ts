@@ -1,8 +1,8 @@
-import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
 import { ApiProperty } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { Allow, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
+import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
 
 export class DeviceDto {
   /** Browser name and major version, e.g. `Chrome 118`; null when unknown. */

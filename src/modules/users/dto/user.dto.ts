@@ -1,4 +1,3 @@
-import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 import { ApiProperty } from '@nestjs/swagger';
 import {
   IsBoolean,
@@ -12,6 +11,7 @@ import {
 } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { ROLES, type Role } from '../../../common/auth/auth-context.js';
+import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{3,64}$/;
 
