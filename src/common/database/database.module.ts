@@ -6,6 +6,9 @@ import { buildDataSourceOptions } from './data-source-options.js';
 import { DatabaseService } from './database.service.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 
+/** The advisory lock that lets one instance at a time migrate a PostgreSQL database. */
+const MIGRATION_LOCK = 'schema-migrations';
+
 /**
  * The one database connection. Migrations run at start-up (MIGRATIONS_RUN),
  * followed by ANALYZE on SQLite so the planner has statistics: without them
@@ -36,7 +39,7 @@ export class DatabaseModule {
 
   async onModuleInit(): Promise<void> {
     if (!this.config.database.migrationsRun) return;
-    const applied = await this.dataSource.runMigrations({ transaction: 'each' });
+    const applied = await this.migrateAlone();
     if (applied.length > 0) {
       this.logger.log(
         `Applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}`,
@@ -45,6 +48,31 @@ export class DatabaseModule {
     if (this.dataSource.options.type === 'better-sqlite3') {
       await this.dataSource.query('PRAGMA optimize');
       if (applied.length > 0) await this.dataSource.query('ANALYZE');
+    }
+  }
+
+  /**
+   * Runs the pending migrations. On PostgreSQL, under an advisory lock held
+   * on a connection of its own: instances started at the same time on an
+   * empty database would otherwise run the same migrations at once, and all
+   * but one would fail start-up (`relation ... already exists`). The others
+   * wait, then find nothing pending.
+   */
+  private async migrateAlone() {
+    if (this.dataSource.options.type !== 'postgres') {
+      return this.dataSource.runMigrations({ transaction: 'each' });
+    }
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]);
+      try {
+        return await this.dataSource.runMigrations({ transaction: 'each' });
+      } finally {
+        await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [MIGRATION_LOCK]);
+      }
+    } finally {
+      await runner.release();
     }
   }
 }

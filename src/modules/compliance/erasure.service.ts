@@ -59,13 +59,7 @@ export class ErasureService {
       // still being written for them (another instance, another device) either commits
       // first and is deleted below, or waits and finds the user gone (see EventWriter).
       // SQLite runs one transaction at a time.
-      if (this.database.isPostgres) {
-        await this.database.query(
-          'SELECT id FROM users WHERE id = ? FOR UPDATE',
-          [userId],
-          manager,
-        );
-      }
+      await this.database.lockRow(manager, 'users', userId);
       const sessionIds = await this.tracking.sessionIdsOf(userId, manager);
       const activities = await this.tracking.eraseUser(userId, sessionIds, manager);
       const sessionCounts = await this.sessions.eraseUser(userId, sessionIds, manager);
