@@ -40,6 +40,14 @@ describe('configuration validation at start-up', () => {
     expect(result.stderr).toContain('DATABASE_URL is required when DB_TYPE=postgres');
   });
 
+  it('exits 1 when DATABASE_URL comes without DB_TYPE (it would quietly run on SQLite)', async () => {
+    const result = await start({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/nowhere' });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      'Invalid configuration: DATABASE_URL is set but DB_TYPE is not: set DB_TYPE=postgres to use it (or DB_TYPE=sqlite to ignore it)',
+    );
+  });
+
   it('exits 1 on a boolean that is not one', async () => {
     const result = await start({ TRUST_PROXY: 'maybe' });
     expect(result.code).toBe(1);

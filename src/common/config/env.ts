@@ -202,6 +202,14 @@ export type Env = ReturnType<typeof parseEnv>;
 
 /** Validates the raw environment; throws ConfigError naming the first bad variable. */
 export function parseEnv(raw: NodeJS.ProcessEnv) {
+  // A PostgreSQL URL with DB_TYPE left at its default would quietly run each instance on its
+  // own SQLite file: separate sessions, revocations and analytics per node. Refused; an
+  // explicit DB_TYPE=sqlite says DATABASE_URL is meant for something else.
+  if (raw.DATABASE_URL && raw.DB_TYPE === undefined) {
+    throw new ConfigError(
+      'Invalid configuration: DATABASE_URL is set but DB_TYPE is not: set DB_TYPE=postgres to use it (or DB_TYPE=sqlite to ignore it)',
+    );
+  }
   return cleanEnv(raw, envSpec, {
     reporter: ({ errors }) => {
       const names = Object.keys(errors) as (keyof typeof envSpec)[];
