@@ -323,6 +323,39 @@ describe('analytics', () => {
       ]);
     });
 
+    it('matches wildcard patterns case-sensitively, as = does, on both databases', async () => {
+      const at = (minute: number) => `2023-05-01T10:${String(minute).padStart(2, '0')}:00Z`;
+      await insertEvents(t, [
+        { user: uid('cs', 1), session: uid('cz', 1), type: 'page_view', path: '/Admin', at: at(0) },
+        { user: uid('cs', 1), session: uid('cz', 1), type: 'action', name: 'Zeta.x', at: at(1) },
+        {
+          user: uid('cs', 2),
+          session: uid('cz', 2),
+          type: 'page_view',
+          path: '/admin/users',
+          at: at(2),
+        },
+        { user: uid('cs', 2), session: uid('cz', 2), type: 'action', name: 'zeta.y', at: at(3) },
+        { user: uid('cs', 3), session: uid('cz', 3), type: 'page_view', path: '/ADMIN', at: at(4) },
+        { user: uid('cs', 3), session: uid('cz', 3), type: 'action', name: 'beta.zeta', at: at(5) },
+      ]);
+      const counts = async (pagePattern: string, namePattern: string) => {
+        const res = await post('/api/analytics/funnel', {
+          steps: [
+            { type: 'page_view', page: pagePattern },
+            { type: 'action', name: namePattern },
+          ],
+          from: '2023-05-01T00:00:00Z',
+          to: '2023-05-02T00:00:00Z',
+        }).expect(200);
+        return res.body.steps.map((step: { count: number }) => step.count);
+      };
+      expect(await counts('/admin*', '*eta*')).toEqual([1, 1]); // prefix: not /Admin, /ADMIN
+      expect(await counts('*min', 'Zeta*')).toEqual([1, 1]); // suffix: /Admin only
+      expect(await counts('*', '*.Y')).toEqual([3, 0]); // zeta.y does not end in .Y
+      expect(await counts('*DMI*', '*zeta')).toEqual([1, 1]); // substring: /ADMIN, beta.zeta
+    });
+
     it('counts sessions when unit=session', async () => {
       const res = await post('/api/analytics/funnel', {
         steps,

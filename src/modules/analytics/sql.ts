@@ -279,15 +279,24 @@ export function apiFilter(includeApi: boolean, alias = ''): string {
   return includeApi ? '1 = 1' : `${alias}type <> 'api_request'`;
 }
 
-/** `column = value`, or LIKE when the pattern has `*` at either end. */
+/**
+ * `column = value`, or with `*` at either end a prefix, suffix or substring
+ * match. Case-sensitive on both databases, like `=`: SQLite's LIKE ignores
+ * ASCII case and PostgreSQL's does not, so the same funnel gave different
+ * counts. Written with functions both have (substr, length and replace
+ * count characters alike); `*` in the middle is a plain character.
+ */
 function matchText(column: string, pattern: string, p: Params): string {
-  if (!pattern.startsWith('*') && !pattern.endsWith('*')) return `${column} = ${p.add(pattern)}`;
-  const core = pattern
-    .replace(/^\*/, '')
-    .replace(/\*$/, '')
-    .replace(/[\\%_]/g, (c) => `\\${c}`);
-  const like = `${pattern.startsWith('*') ? '%' : ''}${core}${pattern.endsWith('*') ? '%' : ''}`;
-  return `${column} LIKE ${p.add(like)} ESCAPE '\\'`;
+  const anyStart = pattern.startsWith('*');
+  const anyEnd = pattern.length > (anyStart ? 1 : 0) && pattern.endsWith('*');
+  if (!anyStart && !anyEnd) return `${column} = ${p.add(pattern)}`;
+  const core = pattern.slice(anyStart ? 1 : 0, anyEnd ? -1 : undefined);
+  if (core === '') return `${column} IS NOT NULL`;
+  const length = [...core].length; // characters, as SQL counts them
+  if (anyStart && anyEnd) return `replace(${column}, ${p.add(core)}, '') <> ${column}`;
+  if (anyEnd) return `substr(${column}, 1, ${p.add(length)}) = ${p.add(core)}`;
+  return `(length(${column}) >= ${p.add(length)}
+    AND substr(${column}, length(${column}) - ${p.add(length)} + 1) = ${p.add(core)})`;
 }
 
 /** SQL condition for an event matcher. */
