@@ -8,6 +8,7 @@ import { toIso } from '../../common/time.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import { AuditService } from './audit.service.js';
 import { RecordConsentDto } from './dto/compliance.dto.js';
+import { CachedFlags } from '../../common/cache/cached-flags.js';
 
 /** The consent type that TRACKING_CONSENT_MODE and the tracking policy are about. */
 const ANALYTICS = 'analytics';
@@ -46,7 +47,9 @@ const CACHE_MS = 5_000;
  */
 @Injectable()
 export class ConsentService implements OnModuleInit {
-  private readonly analyticsCache = new Map<string, { allowed: boolean; at: number }>();
+  private readonly analyticsConsent = new CachedFlags(CACHE_MS, (userId) =>
+    this.loadAnalyticsConsent(userId),
+  );
 
   constructor(
     private readonly database: DatabaseService,
@@ -107,7 +110,7 @@ export class ConsentService implements OnModuleInit {
       );
       return latest;
     });
-    this.analyticsCache.delete(userId);
+    this.analyticsConsent.invalidate(userId);
     return toDto(row);
   }
 
@@ -170,9 +173,7 @@ export class ConsentService implements OnModuleInit {
 
   /** Whether analytics consent stands; synchronous when cached (the tracking hot path). */
   allowsAnalytics(userId: string): boolean | Promise<boolean> {
-    const cached = this.analyticsCache.get(userId);
-    if (cached && Date.now() - cached.at < CACHE_MS) return cached.allowed;
-    return this.loadAnalyticsConsent(userId);
+    return this.analyticsConsent.get(userId);
   }
 
   private async loadAnalyticsConsent(userId: string): Promise<boolean> {
@@ -180,9 +181,7 @@ export class ConsentService implements OnModuleInit {
       'SELECT granted FROM consents WHERE user_id = ? AND consent_type = ? ORDER BY id DESC LIMIT 1',
       [userId, ANALYTICS],
     );
-    const allowed = row ? Boolean(row.granted) : this.config.compliance.consentMode === 'opt-out';
-    this.analyticsCache.set(userId, { allowed, at: Date.now() });
-    return allowed;
+    return row ? Boolean(row.granted) : this.config.compliance.consentMode === 'opt-out';
   }
 
   /** The full ledger of a user, oldest first, for exports. */
@@ -195,7 +194,7 @@ export class ConsentService implements OnModuleInit {
   }
 
   async eraseUser(userId: string, manager: EntityManager): Promise<number> {
-    this.analyticsCache.delete(userId);
+    this.analyticsConsent.invalidate(userId);
     return this.database.executeIn(manager, 'DELETE FROM consents WHERE user_id = ?', [userId]);
   }
 }

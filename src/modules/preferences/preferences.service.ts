@@ -13,6 +13,7 @@ import {
   PREFERENCE_KEYS,
   PREFERENCES,
 } from './preference-schema.js';
+import { CachedFlags } from '../../common/cache/cached-flags.js';
 
 /** How long another app instance may keep using a cached privacy setting. */
 const ANALYTICS_CACHE_MS = 5_000;
@@ -27,7 +28,9 @@ type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' 
  */
 @Injectable()
 export class PreferencesService implements OnModuleInit {
-  private readonly analyticsAllowed = new Map<string, { allowed: boolean; at: number }>();
+  private readonly analyticsAllowed = new CachedFlags(ANALYTICS_CACHE_MS, (userId) =>
+    this.loadAnalyticsAllowed(userId),
+  );
 
   constructor(
     private readonly database: DatabaseService,
@@ -105,7 +108,7 @@ export class PreferencesService implements OnModuleInit {
         [userId, ...keys],
       );
     });
-    this.analyticsAllowed.delete(userId);
+    this.analyticsAllowed.invalidate(userId);
     this.emitter.emit(AUDIT_EVENT, {
       ...audit,
       action: 'preference_change',
@@ -117,9 +120,7 @@ export class PreferencesService implements OnModuleInit {
 
   /** `privacy.allow_analytics`, cached briefly (invalidated here on change). */
   allowsAnalytics(userId: string): boolean | Promise<boolean> {
-    const cached = this.analyticsAllowed.get(userId);
-    if (cached && Date.now() - cached.at < ANALYTICS_CACHE_MS) return cached.allowed;
-    return this.loadAnalyticsAllowed(userId);
+    return this.analyticsAllowed.get(userId);
   }
 
   private async loadAnalyticsAllowed(userId: string): Promise<boolean> {
@@ -127,16 +128,14 @@ export class PreferencesService implements OnModuleInit {
       "SELECT value FROM user_preferences WHERE user_id = ? AND key = 'privacy.allow_analytics'",
       [userId],
     );
-    const allowed = row
+    return row
       ? (JSON.parse(row.value) as boolean)
       : (PREFERENCES['privacy.allow_analytics'].default as boolean);
-    this.analyticsAllowed.set(userId, { allowed, at: Date.now() });
-    return allowed;
   }
 
   /** Deletes the user's settings inside the erasure transaction; returns how many. */
   async eraseUser(userId: string, manager: EntityManager): Promise<number> {
-    this.analyticsAllowed.delete(userId);
+    this.analyticsAllowed.invalidate(userId);
     return this.database.executeIn(manager, 'DELETE FROM user_preferences WHERE user_id = ?', [
       userId,
     ]);
@@ -158,7 +157,7 @@ export class PreferencesService implements OnModuleInit {
         );
       }
     });
-    this.analyticsAllowed.delete(userId);
+    this.analyticsAllowed.invalidate(userId);
     this.emitter.emit(AUDIT_EVENT, {
       ...audit,
       action: 'preference_change',
