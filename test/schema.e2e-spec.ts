@@ -4,11 +4,7 @@ import { DatabaseService } from '../src/common/database/database.service';
 import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { MIGRATIONS } from '../src/common/database/migrations';
 import { sleep } from './support/auth';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DataSource } from 'typeorm';
-import { createApp } from '../src/app.factory';
-import { loadConfig } from '../src/common/config/config';
-import { createTestDatabase, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
+import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 describe('database schema', () => {
   let t: TestApp;
@@ -75,29 +71,15 @@ describe('database schema', () => {
 
   if (TEST_DB_TYPE === 'postgres') {
     it('lets several instances start at once on an empty database: one migrates, all come up', async () => {
-      const database = await createTestDatabase();
-      const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...database.env });
-      const apps: NestFastifyApplication[] = [];
+      const { instances, close } = await startInstances(3);
       try {
-        const started = await Promise.allSettled(
-          [1, 2, 3].map(async () => {
-            const app = await createApp(config);
-            apps.push(app);
-            return app;
-          }),
+        expect(instances).toHaveLength(3);
+        const rows: { name: string }[] = await instances[0].dataSource.query(
+          'SELECT name FROM migrations',
         );
-        expect(started.map((result) => result.status)).toEqual([
-          'fulfilled',
-          'fulfilled',
-          'fulfilled',
-        ]);
-        const rows: { name: string }[] = await apps[0]
-          .get(DataSource)
-          .query('SELECT name FROM migrations');
         expect(rows.map((row) => row.name).sort()).toEqual(MIGRATIONS.map((m) => m.name).sort());
       } finally {
-        await Promise.all(apps.map((app) => app.close()));
-        await database.drop();
+        await close();
       }
     });
   }

@@ -10,7 +10,7 @@ import {
   sleep,
 } from './support/auth';
 import { ProbeModule } from './support/probe.module';
-import { startTestApp, TestApp } from './support/test-app';
+import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const drain = (t: TestApp) => t.app.get(EventWriter).drain();
 const eventsOf = (t: TestApp, where: string) =>
@@ -655,6 +655,57 @@ describe('tracking', () => {
     });
   });
 });
+
+if (TEST_DB_TYPE === 'postgres') {
+  describe('live stream with several instances', () => {
+    it('streams events that another instance wrote', async () => {
+      const { instances, close } = await startInstances(2, ADMIN_ENV);
+      const [watching, writing] = instances;
+      try {
+        const admin = await loginAdmin(watching);
+        const user = await registerAndLogin(writing, 'elsewhere');
+        await writing.app.get(EventWriter).drain(); // its login event must not reach the stream
+        await watching.app.listen({ port: 0, host: '127.0.0.1' });
+        const { port } = watching.app.getHttpServer().address() as import('node:net').AddressInfo;
+        const request = http.get({
+          host: '127.0.0.1',
+          port,
+          path: `/api/track/stream?user_id=${user.userId}`,
+          headers: { authorization: admin.bearer },
+        });
+        const response = await new Promise<http.IncomingMessage>((resolve) =>
+          request.on('response', resolve),
+        );
+        expect(response.statusCode).toBe(200);
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        await writing
+          .http()
+          .post('/api/track/page')
+          .set('authorization', user.bearer)
+          .send({ page: '/written-elsewhere' })
+          .expect(200);
+        const started = Date.now();
+        while (!text.includes('/written-elsewhere') && Date.now() - started < 2000) await sleep(20);
+        request.destroy();
+        const data = text
+          .split('\n')
+          .filter((line) => line.startsWith('data: '))
+          .map((line) => JSON.parse(line.slice(6)));
+        expect(data).toEqual([
+          expect.objectContaining({
+            type: 'page_view',
+            page: '/written-elsewhere',
+            user_id: user.userId,
+            session_id: user.sessionId,
+          }),
+        ]);
+      } finally {
+        await close();
+      }
+    });
+  });
+}
 
 describe('event queue limits', () => {
   it('answers 503 with Retry-After when the queue is full, and counts dropped automatic events', async () => {

@@ -1,5 +1,8 @@
 import type { TestApp } from './test-app';
 
+/** What the helpers below use of an app: its HTTP client. */
+type Http = Pick<TestApp, 'http'>;
+
 export const PASSWORD = 'correct horse battery';
 
 export interface LoggedIn {
@@ -14,13 +17,13 @@ export interface LoggedIn {
   setCookie: string;
 }
 
-export async function register(t: TestApp, username: string, password = PASSWORD) {
+export async function register(t: Http, username: string, password = PASSWORD) {
   const res = await t.http().post('/auth/register').send({ username, password }).expect(201);
   return res.body.user as { id: string; username: string; role: string };
 }
 
 export async function login(
-  t: TestApp,
+  t: Http,
   username: string,
   password = PASSWORD,
   extra: { remember_me?: boolean; headers?: Record<string, string> } = {},
@@ -47,14 +50,13 @@ export async function login(
   };
 }
 
-export async function registerAndLogin(t: TestApp, username: string): Promise<LoggedIn> {
+export async function registerAndLogin(t: Http, username: string): Promise<LoggedIn> {
   await register(t, username);
   return login(t, username);
 }
 
 /** Logs in the bootstrap admin created from ADMIN_USERNAME / ADMIN_PASSWORD. */
 export const ADMIN_ENV = { ADMIN_USERNAME: 'root-admin', ADMIN_PASSWORD: 'admin-password-1' };
-export const loginAdmin = (t: TestApp) =>
-  login(t, ADMIN_ENV.ADMIN_USERNAME, ADMIN_ENV.ADMIN_PASSWORD);
+export const loginAdmin = (t: Http) => login(t, ADMIN_ENV.ADMIN_USERNAME, ADMIN_ENV.ADMIN_PASSWORD);
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -57,6 +57,53 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+function testConfig(database: TestDatabase, env: Record<string, string>) {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    // Cheap hashing and no general rate limit keep tests fast; tests of those override them.
+    PASSWORD_HASH_COST: '10',
+    RATE_LIMIT_MAX: '0',
+    ...database.env,
+    ...env,
+  });
+}
+
+function wrap(app: NestFastifyApplication): Omit<TestApp, 'close'> {
+  return { app, http: () => request(app.getHttpServer()), dataSource: app.get(DataSource) };
+}
+
+/**
+ * Several instances of the app on one fresh database, started at the same
+ * time (as a deployment starts them). `close` closes them all and drops the
+ * database. Rejects if any instance fails to start.
+ */
+export async function startInstances(
+  count: number,
+  env: Record<string, string> = {},
+): Promise<{ instances: Omit<TestApp, 'close'>[]; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const config = testConfig(database, env);
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, async () => {
+      const app = await createApp(config);
+      await app.getHttpAdapter().getInstance().ready();
+      return app;
+    }),
+  );
+  const apps = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const close = async () => {
+    await Promise.all(apps.map((app) => app.close()));
+    await database.drop();
+  };
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    await close();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return { instances: apps.map(wrap), close };
+}
+
 /**
  * Boots the real AppModule with real migrations on a fresh database. `env`
  * overrides configuration (short timeouts and the like); the process
@@ -67,22 +114,11 @@ export async function startTestApp(
   extraImports: Type[] = [],
 ): Promise<TestApp> {
   const database = await createTestDatabase();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    // Cheap hashing and no general rate limit keep tests fast; tests of those override them.
-    PASSWORD_HASH_COST: '10',
-    RATE_LIMIT_MAX: '0',
-    ...database.env,
-    ...env,
-  });
-  const app = await createApp(config, extraImports);
+  const app = await createApp(testConfig(database, env), extraImports);
   await app.getHttpAdapter().getInstance().ready();
   let closed = false;
   return {
-    app,
-    http: () => request(app.getHttpServer()),
-    dataSource: app.get(DataSource),
+    ...wrap(app),
     close: async () => {
       if (!closed) {
         closed = true;

@@ -301,6 +301,11 @@ export class EventWriter implements OnModuleInit {
         result.push(stored);
       }
       this.rebuiltSummaries += await summaries.apply(this.database, manager);
+      // Other instances stream these events too (delivered at commit; see LiveEventStream).
+      const ids = result.flatMap((stored) => stored.map((event) => event.id));
+      for (const [sql, params] of this.live.notifications(ids)) {
+        await this.database.query(sql, params, manager);
+      }
       return result;
     });
   }
