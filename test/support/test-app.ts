@@ -99,7 +99,7 @@ export async function startInstances(
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) {
     await close();
-    throw (failed).reason;
+    throw failed.reason;
   }
   return { instances: apps.map(wrap), close };
 }
