@@ -62,7 +62,10 @@ export class ComplianceController {
     return { status: 'success', message: 'Consent recorded', consent };
   }
 
-  /** Current consent per type (latest decision, or the mode's default). */
+  /**
+   * Current consent per type: the latest decision, else the default (for
+   * analytics the consent mode's, for other purposes not granted).
+   */
   @Get('consent')
   current(@CurrentUser() user: AuthUser) {
     return this.consents.current(user.id);

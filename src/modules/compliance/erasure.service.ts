@@ -51,7 +51,8 @@ export class ErasureService {
   ) {
     if (!(await this.users.findById(userId))) throw new NotFoundException('No such user');
     const startedAt = Date.now();
-    // Events still queued for the user must land before the delete, or they would outlive it.
+    // Events already queued for the user land first, so the receipt counts them among the
+    // deleted; anything queued later is dropped by the writer once the user is gone.
     await this.writer.drain();
     const receiptId = randomUUID();
     const result = await this.database.transaction(async (manager) => {

@@ -4,7 +4,8 @@ import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import type { ConsentSource } from '../entities/consent.entity.js';
 
 /** The consent sources a user may give for their own decisions. */
-const SELF_SERVICE_SOURCES: ConsentSource[] = ['api', 'settings'];
+const SELF_SERVICE_SOURCES = ['api', 'settings'] as const satisfies readonly ConsentSource[];
+type SelfServiceSource = (typeof SELF_SERVICE_SOURCES)[number];
 
 export class RecordConsentDto {
   /** One of CONSENT_TYPES (default analytics, marketing, personalization). */
@@ -32,7 +33,7 @@ export class RecordConsentDto {
   @IsOptional()
   @IsIn(SELF_SERVICE_SOURCES)
   @ApiProperty({ enum: SELF_SERVICE_SOURCES, required: false })
-  readonly source?: ConsentSource;
+  readonly source?: SelfServiceSource;
 }
 
 export class AuditQueryDto extends PaginationQueryDto {
