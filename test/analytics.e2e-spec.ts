@@ -449,16 +449,37 @@ describe('analytics', () => {
     });
 
     it.each([
-      ['one step', { steps: [{ type: 'page_view' }] }],
-      ['eleven steps', { steps: Array.from({ length: 11 }, () => ({ type: 'page_view' })) }],
-      ['a window under a minute', { steps, window_s: 59 }],
-      ['a window over 90 days', { steps, window_s: 90 * 86_400 + 1 }],
-      ['an unknown step type', { steps: [{ type: 'visit' }, { type: 'page_view' }] }],
-      ['a bad unit', { steps, unit: 'team' }],
-      ['from after to', { steps, from: '2026-02-09T00:00:00Z', to: '2026-02-02T00:00:00Z' }],
-      ['a NUL in a page pattern', { steps: [{ type: 'page_view', page: '/a\u0000*' }, ...steps] }],
-    ])('rejects %s with 400', async (_label, body) => {
-      await post('/api/analytics/funnel', body).expect(400);
+      ['one step', { steps: [{ type: 'page_view' }] }, 'steps must contain at least 2 elements'],
+      [
+        'eleven steps',
+        { steps: Array.from({ length: 11 }, () => ({ type: 'page_view' })) },
+        'steps must contain no more than 10 elements',
+      ],
+      ['a window under a minute', { steps, window_s: 59 }, 'window_s must not be less than 60'],
+      [
+        'a window over 90 days',
+        { steps, window_s: 90 * 86_400 + 1 },
+        'window_s must not be greater than 7776000',
+      ],
+      [
+        'an unknown step type',
+        { steps: [{ type: 'visit' }, { type: 'page_view' }] },
+        'type must be one of the following values',
+      ],
+      ['a bad unit', { steps, unit: 'team' }, 'unit must be one of the following values'],
+      [
+        'from after to',
+        { steps, from: '2026-02-09T00:00:00Z', to: '2026-02-02T00:00:00Z' },
+        'from must be before to',
+      ],
+      [
+        'a NUL in a page pattern',
+        { steps: [{ type: 'page_view', page: '/a\u0000*' }, ...steps] },
+        'page must not contain NUL characters',
+      ],
+    ])('rejects %s with 400', async (_label, body, message) => {
+      const res = await post('/api/analytics/funnel', body).expect(400);
+      expect(res.body.message).toContain(message);
     });
   });
 

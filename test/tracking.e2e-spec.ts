@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import {
   ADMIN_ENV,
@@ -15,6 +16,39 @@ import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/t
 const drain = (t: TestApp) => t.app.get(EventWriter).drain();
 const eventsOf = (t: TestApp, where: string) =>
   t.dataSource.query(`SELECT * FROM events WHERE ${where} ORDER BY occurred_at, id`);
+
+/**
+ * Opens the live stream of `app` as `bearer` (the app listens on a free port
+ * first). `text()` is what arrived so far and `data()` the events' payloads;
+ * `ended` resolves with the whole text once the server ends the stream.
+ */
+async function openStream(app: TestApp['app'], bearer: string, path = '/api/track/stream') {
+  if (!app.getHttpServer().address()) await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const request = http.get({ host: '127.0.0.1', port, path, headers: { authorization: bearer } });
+  const response = await new Promise<http.IncomingMessage>((resolve) =>
+    request.on('response', resolve),
+  );
+  let text = '';
+  response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const ended = new Promise<string>((resolve) => response.on('end', () => resolve(text)));
+  return {
+    response,
+    ended,
+    text: () => text,
+    data: () =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => JSON.parse(line.slice(6)) as Record<string, unknown>),
+    /** Waits until `needle` arrived or `ms` passed. */
+    waitFor: async (needle: string, ms: number) => {
+      const started = Date.now();
+      while (!text.includes(needle) && Date.now() - started < ms) await sleep(20);
+    },
+    close: () => request.destroy(),
+  };
+}
 
 describe('tracking', () => {
   let t: TestApp;
@@ -550,23 +584,14 @@ describe('tracking', () => {
       const watched = await registerAndLogin(t, 'watched-live');
       const bystander = await registerAndLogin(t, 'bystander-live');
       await drain(t); // login events of the users above must not reach the stream
-      await t.app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = t.app.getHttpServer().address() as import('node:net').AddressInfo;
-      const received: string[] = [];
-      const request = http.get({
-        host: '127.0.0.1',
-        port,
-        path: `/api/track/stream?user_id=${watched.userId}`,
-        headers: { authorization: admin.bearer },
-      });
-      const response = await new Promise<http.IncomingMessage>((resolve) =>
-        request.on('response', resolve),
+      const stream = await openStream(
+        t.app,
+        admin.bearer,
+        `/api/track/stream?user_id=${watched.userId}`,
       );
-      expect(response.statusCode).toBe(200);
-      expect(response.headers['content-type']).toMatch(/^text\/event-stream/);
-      response.on('data', (chunk: Buffer) => received.push(chunk.toString()));
+      expect(stream.response.statusCode).toBe(200);
+      expect(stream.response.headers['content-type']).toMatch(/^text\/event-stream/);
 
-      const started = Date.now();
       await t
         .http()
         .post('/api/track/page')
@@ -579,15 +604,10 @@ describe('tracking', () => {
         .set('authorization', watched.bearer)
         .send({ page: '/live' })
         .expect(200);
-      while (!received.join('').includes('/live') && Date.now() - started < 1000) await sleep(20);
-      request.destroy();
-      const text = received.join('');
-      expect(text).toContain(': connected');
-      const data = text
-        .split('\n')
-        .filter((line) => line.startsWith('data: '))
-        .map((line) => JSON.parse(line.slice(6)));
-      expect(data).toEqual([
+      await stream.waitFor('/live', 1000);
+      stream.close();
+      expect(stream.text()).toContain(': connected');
+      expect(stream.data()).toEqual([
         expect.objectContaining({
           type: 'page_view',
           page: '/live',
@@ -607,23 +627,10 @@ describe('tracking', () => {
         .send({ role: 'admin' })
         .expect(200);
       const watcher = await loginAdmin(t); // a second session of the admin, to log out
-      if (!t.app.getHttpServer().address()) await t.app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = t.app.getHttpServer().address() as import('node:net').AddressInfo;
       const open = async (bearer: string) => {
-        const request = http.get({
-          host: '127.0.0.1',
-          port,
-          path: '/api/track/stream',
-          headers: { authorization: bearer },
-        });
-        const response = await new Promise<http.IncomingMessage>((resolve) =>
-          request.on('response', resolve),
-        );
-        expect(response.statusCode).toBe(200);
-        let text = '';
-        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        const ended = new Promise<string>((resolve) => response.on('end', () => resolve(text)));
-        return { request, ended, text: () => text };
+        const stream = await openStream(t.app, bearer);
+        expect(stream.response.statusCode).toBe(200);
+        return stream;
       };
       const demoted = await open(deputy.bearer);
       const loggedOut = await open(watcher.bearer);
@@ -642,7 +649,7 @@ describe('tracking', () => {
       });
       for (const stream of [demoted, loggedOut]) {
         const text = await Promise.race([stream.ended, timeout]);
-        stream.request.destroy();
+        stream.close();
         expect(text).toContain('event: end\ndata: {"reason":"session_ended"}');
       }
       clearTimeout(timer);
@@ -665,34 +672,21 @@ if (TEST_DB_TYPE === 'postgres') {
         const admin = await loginAdmin(watching);
         const user = await registerAndLogin(writing, 'elsewhere');
         await writing.app.get(EventWriter).drain(); // its login event must not reach the stream
-        await watching.app.listen({ port: 0, host: '127.0.0.1' });
-        const { port } = watching.app.getHttpServer().address() as import('node:net').AddressInfo;
-        const request = http.get({
-          host: '127.0.0.1',
-          port,
-          path: `/api/track/stream?user_id=${user.userId}`,
-          headers: { authorization: admin.bearer },
-        });
-        const response = await new Promise<http.IncomingMessage>((resolve) =>
-          request.on('response', resolve),
+        const stream = await openStream(
+          watching.app,
+          admin.bearer,
+          `/api/track/stream?user_id=${user.userId}`,
         );
-        expect(response.statusCode).toBe(200);
-        let text = '';
-        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        expect(stream.response.statusCode).toBe(200);
         await writing
           .http()
           .post('/api/track/page')
           .set('authorization', user.bearer)
           .send({ page: '/written-elsewhere' })
           .expect(200);
-        const started = Date.now();
-        while (!text.includes('/written-elsewhere') && Date.now() - started < 2000) await sleep(20);
-        request.destroy();
-        const data = text
-          .split('\n')
-          .filter((line) => line.startsWith('data: '))
-          .map((line) => JSON.parse(line.slice(6)));
-        expect(data).toEqual([
+        await stream.waitFor('/written-elsewhere', 2000);
+        stream.close();
+        expect(stream.data()).toEqual([
           expect.objectContaining({
             type: 'page_view',
             page: '/written-elsewhere',
