@@ -664,6 +664,60 @@ describe('analytics', () => {
       ]);
     });
 
+    it('counts an actor in WAU for exactly 7 days and in MAU for exactly 30 after its last activity', async () => {
+      // A: Jan 1 (two sessions that day) and Jan 4; B: two sessions on Jan 10.
+      const at = (user: number, session: number, day: string) => ({
+        user: uid('e', user),
+        session: uid('v', session),
+        type: 'custom' as const,
+        name: 'x',
+        at: `${day}T12:00:00Z`,
+      });
+      await insertEvents(t, [
+        at(1, 1, '2024-01-01'),
+        at(1, 2, '2024-01-01'),
+        at(1, 3, '2024-01-04'),
+        at(2, 4, '2024-01-10'),
+        at(2, 5, '2024-01-10'),
+      ]);
+      const res = await get(
+        '/api/analytics/active-users/series?from=2024-01-10T00:00:00Z&to=2024-02-10T00:00:00Z',
+      ).expect(200);
+      const byDate = new Map(
+        res.body.items.map((d: { date: string; dau: number; wau: number; mau: number }) => [
+          d.date,
+          [d.dau, d.wau, d.mau],
+        ]),
+      );
+      expect(res.body.items).toHaveLength(31);
+      // [DAU, WAU (d-6..d), MAU (d-29..d)]
+      expect(
+        Object.fromEntries(
+          [
+            '2024-01-10', // A (Jan 4) and B in the week, B once in DAU despite two sessions
+            '2024-01-11', // Jan 5..11: A's Jan 4 has left the week
+            '2024-01-16', // Jan 10..16: B's last day of WAU
+            '2024-01-17',
+            '2024-01-30', // Jan 1..30: A twice, counted once
+            '2024-02-02', // Jan 4..Feb 2: A's last day of MAU
+            '2024-02-03',
+            '2024-02-08', // Jan 10..Feb 8: B's last day of MAU
+            '2024-02-09',
+          ].map((date) => [date, byDate.get(date)]),
+        ),
+      ).toEqual({
+        '2024-01-10': [1, 2, 2],
+        '2024-01-11': [0, 1, 2],
+        '2024-01-16': [0, 1, 2],
+        '2024-01-17': [0, 0, 2],
+        '2024-01-30': [0, 0, 2],
+        '2024-02-02': [0, 0, 2],
+        '2024-02-03': [0, 0, 1],
+        '2024-02-08': [0, 0, 1],
+        '2024-02-09': [0, 0, 0],
+      });
+    });
+
     it('counts distinct actors over the last N hours and in real time', async () => {
       // Users who logged in during this file (admin, ...) are active too: count from them.
       const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body

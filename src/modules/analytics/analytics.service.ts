@@ -118,16 +118,19 @@ export class AnalyticsService {
     );
     const values = lookback.map((d, i) => `(${i}, ${d.start}, ${d.end})`).join(', ');
     const firstIndex = 29;
-    // Rolling windows in one pass: each actor-day covers days d..d+W-1; consecutive days of
-    // an actor are merged (coverage starts after the previous one ends), so adding +1 at the
-    // start and -1 after the end of each stretch and summing in day order counts every actor
-    // once per window, without joining every day to every actor-day in its window. An
-    // actor-day that repeats (two sessions that day) has prev = d: it adds +1 and -1 at
-    // the same day of each window and is not counted again in DAU.
+    // Rolling windows without joining every day to every actor-day in its window: each
+    // actor-day covers days d..d+W-1 of a W-day window, and consecutive days of an actor are
+    // merged (coverage starts after the previous one ends). So, with `prev` the actor's
+    // previous active day, adding +1 at max(d, prev + W) and -1 at d + W, and summing in
+    // day order, counts every actor once per window. An actor-day that repeats (two
+    // sessions that day) has prev = d: its +1 and -1 fall on the same day, and it is not
+    // counted again in DAU. SQL only counts the (d, prev) pairs (at most one row per pair
+    // of days); the sums run here: three GROUP BYs over every actor-day cost about a third
+    // of the query on the 1M-event benchmark.
     // Actor-days: with every event type counted, from the per-session rollup; without
     // api_request, from the events. Actors are split into parts run side by side; each
     // actor is in one part, so the parts' counts add up.
-    const parts = await this.database.queryParts<{ kind: string; pos: number; n: number }>(
+    const parts = await this.database.queryParts<{ d: number; prev: number | null; n: number }>(
       (part) => {
         const p = new Params();
         const actorDays = includeApi
@@ -141,42 +144,38 @@ export class AnalyticsService {
         const sql = `WITH days(d, s, e) AS (VALUES ${values}),
          ${actorDays},
          lagged AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_days)
-         SELECT 'dau' AS kind, d AS pos, COUNT(*) AS n FROM lagged WHERE prev IS NULL OR prev < d GROUP BY d
-         UNION ALL
-         SELECT 'wau', pos, SUM(delta) FROM (
-           SELECT CASE WHEN prev IS NULL OR prev + 7 <= d THEN d ELSE prev + 7 END AS pos, 1 AS delta FROM lagged
-           UNION ALL SELECT d + 7, -1 FROM lagged
-         ) w GROUP BY pos
-         UNION ALL
-         SELECT 'mau', pos, SUM(delta) FROM (
-           SELECT CASE WHEN prev IS NULL OR prev + 30 <= d THEN d ELSE prev + 30 END AS pos, 1 AS delta FROM lagged
-           UNION ALL SELECT d + 30, -1 FROM lagged
-         ) m GROUP BY pos`;
+         SELECT d, prev, COUNT(*) AS n FROM lagged GROUP BY d, prev`;
         return { sql, params: p.values };
       },
     );
-    const series = {
-      dau: new Map<number, number>(),
-      wau: new Map<number, number>(),
-      mau: new Map<number, number>(),
-    };
-    for (const r of parts.flat()) {
-      const counts = series[r.kind as keyof typeof series];
-      counts.set(Number(r.pos), (counts.get(Number(r.pos)) ?? 0) + num(r.n));
+    const dau = new Array<number>(lookback.length).fill(0);
+    const delta = { wau: new Map<number, number>(), mau: new Map<number, number>() };
+    const add = (counts: Map<number, number>, at: number, n: number) =>
+      counts.set(at, (counts.get(at) ?? 0) + n);
+    for (const row of parts.flat()) {
+      const [d, n] = [Number(row.d), num(row.n)];
+      const prev = row.prev === null ? null : Number(row.prev);
+      if (prev === null || prev < d) dau[d] += n;
+      for (const [window, counts] of [
+        [7, delta.wau],
+        [30, delta.mau],
+      ] as const) {
+        add(counts, prev === null || prev + window <= d ? d : prev + window, n);
+        add(counts, d + window, -n);
+      }
     }
     const running = { wau: 0, mau: 0 };
     const result = [];
     for (let d = 0; d < lookback.length; d++) {
-      running.wau += series.wau.get(d) ?? 0;
-      running.mau += series.mau.get(d) ?? 0;
+      running.wau += delta.wau.get(d) ?? 0;
+      running.mau += delta.mau.get(d) ?? 0;
       if (d < firstIndex) continue;
-      const dau = series.dau.get(d) ?? 0;
       result.push({
         date: lookback[d].label,
-        dau,
+        dau: dau[d],
         wau: running.wau,
         mau: running.mau,
-        stickiness: ratio(dau, running.mau),
+        stickiness: ratio(dau[d], running.mau),
       });
     }
     return result;
