@@ -6,6 +6,7 @@ import { EventsAnalyticsIndexes1763800000004 } from './0004-events-analytics-ind
 import { SessionSummaries1763800000005 } from './0005-session-summaries.js';
 import { PageViewIndex1763800000006 } from './0006-page-view-index.js';
 import { SessionPaths1763800000007 } from './0007-session-paths.js';
+import { SessionSummarySpanIndexes1763800000008 } from './0008-session-summary-span-indexes.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -19,4 +20,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   SessionSummaries1763800000005,
   PageViewIndex1763800000006,
   SessionPaths1763800000007,
+  SessionSummarySpanIndexes1763800000008,
 ];

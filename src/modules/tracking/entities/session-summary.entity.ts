@@ -7,8 +7,9 @@ import { EpochMsColumn } from '../../../common/database/columns.js';
  * event. Derived data: it can always be rebuilt from `events`.
  */
 @Entity('session_summaries')
-@Index('ix_session_summaries_first_at', ['firstAt'])
-@Index('ix_session_summaries_last_at', ['lastAt'])
+// Both columns in each: the straddling-session lookups stay in the index (migration 0008).
+@Index('ix_session_summaries_first_last', ['firstAt', 'lastAt'])
+@Index('ix_session_summaries_last_first', ['lastAt', 'firstAt'])
 @Index('ix_session_summaries_user_id', ['userId'])
 export class SessionSummary {
   /** Public session id, as in `events.session_id`. */
