@@ -356,6 +356,40 @@ describe('analytics', () => {
       expect(await counts('*DMI*', '*zeta')).toEqual([1, 1]); // substring: /ADMIN, beta.zeta
     });
 
+    it('mixes steps with only a type and page-view steps with a page (SQLite once gave 500)', async () => {
+      const at = (minute: number) => `2023-06-01T10:${String(minute).padStart(2, '0')}:00Z`;
+      const u1 = { user: uid('mx', 1), session: uid('my', 1) };
+      const u2 = { user: uid('mx', 2), session: uid('my', 2) };
+      await insertEvents(t, [
+        { ...u1, type: 'page_view', path: '/start', at: at(0) },
+        { ...u1, type: 'page_view', path: '/next', at: at(1) },
+        { ...u1, type: 'action', name: 'any', at: at(3) },
+        { ...u2, type: 'page_view', path: '/start', at: at(0) },
+        { ...u2, type: 'action', name: 'early', at: at(1) },
+        { ...u2, type: 'page_view', path: '/next', at: at(2) },
+      ]);
+      const counts = async (later: Record<string, string>[]) => {
+        const res = await post('/api/analytics/funnel', {
+          steps: [{ type: 'page_view', page: '/start' }, ...later],
+          from: '2023-06-01T00:00:00Z',
+          to: '2023-06-02T00:00:00Z',
+        }).expect(200);
+        return res.body.steps.map((step: { count: number }) => step.count);
+      };
+      // u2's action comes before its /next, so only u1 reaches the action.
+      expect(await counts([{ type: 'page_view', page: '/next' }, { type: 'action' }])).toEqual([
+        2, 2, 1,
+      ]);
+      // Step 2 takes the first page view after /start, which is each user's only /next.
+      expect(await counts([{ type: 'page_view' }, { type: 'page_view', page: '/next' }])).toEqual([
+        2, 2, 0,
+      ]);
+      // u1's action comes after its /next; u2's before.
+      expect(await counts([{ type: 'action' }, { type: 'page_view', page: '/next' }])).toEqual([
+        2, 2, 1,
+      ]);
+    });
+
     it('counts sessions when unit=session', async () => {
       const res = await post('/api/analytics/funnel', {
         steps,

@@ -50,13 +50,20 @@ export class FunnelService {
         .slice(1)
         .map((step, i) => `CASE WHEN ${matcherSql(step, p)} THEN 1 ELSE 0 END AS m${i + 2}`)
         .join(', ');
-      const any = steps
+      // The candidates of each later step, one index search per step. Not one WHERE with the
+      // steps ORed together: SQLite 3.53 fails such a statement with "internal query planner
+      // error" when one step is a bare type and another a page_view with a page (the partial
+      // page-view index), so those funnels answered 500 on SQLite only.
+      const perStep = steps
         .slice(1)
-        .map((step) => matcherSql(step, p))
-        .join(' OR ');
+        .map(
+          (step) =>
+            `SELECT id FROM events WHERE ${matcherSql(step, p)} AND occurred_at >= ${p.add(range.from)} AND occurred_at <= ${p.add(range.to + windowMs)}`,
+        )
+        .join(' UNION ALL ');
       ctes.push(`cand AS MATERIALIZED (
         SELECT ${unitOf('')} AS unit, id, occurred_at, ${flags} FROM events
-        WHERE (${any}) AND occurred_at >= ${p.add(range.from)} AND occurred_at <= ${p.add(range.to + windowMs)}
+        WHERE id IN (${perStep})
       )`);
     }
     ctes.push(`a1 AS (
