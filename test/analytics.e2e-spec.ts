@@ -93,6 +93,11 @@ describe('analytics', () => {
       ['an ordinal date', 'overview?from=2026-336', 'from must be an ISO 8601 date-time'],
       ['a week date', 'events?to=2026-W49', 'to must be an ISO 8601 date-time'],
       ['a basic-format time', 'pages?from=20261202T191500Z', 'from must be an ISO 8601 date-time'],
+      [
+        'a time without a UTC offset',
+        'overview?from=2026-11-28T00:00:00',
+        'from must be an ISO 8601 date-time with a UTC offset',
+      ],
       ['include_api not a boolean', 'sessions?include_api=yes', 'include_api must be a boolean'],
     ])('rejects %s with 400', async (_label, path, message) => {
       const res = await get(`/api/analytics/${path}`).expect(400);

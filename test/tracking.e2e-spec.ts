@@ -259,8 +259,10 @@ describe('tracking', () => {
       expect(await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`)).toHaveLength(3);
     });
 
-    it('rejects dates Date.parse cannot read and non-web pages by index, storing the rest', async () => {
+    it('rejects dates Date.parse cannot read, times without an offset and non-web pages by index, storing the rest', async () => {
       const s = await registerAndLogin(t, 'odd-dates');
+      // An hour ago, without the Z: the server's time zone would decide what it means.
+      const localTime = new Date(Date.now() - 3_600_000).toISOString().slice(0, 19);
       const res = await t
         .http()
         .post('/api/track/events')
@@ -271,16 +273,17 @@ describe('tracking', () => {
             { event_id: 'ordinal', type: 'page_view', page: '/x', occurred_at: '2026-336' },
             { event_id: 'week', type: 'custom', name: 'w', occurred_at: '2026-W49' },
             { event_id: 'basic', type: 'custom', name: 'b', occurred_at: '20261202T191500Z' },
+            { event_id: 'local', type: 'custom', name: 'l', occurred_at: localTime },
             { event_id: 'mail', type: 'page_view', page: 'mailto:alice@example.com' },
           ],
         })
         .expect(200);
       expect(res.body.accepted).toBe(1);
-      expect(res.body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 2, 3, 4]);
-      for (const r of res.body.rejected.slice(0, 3)) {
-        expect(r.reason).toMatch(/occurred_at must be an ISO 8601 date-time/);
+      expect(res.body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 2, 3, 4, 5]);
+      for (const r of res.body.rejected.slice(0, 4)) {
+        expect(r.reason).toMatch(/occurred_at must be an ISO 8601 date-time with a UTC offset/);
       }
-      expect(res.body.rejected[3].reason).toBe('page must be a path or an http(s) URL');
+      expect(res.body.rejected[4].reason).toBe('page must be a path or an http(s) URL');
       const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
       expect(rows.map((r: { event_id: string }) => r.event_id)).toEqual(['ok-1']);
     });
