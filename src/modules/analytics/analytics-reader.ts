@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
@@ -58,7 +58,7 @@ interface Pending {
  * shareable), queries use the main connection.
  */
 @Injectable()
-export class AnalyticsReader implements OnModuleDestroy {
+export class AnalyticsReader implements OnApplicationShutdown {
   private readonly logger = new Logger(AnalyticsReader.name);
   /** Lazily started workers, each with the queries it is answering. */
   private readonly slots: { worker: Worker; pending: Map<number, Pending> }[] = [];
@@ -110,7 +110,12 @@ export class AnalyticsReader implements OnModuleDestroy {
     });
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * Not onModuleDestroy: Nest runs destroy hooks before it closes the HTTP
+   * server, so requests still in flight lost their worker mid-query (500).
+   * Shutdown hooks run after the server has finished them.
+   */
+  async onApplicationShutdown(): Promise<void> {
     const workers = this.slots.splice(0).map((slot) => slot.worker);
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
