@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { DataRetentionService } from '../src/modules/compliance/data-retention.service';
 import { PreferencesService } from '../src/modules/preferences/preferences.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { SessionSummaries } from '../src/modules/tracking/session-summaries';
@@ -12,6 +13,7 @@ import {
   registerAndLogin,
   sleep,
 } from './support/auth';
+import { turnedBefore } from './support/event-loop';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const DAY = 86_400_000;
@@ -703,6 +705,14 @@ describe('retention and audit', () => {
       ['manual', 0],
       ['manual', 5],
     ]);
+  });
+
+  it('lets requests in between its batches', async () => {
+    const now = Date.now();
+    await bulkEvents(t, randomUUID(), randomUUID(), 7, now - 100 * DAY);
+    const run = t.app.get(DataRetentionService).run('manual', now);
+    expect(await turnedBefore(run)).toBe(true);
+    expect((await run)?.events).toBe(7);
   });
 
   it('writes audit rows for each audited action', async () => {

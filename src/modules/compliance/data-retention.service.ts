@@ -1,3 +1,4 @@
+import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AUDIT_EVENT } from '../../common/audit.js';
@@ -71,6 +72,7 @@ export class DataRetentionService {
               const n = await step(now - days * DAY_MS);
               total += n;
               if (n < r.batch) return total;
+              await nextTurn();
             }
           };
           counts.events = await drain(r.eventsDays, (c) => this.tracking.deleteBefore(c, r.batch));

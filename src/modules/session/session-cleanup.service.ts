@@ -1,3 +1,4 @@
+import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
@@ -38,6 +39,7 @@ export class SessionCleanupService {
         totals.expired += batch.expired;
         totals.revoked += batch.revoked;
         if (batch.expired + batch.revoked < CLEANUP_BATCH_SIZE) break;
+        await nextTurn();
       }
       const failuresBefore = now - this.config.session.loginWindowS * 1000;
       for (;;) {
@@ -49,6 +51,7 @@ export class SessionCleanupService {
         );
         totals.loginFailures += deleted;
         if (deleted < CLEANUP_BATCH_SIZE) break;
+        await nextTurn();
       }
       return totals;
     });
