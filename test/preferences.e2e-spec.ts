@@ -73,7 +73,7 @@ describe('preferences', () => {
     'treats %s (an Object.prototype name) as an unknown preference: 400, nothing changed',
     async (key) => {
       const set = await http().put(`/api/preferences/${key}`).send({ value: 1 }).expect(400);
-      expect(set.body.message).toBe(`Invalid preferences: ${key} is not a preference`);
+      expect(set.body.message).toBe(`Unknown preference "${key}"`);
       const patch = await http()
         .patch('/api/preferences')
         .send(`{"${key}": 1, "theme": "dark"}`)
@@ -86,6 +86,18 @@ describe('preferences', () => {
       expect((await http().get('/api/preferences').expect(200)).body).toEqual(DEFAULTS);
     },
   );
+
+  it.each([
+    'notifications.email.foo',
+    'privacy.allow_analytics.x',
+    'notifications.email.',
+    'theme.x',
+  ])('refuses %s (a known key with more segments) with 400, nothing changed', async (key) => {
+    const value = key.startsWith('theme') ? 'dark' : false;
+    const set = await http().put(`/api/preferences/${key}`).send({ value }).expect(400);
+    expect(set.body.message).toBe(`Unknown preference "${key}"`);
+    expect((await http().get('/api/preferences').expect(200)).body).toEqual(DEFAULTS);
+  });
 
   it('rejects a body that is not an object, and an empty one', async () => {
     await http().put('/api/preferences').send([1]).expect(400);

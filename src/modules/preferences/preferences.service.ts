@@ -26,6 +26,15 @@ type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' 
  * tracking policy's "may this user's analytics be stored?" from
  * `privacy.allow_analytics`.
  */
+/** 400 unless `key` is a preference (`theme`, `notifications.email`) or a group (`notifications`). */
+function assertKnownKey(key: string): void {
+  if (preferenceDefinition(key) || GROUPS.includes(key)) return;
+  throw new BadRequestException({
+    message: `Unknown preference "${key}"`,
+    details: [{ field: key, errors: ['is not a preference'] }],
+  });
+}
+
 @Injectable()
 export class PreferencesService implements OnModuleInit {
   private readonly analyticsAllowed = new CachedFlags(ANALYTICS_CACHE_MS, (userId) =>
@@ -84,6 +93,9 @@ export class PreferencesService implements OnModuleInit {
 
   /** Sets one key: a leaf (`notifications.email`) or a group with an object value. */
   async setOne(userId: string, key: string, value: unknown, audit: AuditContext) {
+    // Checked before nesting: `notifications.email.foo` would otherwise nest as
+    // `notifications.email` (the extra segment dropped) and set that instead.
+    assertKnownKey(key);
     const document =
       GROUPS.includes(key) || !key.includes('.') ? { [key]: value } : nest({ [key]: value });
     return this.update(userId, document, audit);
@@ -91,12 +103,7 @@ export class PreferencesService implements OnModuleInit {
 
   /** Back to the default: one leaf, a whole group, or (no key) everything. */
   async reset(userId: string, key: string | null, audit: AuditContext) {
-    if (key !== null && !preferenceDefinition(key) && !GROUPS.includes(key)) {
-      throw new BadRequestException({
-        message: `Unknown preference "${key}"`,
-        details: [{ field: key, errors: ['is not a preference'] }],
-      });
-    }
+    if (key !== null) assertKnownKey(key);
     const keys =
       key === null
         ? PREFERENCE_KEYS
