@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { AuditService } from '../src/modules/compliance/audit.service';
 import { DataRetentionService } from '../src/modules/compliance/data-retention.service';
 import { PreferencesService } from '../src/modules/preferences/preferences.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
@@ -414,6 +415,48 @@ describe('erasure', () => {
       expect(Number(n)).toBeGreaterThan(0);
     }
     await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+  });
+
+  it('keeps audit entries of requests still in flight from naming the erased user', async () => {
+    await register(t, 'late-audit');
+    const s = await populate('late-audit', '198.51.100.9');
+    const other = await registerAndLogin(t, 'late-audit-bystander');
+    await t.http().delete('/api/gdpr/delete').set('authorization', s.bearer).expect(200);
+    // What a preference change of the user's other device, committed just before the
+    // erasure, still emits afterwards (the audit entry is written after the change's commit).
+    const audit = t.app.get(AuditService);
+    const entry = (actor: string, target: string, sessionId: string, requestId: string) => ({
+      actorType: 'user' as const,
+      actorUserId: actor,
+      action: 'preference_change',
+      targetUserId: target,
+      details: { keys: ['theme'] },
+      sessionId,
+      requestId,
+    });
+    await audit.onRecord(entry(s.userId, s.userId, s.sessionId, 'late-own'));
+    await audit.onRecord(entry(other.userId, s.userId, other.sessionId, 'late-other'));
+    await audit.onRecord(entry(other.userId, other.userId, other.sessionId, 'late-bystander'));
+    const rows = await t.dataSource.query(
+      `SELECT request_id, actor_user_id, target_user_id, session_id FROM audit_log
+       WHERE request_id LIKE 'late-%' ORDER BY request_id`,
+    );
+    expect(rows).toEqual([
+      // the erased user appears nowhere; the bystander (an admin, say) stays accountable
+      {
+        request_id: 'late-bystander',
+        actor_user_id: other.userId,
+        target_user_id: other.userId,
+        session_id: other.sessionId,
+      },
+      {
+        request_id: 'late-other',
+        actor_user_id: other.userId,
+        target_user_id: null,
+        session_id: other.sessionId,
+      },
+      { request_id: 'late-own', actor_user_id: null, target_user_id: null, session_id: null },
+    ]);
   });
 
   it('keeps events of requests still in flight from outliving the erasure', async () => {

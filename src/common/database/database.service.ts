@@ -214,6 +214,29 @@ export class DatabaseService {
   }
 
   /**
+   * Which of `userIds` no longer exist, read in `manager`'s transaction: a
+   * write about a user that lands after their erasure must not name them.
+   * On PostgreSQL the rows are read FOR KEY SHARE, and the erasure locks the
+   * user row FOR UPDATE first, so either the erasure waits for this
+   * transaction (and removes or anonymises what it wrote) or this read waits
+   * for the erasure and sees the user gone. On SQLite one transaction runs
+   * at a time.
+   */
+  async missingUsers(userIds: string[], manager: EntityManager): Promise<Set<string>> {
+    const existing = new Set<string>();
+    for (let i = 0; i < userIds.length; i += IN_LIST_CHUNK) {
+      const chunk = userIds.slice(i, i + IN_LIST_CHUNK);
+      const rows = await this.query<{ id: string }>(
+        `SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(', ')})${this.isPostgres ? ' FOR KEY SHARE' : ''}`,
+        chunk,
+        manager,
+      );
+      for (const row of rows) existing.add(row.id);
+    }
+    return new Set(userIds.filter((id) => !existing.has(id)));
+  }
+
+  /**
    * Runs `work` unless another holder (this process, or on PostgreSQL any
    * instance) holds the job lock `name`; returns undefined when skipped.
    */

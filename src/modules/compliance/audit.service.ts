@@ -49,17 +49,29 @@ export class AuditService {
   }
 
   async record(record: AuditRecord, manager: EntityManager): Promise<void> {
+    // Most entries are written after the action's own commit (AUDIT_EVENT), so an entry
+    // about a user erased in between would name them again: it is anonymised the way
+    // the erasure anonymises the entries it finds (see eraseUser).
+    const named = [record.actorUserId, record.targetUserId].filter((id) => id !== null);
+    const erased = named.length
+      ? await this.database.missingUsers(named, manager)
+      : new Set<string>();
+    const isErased = (id: string | null) => id !== null && erased.has(id);
+    const actorUserId = isErased(record.actorUserId) ? null : record.actorUserId;
+    const targetUserId = isErased(record.targetUserId) ? null : record.targetUserId;
+    const anonymised = erased.size > 0;
+    const sessionId = anonymised && actorUserId === null ? null : (record.sessionId ?? null);
     await this.database.executeIn(
       manager,
       `INSERT INTO audit_log (actor_type, actor_user_id, action, target_user_id, details, session_id, request_id, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         record.actorType,
-        record.actorUserId,
+        actorUserId,
         record.action,
-        record.targetUserId,
+        targetUserId,
         record.details ? JSON.stringify(record.details) : null,
-        record.sessionId ?? null,
+        sessionId,
         record.requestId ?? null,
         Date.now(),
       ],

@@ -3,7 +3,6 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
-import type { EntityManager } from 'typeorm';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SummaryBatch } from './session-summaries.js';
@@ -270,7 +269,8 @@ export class EventWriter implements OnModuleInit {
       });
     }
     return this.database.transaction(async (manager) => {
-      const erased = await this.erasedUsers(usersOf(jobs), manager);
+      // Rows of users erased meanwhile are dropped (see DatabaseService.missingUsers).
+      const erased = await this.database.missingUsers(usersOf(jobs), manager);
       const summaries = new SummaryBatch();
       const result: StoredEvent[][] = [];
       for (const job of jobs) {
@@ -308,26 +308,6 @@ export class EventWriter implements OnModuleInit {
       }
       return result;
     });
-  }
-
-  /**
-   * PostgreSQL: which of `userIds` no longer exist, read in the insert's
-   * transaction with FOR KEY SHARE. The erasure locks the user row first
-   * (FOR UPDATE), so either it waits for this transaction and deletes its
-   * rows, or this read waits for the erasure and sees the user gone.
-   */
-  private async erasedUsers(userIds: string[], manager: EntityManager): Promise<Set<string>> {
-    const existing = new Set<string>();
-    for (let start = 0; start < userIds.length; start += ROWS_PER_STATEMENT) {
-      const chunk = userIds.slice(start, start + ROWS_PER_STATEMENT);
-      const rows = await this.database.query<{ id: string }>(
-        `SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(', ')}) FOR KEY SHARE`,
-        chunk,
-        manager,
-      );
-      for (const row of rows) existing.add(row.id);
-    }
-    return new Set(userIds.filter((id) => !existing.has(id)));
   }
 }
 
