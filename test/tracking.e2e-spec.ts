@@ -352,6 +352,43 @@ describe('tracking', () => {
       ]);
     });
 
+    it("counts a batch resent after login as duplicates: stitching makes its event ids the user's", async () => {
+      const device = await registerAndLogin(t, 'resender');
+      const batch = (ids: string[]) => ({
+        events: ids.map((event_id) => ({ event_id, type: 'custom', name: 'resent' })),
+      });
+      await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', device.bearer)
+        .send(batch(['used-elsewhere']))
+        .expect(200);
+      const anonymous = await t
+        .http()
+        .post('/api/track/events')
+        .send(batch(['anon-1', 'used-elsewhere']))
+        .expect(200);
+      expect(anonymous.body.accepted).toBe(2);
+
+      const token = anonymous.body.session_id as string;
+      const s = await login(t, 'resender', PASSWORD, { headers: { 'x-session-id': token } });
+      const again = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send(batch(['anon-1', 'used-elsewhere']))
+        .expect(200);
+      expect(again.body).toEqual({ accepted: 0, duplicates: 2, skipped: 0, rejected: [] });
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND name = 'resent'`);
+      // `used-elsewhere` was stored from both sessions before they were known to be one user's:
+      // both stay (the anonymous one keeps its session-scoped key).
+      expect(rows.map((r: { event_id: string }) => r.event_id).sort()).toEqual([
+        'anon-1',
+        'used-elsewhere',
+        'used-elsewhere',
+      ]);
+    });
+
     it('deletes instead of stitching the anonymous events of a user who refused analytics', async () => {
       const owner = await registerAndLogin(t, 'private-visitor');
       await t

@@ -118,10 +118,19 @@ export class TrackingService {
       return 0;
     }
     return this.database.transaction(async (manager) => {
+      // The client event ids become the user's (dedupeKey: `s:<session>:` -> `u:<user>:`), so
+      // a batch resent after login counts as duplicates instead of being stored again. An id
+      // the user already used elsewhere keeps its session key: both events stay stored.
+      // (`events.event_id`: unqualified, it would name the subquery's row.)
+      const userKey = `'u:' || ? || ':' || events.event_id`;
       const stitched = await this.database.executeIn(
         manager,
-        'UPDATE events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
-        [userId, sessionId],
+        `UPDATE events SET user_id = ?, dedupe_key = CASE
+           WHEN dedupe_key IS NULL THEN NULL
+           WHEN EXISTS (SELECT 1 FROM events taken WHERE taken.dedupe_key = ${userKey}) THEN dedupe_key
+           ELSE ${userKey} END
+         WHERE session_id = ? AND user_id IS NULL`,
+        [userId, userId, userId, sessionId],
       );
       await this.summaries.attribute(sessionId, userId, manager);
       return stitched;
