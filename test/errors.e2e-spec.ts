@@ -215,3 +215,30 @@ describe('readiness', () => {
     }
   });
 });
+
+describe('deeply nested bodies', () => {
+  it('answers 400 in the error shape instead of 500, and stores nothing', async () => {
+    const t = await startTestApp();
+    try {
+      const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+      for (const [path, body] of [
+        ['/auth/login', `{"username":${deep(20_000)},"password":"x"}`],
+        ['/api/track/page', `{"page":"/x","properties":{"a":${deep(20_000)}}}`],
+      ]) {
+        const res = await t
+          .http()
+          .post(path)
+          .set('content-type', 'application/json')
+          .send(body)
+          .expect(400);
+        expectErrorShape(res.body, 400, 'Bad Request');
+        expect(res.body.message).toBe('The request is nested too deeply');
+      }
+      const [{ n }] = await t.dataSource.query('SELECT COUNT(*) AS n FROM events');
+      expect(Number(n)).toBe(0);
+      await t.http().get('/health').expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
