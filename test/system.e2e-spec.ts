@@ -28,4 +28,33 @@ describe('system endpoints', () => {
       tracking: { queued: 0, dropped_events: 0, failed_events: 0, rebuilt_summaries: 0 },
     });
   });
+
+  it('GET /docs-json documents a success response for every operation', async () => {
+    const res = await t.http().get('/docs-json').expect(200);
+    type Operation = { responses: Record<string, { content?: unknown }> };
+    const paths = res.body.paths as Record<string, Record<string, Operation>>;
+    const withoutSuccess = Object.entries(paths).flatMap(([path, operations]) =>
+      Object.entries(operations)
+        .filter(([, op]) => !Object.keys(op.responses).some((code) => code.startsWith('2')))
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(withoutSuccess).toEqual([]);
+    const schemaOf = (method: string, path: string, code: string) =>
+      (
+        paths[path][method].responses[code].content as {
+          'application/json': { schema: { $ref: string } };
+        }
+      )['application/json'].schema.$ref;
+    // Routes that also document errors, where the success response used to be missing.
+    expect(schemaOf('post', '/auth/login', '200')).toBe('#/components/schemas/LoginResponseDto');
+    expect(schemaOf('post', '/auth/register', '201')).toBe('#/components/schemas/UserEnvelopeDto');
+    expect(schemaOf('post', '/api/track/events', '200')).toBe(
+      '#/components/schemas/BatchResultDto',
+    );
+    expect(schemaOf('post', '/api/session', '201')).toBe('#/components/schemas/SessionCreatedDto');
+    expect(schemaOf('delete', '/api/gdpr/delete', '200')).toBe(
+      '#/components/schemas/ErasureResultDto',
+    );
+    expect(schemaOf('get', '/health/ready', '200')).toBe('#/components/schemas/ReadinessDto');
+  });
 });

@@ -12,7 +12,7 @@ import {
   Res,
   StreamableFile,
 } from '@nestjs/common';
-import { ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { auditContext } from '../../common/audit.js';
 import type { AuthUser } from '../../common/auth/auth-context.js';
@@ -24,7 +24,7 @@ import { clearSessionCookie } from '../session/session-cookie.js';
 import { AuditService } from './audit.service.js';
 import { ConsentService } from './consent.service.js';
 import { DataRetentionService } from './data-retention.service.js';
-import { AuditQueryDto, RecordConsentDto } from './dto/compliance.dto.js';
+import { AuditQueryDto, ErasureResultDto, RecordConsentDto } from './dto/compliance.dto.js';
 import { ErasureService } from './erasure.service.js';
 import { ExportService } from './export.service.js';
 import { processingRecord } from './processing.js';
@@ -91,12 +91,13 @@ export class ComplianceController {
   @Delete('gdpr/delete')
   @RequireFreshAuth()
   @SkipTracking() // an api_request event would outlive the erasure it records
+  @ApiOkResponse({ type: ErasureResultDto })
   @ApiResponse({ status: 403, description: '`reauth_required`: confirm the password first' })
   async erase(
     @CurrentUser() user: AuthUser,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ) {
+  ): Promise<ErasureResultDto> {
     const result = await this.erasure.erase(user.id, 'self', auditContext(request));
     clearSessionCookie(reply, this.config.session.cookieSecure);
     void reply.header('clear-site-data', '"cookies"');
@@ -130,7 +131,10 @@ export class AdminComplianceController {
   @Delete('admin/users/:id/data')
   @RequireFreshAuth()
   @SkipTracking()
-  eraseUser(@Param('id', new ParseUUIDPipe()) userId: string, @Req() request: FastifyRequest) {
+  eraseUser(
+    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Req() request: FastifyRequest,
+  ): Promise<ErasureResultDto> {
     return this.erasure.erase(userId, 'admin', auditContext(request));
   }
 

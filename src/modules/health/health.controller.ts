@@ -1,5 +1,5 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../../common/decorators/public.decorator.js';
@@ -33,6 +33,7 @@ export class HealthController {
    * many session summaries it had to recompute.
    */
   @Get('ready')
+  @ApiOkResponse({ type: ReadinessDto, description: 'Every dependency is up' })
   @ApiResponse({ status: 503, description: 'A dependency is down' })
   async ready(): Promise<ReadinessDto> {
     try {

@@ -1,5 +1,5 @@
 import { Body, Controller, HttpCode, Post, Req, Res, UnauthorizedException } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthSession, AuthUser } from '../../common/auth/auth-context.js';
 import {
@@ -45,6 +45,7 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
+  @ApiOkResponse({ type: LoginResponseDto })
   @ApiResponse({ status: 401, description: 'Unknown user or wrong password (same answer)' })
   @ApiResponse({ status: 429, description: 'Too many failed logins for this username and IP' })
   async login(
@@ -98,6 +99,7 @@ export class AuthController {
    */
   @Post('reauth')
   @HttpCode(200)
+  @ApiOkResponse({ type: TokenRotatedDto })
   @ApiResponse({ status: 401, description: 'Wrong password' })
   @ApiResponse({ status: 429, description: 'Too many wrong passwords for this user and IP' })
   async reauth(
@@ -126,6 +128,7 @@ export class AuthController {
    */
   @Post('password')
   @HttpCode(200)
+  @ApiOkResponse({ type: PasswordChangedDto })
   @ApiResponse({ status: 401, description: 'Wrong current password' })
   @ApiResponse({ status: 429, description: 'Too many wrong passwords for this user and IP' })
   async changePassword(

@@ -12,7 +12,7 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthSession } from '../../common/auth/auth-context.js';
 import { AllowAnonymousSession, CurrentSession } from '../../common/auth/auth.decorators.js';
@@ -60,7 +60,8 @@ export class SessionController {
   @Public()
   @Post()
   @HttpCode(201)
-  @ApiResponse({ status: 200, description: 'The caller already had a session' })
+  @ApiCreatedResponse({ type: SessionCreatedDto, description: 'A new anonymous session' })
+  @ApiOkResponse({ type: SessionCreatedDto, description: 'The caller already had a session' })
   @ApiResponse({ status: 403, description: 'Anonymous sessions are disabled' })
   async create(
     @Req() request: FastifyRequest,
@@ -102,6 +103,7 @@ export class SessionController {
   }
 
   @Get('data/:key')
+  @ApiOkResponse({ type: SessionDataEntryDto })
   @ApiResponse({ status: 404, description: 'No data under that key' })
   async getData(
     @CurrentSession() session: AuthSession,
@@ -112,6 +114,7 @@ export class SessionController {
 
   /** Sets one key. Each value and the session's total are size-limited (413). */
   @Put('data/:key')
+  @ApiOkResponse({ type: SessionDataEntryDto })
   @ApiResponse({ status: 413, description: 'The value or the session total is too large' })
   async putData(
     @CurrentSession() session: AuthSession,
@@ -125,6 +128,7 @@ export class SessionController {
   }
 
   @Delete('data/:key')
+  @ApiOkResponse({ type: StatusMessageDto })
   @ApiResponse({ status: 404, description: 'No data under that key' })
   async deleteData(
     @CurrentSession() session: AuthSession,

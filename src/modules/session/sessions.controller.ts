@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, NotFoundException, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthSession, AuthUser } from '../../common/auth/auth-context.js';
 import {
@@ -36,6 +36,7 @@ export class SessionsController {
 
   /** Revokes one of the caller's sessions (404 for any id that is not theirs). */
   @Delete(':id')
+  @ApiOkResponse({ type: RevokedCountDto })
   @ApiResponse({ status: 404, description: 'No live session of yours has this id' })
   async revokeOne(
     @Param('id') id: string,
@@ -54,6 +55,7 @@ export class SessionsController {
   /** Revokes every other session (`scope=others`) or all of them (`scope=all`). Needs fresh auth. */
   @Delete()
   @RequireFreshAuth()
+  @ApiOkResponse({ type: RevokedCountDto })
   @ApiResponse({ status: 403, description: '`reauth_required`: confirm the password first' })
   async revokeMany(
     @Query() query: RevokeScopeQueryDto,

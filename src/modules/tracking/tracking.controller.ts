@@ -8,7 +8,7 @@ import {
   Res,
   UnauthorizedException,
 } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { Public } from '../../common/decorators/public.decorator.js';
@@ -46,6 +46,7 @@ export class TrackingController {
   /** Records a page view. */
   @Post('page')
   @HttpCode(200)
+  @ApiOkResponse({ type: TrackedDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
   async page(
     @Body() dto: TrackPageDto,
@@ -69,6 +70,7 @@ export class TrackingController {
   /** Records an action under its real name (e.g. `checkout.submit`). */
   @Post('action')
   @HttpCode(200)
+  @ApiOkResponse({ type: TrackedDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
   async action(
     @Body() dto: TrackActionDto,
@@ -93,6 +95,7 @@ export class TrackingController {
    */
   @Post('events')
   @HttpCode(200)
+  @ApiOkResponse({ type: BatchResultDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
   async events(
     @Body() dto: TrackBatchDto,

@@ -2,7 +2,7 @@ import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Query, Req } from '
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
 import { ListUsersQueryDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto.js';
@@ -25,6 +25,7 @@ export class AdminUsersController {
 
   /** Disables/enables an account or changes its role. Disabling revokes all its sessions. */
   @Patch(':id')
+  @ApiOkResponse({ type: UserDto })
   @ApiResponse({ status: 404, description: 'No such user' })
   @ApiResponse({ status: 409, description: 'An admin tried to disable or demote themselves' })
   async update(

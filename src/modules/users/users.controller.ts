@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, NotFoundException, Post } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser } from '../../common/auth/auth.decorators.js';
 import { Public } from '../../common/decorators/public.decorator.js';
@@ -15,6 +15,7 @@ export class UsersController {
   @Public()
   @Post('auth/register')
   @HttpCode(201)
+  @ApiCreatedResponse({ type: UserEnvelopeDto })
   @ApiResponse({ status: 409, description: 'The username is taken (case-insensitively)' })
   @ApiResponse({ status: 403, description: 'Registration is closed' })
   async register(@Body() dto: RegisterDto): Promise<UserEnvelopeDto> {

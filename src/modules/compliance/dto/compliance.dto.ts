@@ -46,3 +46,17 @@ export class AuditQueryDto extends PaginationQueryDto {
   @IsUUID()
   readonly user_id?: string;
 }
+
+/** What an erasure removed, and its receipt (kept without personal data). */
+export class ErasureResultDto {
+  readonly user_id!: string;
+  readonly sessions_deleted!: number;
+  readonly activities_deleted!: number;
+  readonly preferences_deleted!: number;
+  readonly consent_deleted!: number;
+  /** ISO-8601 UTC. */
+  readonly deleted_at!: string;
+  readonly receipt_id!: string;
+  /** True when no row of any table names the user any more. */
+  readonly verified!: boolean;
+}
