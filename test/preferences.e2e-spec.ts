@@ -166,3 +166,40 @@ describe('preferences', () => {
     await t.http().get('/api/preferences').expect(401);
   });
 });
+
+describe('preferences when SUPPORTED_LANGUAGES leaves out en', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ SUPPORTED_LANGUAGES: 'de,fr' });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('defaults to the first supported language and reads a dropped one as the default', async () => {
+    const s = await registerAndLogin(t, 'polyglot');
+    const defaults = await t
+      .http()
+      .get('/api/preferences/defaults')
+      .set('authorization', s.bearer)
+      .expect(200);
+    expect(defaults.body).toEqual({ ...DEFAULTS, language: 'de' });
+    // Stored while ja was still supported.
+    await t.dataSource.query(
+      `INSERT INTO user_preferences (user_id, key, value, updated_at) VALUES ('${s.userId}', 'language', '"ja"', 0)`,
+    );
+    const effective = await t
+      .http()
+      .get('/api/preferences')
+      .set('authorization', s.bearer)
+      .expect(200);
+    expect(effective.body.language).toBe('de');
+    // What the API shows can be sent back as it is.
+    await t
+      .http()
+      .put('/api/preferences')
+      .set('authorization', s.bearer)
+      .send(effective.body)
+      .expect(200);
+  });
+});

@@ -78,6 +78,38 @@ export function nest(flat: Record<string, unknown>): Record<string, unknown> {
   return document;
 }
 
-export function defaultsDocument(): Record<string, unknown> {
-  return nest(Object.fromEntries(PREFERENCE_KEYS.map((k) => [k, PREFERENCES[k].default])));
+/**
+ * The default of `key` under the configured languages. `language` defaults
+ * to `en`, or to the first of SUPPORTED_LANGUAGES when `en` is not among
+ * them: a default the API would refuse to store could not be PUT back.
+ */
+export function defaultValue(key: string, supportedLanguages: readonly string[]): PreferenceValue {
+  if (key === 'language' && !supportedLanguages.includes('en')) return supportedLanguages[0];
+  return PREFERENCES[key].default;
+}
+
+/**
+ * Defaults with `stored` settings on top, nested. A stored value the
+ * configuration no longer accepts (a language since dropped from
+ * SUPPORTED_LANGUAGES) reads as the default; its row stays, and counts
+ * again if the language comes back.
+ */
+export function effectiveDocument(
+  stored: Record<string, unknown>,
+  supportedLanguages: readonly string[],
+): Record<string, unknown> {
+  return nest(
+    Object.fromEntries(
+      PREFERENCE_KEYS.map((k) => [
+        k,
+        Object.hasOwn(stored, k) && PREFERENCES[k].check(stored[k], supportedLanguages) === null
+          ? stored[k]
+          : defaultValue(k, supportedLanguages),
+      ]),
+    ),
+  );
+}
+
+export function defaultsDocument(supportedLanguages: readonly string[]): Record<string, unknown> {
+  return effectiveDocument({}, supportedLanguages);
 }

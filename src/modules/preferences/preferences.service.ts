@@ -7,6 +7,7 @@ import { DatabaseService } from '../../common/database/database.service.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import {
   defaultsDocument,
+  effectiveDocument,
   GROUPS,
   nest,
   preferenceDefinition,
@@ -55,7 +56,7 @@ export class PreferencesService implements OnModuleInit {
   }
 
   defaults(): Record<string, unknown> {
-    return defaultsDocument();
+    return defaultsDocument(this.config.preferences.supportedLanguages);
   }
 
   /** What the user set, flat by dotted key. */
@@ -69,12 +70,7 @@ export class PreferencesService implements OnModuleInit {
 
   /** Defaults with the user's settings on top. */
   async effective(userId: string): Promise<Record<string, unknown>> {
-    const stored = await this.stored(userId);
-    return nest(
-      Object.fromEntries(
-        PREFERENCE_KEYS.map((k) => [k, k in stored ? stored[k] : PREFERENCES[k].default]),
-      ),
-    );
+    return effectiveDocument(await this.stored(userId), this.config.preferences.supportedLanguages);
   }
 
   /**
