@@ -791,6 +791,40 @@ describe('event queue limits', () => {
   });
 });
 
+describe('a batch larger than the whole queue', () => {
+  it('answers 413 (not a 503 to retry forever) and stores nothing; a batch that fits is stored', async () => {
+    const t = await startTestApp({ TRACKING_QUEUE_MAX: '5' });
+    try {
+      const s = await registerAndLogin(t, 'big-batch');
+      const batch = (n: number) => ({
+        events: Array.from({ length: n }, (_, i) => ({ type: 'custom', name: `b${i}` })),
+      });
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send(batch(6))
+        .expect(413);
+      expect(res.body.message).toBe(
+        'The batch holds 6 events; this server queues at most 5 (TRACKING_QUEUE_MAX): send smaller batches',
+      );
+      expect(res.headers['retry-after']).toBeUndefined();
+      await t.app.get(EventWriter).drain();
+      const custom = "SELECT COUNT(*) AS n FROM events WHERE type = 'custom'";
+      expect(Number((await t.dataSource.query(custom))[0].n)).toBe(0);
+      await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send(batch(5))
+        .expect(200);
+      expect(Number((await t.dataSource.query(custom))[0].n)).toBe(5);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('TRACKING_ENABLED=false', () => {
   it('records no api_request events, while explicit tracking and login events still work', async () => {
     const t = await startTestApp({ TRACKING_ENABLED: 'false' });

@@ -1,4 +1,10 @@
-import { Injectable, Logger, OnModuleInit, ServiceUnavailableException } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  OnModuleInit,
+  PayloadTooLargeException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
@@ -95,7 +101,14 @@ export class EventWriter implements OnModuleInit {
   /** Queues rows and resolves with those stored (duplicates left out) once committed. */
   write(rows: EventRow[]): Promise<StoredEvent[]> {
     if (rows.length === 0) return Promise.resolve([]);
-    if (this.queuedRows + rows.length > this.config.tracking.queueMax) {
+    const { queueMax } = this.config.tracking;
+    // Not 503 (retry): a batch larger than the whole queue would never fit.
+    if (rows.length > queueMax) {
+      throw new PayloadTooLargeException(
+        `The batch holds ${rows.length} events; this server queues at most ${queueMax} (TRACKING_QUEUE_MAX): send smaller batches`,
+      );
+    }
+    if (this.queuedRows + rows.length > queueMax) {
       throw new ServiceUnavailableException({
         message: 'The event queue is full; retry shortly',
         headers: { 'retry-after': '1' },

@@ -97,6 +97,7 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOkResponse({ type: BatchResultDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
+  @ApiResponse({ status: 413, description: 'More events than TRACKING_QUEUE_MAX can ever hold' })
   async events(
     @Body() dto: TrackBatchDto,
     @Req() request: FastifyRequest,
