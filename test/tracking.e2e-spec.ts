@@ -791,6 +791,36 @@ describe('event queue limits', () => {
   });
 });
 
+describe('client timestamps under a short event retention', () => {
+  it('accepts occurred_at only within RETENTION_EVENTS_DAYS when that is under 7 days', async () => {
+    const t = await startTestApp({ RETENTION_EVENTS_DAYS: '2' });
+    try {
+      const s = await registerAndLogin(t, 'short-retention');
+      const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({
+          events: [
+            { type: 'custom', name: 'recent', occurred_at: daysAgo(1.9) },
+            { type: 'custom', name: 'expired', occurred_at: daysAgo(3) },
+          ],
+        })
+        .expect(200);
+      expect(res.body.accepted).toBe(1);
+      expect(res.body.rejected).toEqual([
+        {
+          index: 1,
+          reason: 'occurred_at must be within the last 2 days and at most 5 minutes ahead',
+        },
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('a batch larger than the whole queue', () => {
   it('answers 413 (not a 503 to retry forever) and stores nothing; a batch that fits is stored', async () => {
     const t = await startTestApp({ TRACKING_QUEUE_MAX: '5' });

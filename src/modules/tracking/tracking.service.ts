@@ -39,8 +39,9 @@ export interface EventInput {
   occurredAt?: number;
 }
 
-/** Client timestamps are accepted within [now - 7 days, now + 5 minutes]. */
-const MAX_PAST_MS = 7 * 24 * 3600 * 1000;
+/** Client timestamps are accepted within [now - 7 days, now + 5 minutes] (see acceptedPastDays). */
+const MAX_PAST_DAYS = 7;
+const DAY_MS = 24 * 3600 * 1000;
 const MAX_FUTURE_MS = 5 * 60 * 1000;
 
 @Injectable()
@@ -292,6 +293,16 @@ export class TrackingService {
   }
 
   /** An EventInput, or the reason the event is rejected. */
+  /**
+   * How far back a client timestamp may lie: 7 days, or less when event
+   * retention is shorter (an event the retention job just deleted must not be
+   * accepted and stored again).
+   */
+  private acceptedPastDays(): number {
+    const retention = this.config.compliance.retention.eventsDays;
+    return retention > 0 ? Math.min(MAX_PAST_DAYS, retention) : MAX_PAST_DAYS;
+  }
+
   private parseBatchEvent(raw: unknown, now: number): EventInput | string {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       return 'an event must be a JSON object';
@@ -313,8 +324,9 @@ export class TrackingService {
     let occurredAt: number | undefined;
     if (dto.occurred_at) {
       occurredAt = Date.parse(dto.occurred_at);
-      if (occurredAt < now - MAX_PAST_MS || occurredAt > now + MAX_FUTURE_MS) {
-        return 'occurred_at must be within the last 7 days and at most 5 minutes ahead';
+      const pastDays = this.acceptedPastDays();
+      if (occurredAt < now - pastDays * DAY_MS || occurredAt > now + MAX_FUTURE_MS) {
+        return `occurred_at must be within the last ${pastDays} day${pastDays === 1 ? '' : 's'} and at most 5 minutes ahead`;
       }
     }
     return {

@@ -96,7 +96,10 @@ export class BatchEventDto {
   @IsBoundedJsonObject(PROPERTIES_LIMITS)
   readonly properties?: Record<string, unknown>;
 
-  /** When it happened (ISO-8601), within the last 7 days and at most 5 minutes ahead. */
+  /**
+   * When it happened (ISO-8601 with an offset), within the last 7 days (or
+   * RETENTION_EVENTS_DAYS, if shorter) and at most 5 minutes ahead.
+   */
   @IsOptional()
   @IsIsoTimestamp()
   readonly occurred_at?: string;

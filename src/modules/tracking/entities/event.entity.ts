@@ -41,9 +41,9 @@ export class Event {
 
   /**
    * `event_id` scoped to who sent it (`u:<user>:` or `s:<session>:`): a
-   * resent event is a duplicate, not a second row. Not rewritten when an
-   * anonymous session's events are stitched to its user. Null for events the
-   * server makes itself (unique indexes allow many NULLs).
+   * resent event is a duplicate, not a second row. Identity stitching
+   * rewrites an anonymous session's keys to its user's (TrackingService.stitch).
+   * Null for events the server makes itself (unique indexes allow many NULLs).
    */
   @Index('uq_events_dedupe_key', { unique: true })
   @Column({ name: 'dedupe_key', type: 'varchar', length: 112, nullable: true })
