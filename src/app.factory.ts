@@ -3,7 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyError, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import helmet from 'helmet';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createLogger, logRequests, PinoNestLogger } from './common/logging/logger.js';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
@@ -42,6 +44,10 @@ export async function createApp(
     return503OnClosing: false,
     // Errors Fastify's router raises before any route runs (over-long path parameter: 414,
     // malformed URL encoding: 400) never reach Nest's filter: give them the same body.
+    // Errors Node's HTTP parser raises before there is a request (headers over the size
+    // limit: 431, a request timeout: 408, malformed HTTP: 400) get the same JSON shape too,
+    // instead of Fastify's own `{"error","message","statusCode"}`.
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const status = error.statusCode ?? 400;
       void reply
@@ -140,4 +146,24 @@ function staticSecurityHeaders(config: AppConfig): Record<string, string> {
     if (error) throw error as Error;
   });
   return headers;
+}
+
+/** Fastify's default client error handling (see `defaultClientErrorHandler`), in our error shape. */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request headers (the URL included) are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request took too long to arrive']
+        : [400, 'Malformed HTTP request'];
+  const requestId = randomUUID(); // no request was parsed: nothing of the caller to keep
+  const body = JSON.stringify(errorBody(status, message, requestId, null));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

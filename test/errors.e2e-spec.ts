@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import { AddressInfo, connect } from 'node:net';
 import { ProbeModule } from './support/probe.module';
 import { startTestApp, TestApp } from './support/test-app';
 
@@ -237,6 +239,40 @@ describe('deeply nested bodies', () => {
       const [{ n }] = await t.dataSource.query('SELECT COUNT(*) AS n FROM events');
       expect(Number(n)).toBe(0);
       await t.http().get('/health').expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('errors before a request is parsed', () => {
+  it.each([
+    [
+      'headers over the size limit',
+      `GET /health?${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      431,
+      'The request headers (the URL included) are too large',
+    ],
+    ['malformed HTTP', 'NOT HTTP AT ALL\r\n\r\n', 400, 'Malformed HTTP request'],
+  ])('answers %s in the error shape', async (_label, raw, status, message) => {
+    const t = await startTestApp();
+    try {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      const response = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+        let received = '';
+        socket.on('data', (chunk) => (received += chunk.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      const [head, body] = response.split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
+      expect(head).toContain('Content-Type: application/json');
+      const parsed = JSON.parse(body);
+      expectErrorShape(parsed, status, STATUS_CODES[status]!);
+      expect(parsed.message).toBe(message);
+      expect(head).toContain(`X-Request-Id: ${parsed.request_id}`);
     } finally {
       await t.close();
     }
