@@ -1,9 +1,10 @@
+import { ADMIN_ENV, loginAdmin } from './support/auth';
 import { startTestApp, TestApp } from './support/test-app';
 
 describe('system endpoints', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp(ADMIN_ENV);
   });
   afterAll(async () => {
     await t.close();
@@ -57,4 +58,42 @@ describe('system endpoints', () => {
     );
     expect(schemaOf('get', '/health/ready', '200')).toBe('#/components/schemas/ReadinessDto');
   });
+
+  it.each([
+    ['get', '/api/analytics/overview', 'OverviewDto', null],
+    ['get', '/api/analytics/active-users/series', 'ActiveSeriesDto', null],
+    ['get', '/api/analytics/realtime', 'RealtimeDto', null],
+    ['get', '/api/analytics/sessions', 'SessionStatsDto', null],
+    ['get', '/api/analytics/patterns', 'PatternsDto', null],
+    ['get', '/api/analytics/features?features=export', 'FeaturesDto', null],
+    ['post', '/api/analytics/retention', 'RetentionResultDto', { period: 'week', periods: 2 }],
+    ['get', '/api/analytics/report', 'SystemReportDto', null],
+    ['get', '/api/analytics/user', 'UserSummaryDto', null],
+    ['get', '/api/analytics/journey', 'JourneyDto', null],
+    ['get', '/api/consent', 'CurrentConsentsDto', null],
+    ['get', '/api/admin/retention', 'RetentionStatusDto', null],
+    ['get', '/api/admin/audit', 'AuditPageDto', null],
+  ])(
+    '%s %s answers with the fields its documented schema (%s) names',
+    async (method, path, schema, body) => {
+      const docs = (await t.http().get('/docs-json').expect(200)).body;
+      const route = path.split('?')[0];
+      const documented =
+        docs.paths[route][method].responses['200'].content['application/json'].schema;
+      expect(documented.$ref).toBe(`#/components/schemas/${schema}`);
+      const { properties, required } = docs.components.schemas[schema];
+      expect(required).toEqual(Object.keys(properties).filter((p) => required.includes(p)));
+      const admin = await loginAdmin(t);
+      const call =
+        method === 'post'
+          ? t
+              .http()
+              .post(path)
+              .send(body ?? {})
+          : t.http().get(path);
+      const res = await call.set('authorization', admin.bearer).expect(200);
+      expect(Object.keys(res.body).sort()).toEqual(Object.keys(properties).sort());
+      expect(Object.keys(res.body).sort()).toEqual([...required].sort());
+    },
+  );
 });

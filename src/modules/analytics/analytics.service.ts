@@ -445,7 +445,7 @@ export class AnalyticsService {
         key,
         { value: current[key], previous: before[key] },
       ]),
-    );
+    ) as Record<keyof typeof current, { value: number | null; previous: number | null }>;
     return {
       overview: {
         from: toIso(range.from),

@@ -1,10 +1,11 @@
 import { Controller, Get, Query, Res } from '@nestjs/common';
-import { ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { AuthSession, AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentSession, CurrentUser } from '../../common/auth/auth.decorators.js';
 import { AnalyticsService } from './analytics.service.js';
 import { BehaviourService } from './behaviour.service.js';
+import { JourneyDto, UserReportDto, UserSummaryDto } from './dto/analytics-responses.dto.js';
 import { JourneyQueryDto, ReportQueryDto } from './dto/analytics.dto.js';
 import { ReportService } from './report.service.js';
 import { resolveRange } from './time-buckets.js';
@@ -21,7 +22,7 @@ export class UserAnalyticsController {
 
   /** The caller's activity summary (seed fields). */
   @Get('user')
-  user(@CurrentUser() user: AuthUser) {
+  user(@CurrentUser() user: AuthUser): Promise<UserSummaryDto> {
     return this.metrics.userSummary(user.id);
   }
 
@@ -35,7 +36,7 @@ export class UserAnalyticsController {
     @CurrentUser() user: AuthUser,
     @CurrentSession() session: AuthSession,
     @Query() query: JourneyQueryDto,
-  ) {
+  ): Promise<JourneyDto> {
     const ranged = query.from !== undefined || query.to !== undefined;
     return this.behaviour.journey(user.id, {
       sessionId: query.session_id ?? (ranged ? undefined : session.id),
@@ -49,6 +50,7 @@ export class UserAnalyticsController {
   /** The caller's own report, JSON or CSV. */
   @Get('user/report')
   @ApiProduces('application/json', 'text/csv')
+  @ApiOkResponse({ type: UserReportDto, description: 'JSON, or with format=csv a CSV download' })
   async report(
     @CurrentUser() user: AuthUser,
     @Query() query: ReportQueryDto,

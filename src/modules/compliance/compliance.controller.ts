@@ -24,7 +24,17 @@ import { clearSessionCookie } from '../session/session-cookie.js';
 import { AuditService } from './audit.service.js';
 import { ConsentService } from './consent.service.js';
 import { DataRetentionService } from './data-retention.service.js';
-import { AuditQueryDto, ErasureResultDto, RecordConsentDto } from './dto/compliance.dto.js';
+import {
+  AuditPageDto,
+  AuditQueryDto,
+  ConsentPageDto,
+  ConsentRecordedDto,
+  CurrentConsentsDto,
+  ErasureResultDto,
+  RecordConsentDto,
+  RetentionRunResultDto,
+  RetentionStatusDto,
+} from './dto/compliance.dto.js';
 import { ErasureService } from './erasure.service.js';
 import { ExportService } from './export.service.js';
 import { processingRecord } from './processing.js';
@@ -57,7 +67,7 @@ export class ComplianceController {
     @CurrentUser() user: AuthUser,
     @Body() dto: RecordConsentDto,
     @Req() request: FastifyRequest,
-  ) {
+  ): Promise<ConsentRecordedDto> {
     const consent = await this.consents.record(user.id, dto, auditContext(request));
     return { status: 'success', message: 'Consent recorded', consent };
   }
@@ -67,13 +77,16 @@ export class ComplianceController {
    * analytics the consent mode's, for other purposes not granted).
    */
   @Get('consent')
-  current(@CurrentUser() user: AuthUser) {
+  current(@CurrentUser() user: AuthUser): Promise<CurrentConsentsDto> {
     return this.consents.current(user.id);
   }
 
   /** The consent ledger, newest first. */
   @Get('consent/history')
-  history(@CurrentUser() user: AuthUser, @Query() query: PaginationQueryDto) {
+  history(
+    @CurrentUser() user: AuthUser,
+    @Query() query: PaginationQueryDto,
+  ): Promise<ConsentPageDto> {
     return this.consents.history(user.id, query);
   }
 
@@ -139,20 +152,20 @@ export class AdminComplianceController {
   }
 
   @Get('admin/retention')
-  async retentionStatus() {
+  async retentionStatus(): Promise<RetentionStatusDto> {
     return { policies: this.retention.policies(), runs: await this.retention.lastRuns() };
   }
 
   /** Runs the retention policies now and returns the counts. */
   @Post('admin/retention/run')
   @HttpCode(200)
-  async runRetention() {
+  async runRetention(): Promise<RetentionRunResultDto> {
     const counts = await this.retention.run('manual');
     return { status: counts ? 'completed' : 'skipped: another run is in progress', counts };
   }
 
   @Get('admin/audit')
-  auditLog(@Query() query: AuditQueryDto) {
+  auditLog(@Query() query: AuditQueryDto): Promise<AuditPageDto> {
     return this.audit.list({
       action: query.action,
       userId: query.user_id,

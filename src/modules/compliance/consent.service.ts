@@ -7,6 +7,7 @@ import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination
 import { toIso } from '../../common/time.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import { AuditService } from './audit.service.js';
+import type { ConsentSource } from './entities/consent.entity.js';
 import { RecordConsentDto } from './dto/compliance.dto.js';
 import { CachedFlags } from '../../common/cache/cached-flags.js';
 
@@ -18,7 +19,8 @@ interface ConsentRow {
   consent_type: string;
   granted: number | boolean;
   policy_version: string | null;
-  source: string;
+  /** Only ever written from ConsentSource values. */
+  source: ConsentSource;
   session_id: string | null;
   request_id: string | null;
   created_at: number;
