@@ -21,12 +21,6 @@ const ANALYTICS_CACHE_MS = 5_000;
 
 type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>;
 
-/**
- * Typed preferences with defaults. Stored sparsely (only what a user set),
- * one row per leaf; reads merge them over the defaults. Also answers the
- * tracking policy's "may this user's analytics be stored?" from
- * `privacy.allow_analytics`.
- */
 /** 400 unless `key` is a preference (`theme`, `notifications.email`) or a group (`notifications`). */
 function assertKnownKey(key: string): void {
   if (preferenceDefinition(key) || GROUPS.includes(key)) return;
@@ -36,6 +30,12 @@ function assertKnownKey(key: string): void {
   });
 }
 
+/**
+ * Typed preferences with defaults. Stored sparsely (only what a user set),
+ * one row per leaf; reads merge them over the defaults. Also answers the
+ * tracking policy's "may this user's analytics be stored?" from
+ * `privacy.allow_analytics`.
+ */
 @Injectable()
 export class PreferencesService implements OnModuleInit {
   private readonly analyticsAllowed = new CachedFlags(ANALYTICS_CACHE_MS, (userId) =>
