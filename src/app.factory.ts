@@ -42,12 +42,12 @@ export async function createApp(
     // During shutdown Fastify would answer with its own non-JSON 503. Instead the last
     // request on each open connection is served normally (with `Connection: close`).
     return503OnClosing: false,
-    // Errors Fastify's router raises before any route runs (over-long path parameter: 414,
-    // malformed URL encoding: 400) never reach Nest's filter: give them the same body.
     // Errors Node's HTTP parser raises before there is a request (headers over the size
     // limit: 431, a request timeout: 408, malformed HTTP: 400) get the same JSON shape too,
     // instead of Fastify's own `{"error","message","statusCode"}`.
     clientErrorHandler: answerClientError,
+    // Errors Fastify's router raises before any route runs (over-long path parameter: 414,
+    // malformed URL encoding: 400) never reach Nest's filter: give them the same body.
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const status = error.statusCode ?? 400;
       void reply
