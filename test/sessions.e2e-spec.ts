@@ -9,6 +9,7 @@ import {
 } from './support/auth';
 import { DatabaseService } from '../src/common/database/database.service';
 import { SessionService } from '../src/modules/session/session.service';
+import { UsersService } from '../src/modules/users/users.service';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const liveTokens = async (t: TestApp, tokens: string[]) => {
@@ -184,6 +185,69 @@ describe('sessions', () => {
       } finally {
         await fresh.close();
       }
+    });
+  });
+
+  describe('races', () => {
+    it('lets only one of parallel reauths with one token rotate it: every token answered works', async () => {
+      const s = await registerAndLogin(t, 'double-reauth');
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          t.http().post('/auth/reauth').set('authorization', s.bearer).send({ password: PASSWORD }),
+        ),
+      );
+      const rotated = answers.filter((res) => res.status === 200);
+      expect(rotated.length).toBeGreaterThanOrEqual(1);
+      expect(answers.every((res) => [200, 401].includes(res.status))).toBe(true);
+      const tokens = rotated.map((res) => res.body.session_id as string);
+      expect(await liveTokens(t, tokens)).toBe(tokens.length);
+      expect(await liveTokens(t, [s.token])).toBe(0);
+    });
+
+    it.each([
+      [
+        'the password changed',
+        'UPDATE users SET password_hash = ? WHERE id = ?',
+        (id: string) => ['scrypt$other', id],
+      ],
+      [
+        'the account was disabled',
+        'UPDATE users SET disabled = ? WHERE id = ?',
+        (id: string) => [true, id],
+      ],
+      ['the account was erased', 'DELETE FROM users WHERE id = ?', (id: string) => [id]],
+    ])(
+      'refuses (401) a login whose password was checked before %s',
+      async (_label, sql, params) => {
+        const username = `late-login-${Math.random().toString(36).slice(2, 8)}`;
+        await register(t, username);
+        const verified = await t.app.get(UsersService).verifyCredentials(username, PASSWORD);
+        expect(verified).not.toBeNull();
+        const { passwordHash, ...user } = verified!;
+        await t.app.get(DatabaseService).execute(sql, params(user.id));
+        const meta = { ip: null, userAgent: null };
+        await expect(
+          t.app.get(SessionService).login(user, passwordHash, false, meta, undefined),
+        ).rejects.toMatchObject({ status: 401 });
+        const [{ n }] = await t.dataSource.query(
+          `SELECT COUNT(*) AS n FROM sessions WHERE user_id = '${user.id}'`,
+        );
+        expect(Number(n)).toBe(0);
+      },
+    );
+
+    it('counts and logs a session revoked twice at once only once', async () => {
+      const s = await registerAndLogin(t, 'double-revoke');
+      const service = t.app.get(SessionService);
+      const counts = await Promise.all([
+        service.revoke([s.sessionId], 'logout', null),
+        service.revoke([s.sessionId], 'admin', null),
+      ]);
+      expect(counts.sort()).toEqual([0, 1]);
+      const events = await t.dataSource.query(
+        `SELECT type FROM session_events WHERE session_id = '${s.sessionId}' AND type = 'revoked'`,
+      );
+      expect(events).toHaveLength(1);
     });
   });
 

@@ -28,6 +28,12 @@ export interface AuthSession {
   rememberMe: boolean;
   ip: string | null;
   userAgent: string | null;
+  /**
+   * Hash of the token this request presented (never the token): a rotation
+   * replaces exactly that token, so of two parallel rotations one fails
+   * instead of both answering with tokens of which one is already dead.
+   */
+  tokenHash: string;
 }
 
 export interface AuthContext {

@@ -23,9 +23,8 @@ import {
 } from './dto/session.dto.js';
 import { LoginThrottleService } from './login-throttle.service.js';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.js';
-import { IssuedSession, SessionService } from './session.service.js';
+import { INVALID_CREDENTIALS, IssuedSession, SessionService } from './session.service.js';
 
-const INVALID_CREDENTIALS = 'Invalid username or password';
 
 @ApiTags('auth')
 @Controller('auth')
@@ -55,12 +54,14 @@ export class AuthController {
   ): Promise<LoginResponseDto> {
     const meta = clientMeta(request);
     const throttleKey = this.throttle.keyFor(dto.username, meta.ip);
-    const user = await this.throttle.attempt(throttleKey, () =>
+    const verified = await this.throttle.attempt(throttleKey, () =>
       this.users.verifyCredentials(dto.username, dto.password),
     );
-    if (!user) throw new UnauthorizedException(INVALID_CREDENTIALS);
+    if (!verified) throw new UnauthorizedException(INVALID_CREDENTIALS);
+    const { passwordHash, ...user } = verified;
     const issued = await this.sessions.login(
       user,
+      passwordHash,
       dto.remember_me ?? false,
       meta,
       request.auth?.session,

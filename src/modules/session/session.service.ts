@@ -33,6 +33,8 @@ export interface IssuedSession {
 }
 
 export const UNAUTHORIZED_MESSAGE = 'Authentication required: no valid session';
+/** The one answer to a failed login, whatever failed (no account enumeration). */
+export const INVALID_CREDENTIALS = 'Invalid username or password';
 
 /** Row of the session check: one indexed lookup joined with the user. */
 interface AuthRow {
@@ -120,6 +122,7 @@ export class SessionService implements OnApplicationBootstrap {
       rememberMe: Boolean(row.remember_me),
       ip: row.ip,
       userAgent: row.user_agent,
+      tokenHash,
     };
     if (touch && now - session.lastSeenAt >= this.config.session.touchIntervalS * 1000) {
       await this.touch(session, now);
@@ -155,6 +158,7 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async login(
     user: AuthUser,
+    verifiedPasswordHash: string,
     rememberMe: boolean,
     meta: ClientMeta,
     current: AuthSession | undefined,
@@ -163,6 +167,16 @@ export class SessionService implements OnApplicationBootstrap {
     let upgraded = false;
     const issued = await this.database.transaction(async (manager) => {
       await this.database.lockRow(manager, 'users', user.id);
+      // The password was verified before this transaction (scrypt takes a while): a password
+      // change, a disable or an erasure committed meanwhile must not let this login through.
+      const [account] = await this.database.query<{ password_hash: string; disabled: unknown }>(
+        'SELECT password_hash, disabled FROM users WHERE id = ?',
+        [user.id],
+        manager,
+      );
+      if (!account || Boolean(account.disabled) || account.password_hash !== verifiedPasswordHash) {
+        throw new UnauthorizedException(INVALID_CREDENTIALS);
+      }
       let issuedHere: IssuedSession | null = null;
       if (current && current.userId === null) {
         issuedHere = await this.upgradeAnonymous(manager, current, user, rememberMe, meta, now);
@@ -213,11 +227,21 @@ export class SessionService implements OnApplicationBootstrap {
       session.absoluteExpiresAt,
     );
     await this.database.transaction(async (manager) => {
+      // The user row first, as the erasure and the login lock it: locking the session first
+      // deadlocked two password changes of one user on PostgreSQL. A password change writes
+      // the user row (FOR UPDATE); a reauth only needs it to stay (FOR KEY SHARE).
+      if (session.userId !== null) {
+        if (reason === 'password_change') {
+          await this.database.lockRow(manager, 'users', session.userId);
+        } else if ((await this.database.missingUsers([session.userId], manager)).size > 0) {
+          throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+        }
+      }
       const changed = await this.database.executeIn(
         manager,
         `UPDATE sessions SET token_hash = ?, auth_time = ?, last_seen_at = ?, idle_expires_at = ?
-         WHERE id = ? AND revoked_at IS NULL`,
-        [hashSessionToken(token), now, now, idleExpiresAt, session.id],
+         WHERE id = ? AND token_hash = ? AND revoked_at IS NULL`,
+        [hashSessionToken(token), now, now, idleExpiresAt, session.id, session.tokenHash],
       );
       if (changed === 0) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
       await this.sessionEvents.record(manager, [
@@ -234,7 +258,13 @@ export class SessionService implements OnApplicationBootstrap {
     });
     return {
       token,
-      session: { ...session, authTime: now, lastSeenAt: now, idleExpiresAt },
+      session: {
+        ...session,
+        authTime: now,
+        lastSeenAt: now,
+        idleExpiresAt,
+        tokenHash: hashSessionToken(token),
+      },
     };
   }
 
@@ -431,8 +461,9 @@ export class SessionService implements OnApplicationBootstrap {
     now: number,
   ): IssuedSession {
     const absoluteExpiresAt = now + this.absoluteMs(rememberMe);
+    const token = generateSessionToken();
     return {
-      token: generateSessionToken(),
+      token,
       session: {
         id: randomUUID(),
         userId,
@@ -444,15 +475,14 @@ export class SessionService implements OnApplicationBootstrap {
         rememberMe,
         ip: meta.ip,
         userAgent: meta.userAgent,
+        tokenHash: hashSessionToken(token),
       },
     };
   }
 
   private async insert(manager: EntityManager, issued: IssuedSession): Promise<void> {
-    const s = issued.session;
     await manager.insert(Session, {
-      ...s,
-      tokenHash: hashSessionToken(issued.token),
+      ...issued.session,
       revokedAt: null,
       revokedReason: null,
     });
@@ -473,7 +503,7 @@ export class SessionService implements OnApplicationBootstrap {
          idle_expires_at = ?, absolute_expires_at = ?, ip = ?, user_agent = ?
        WHERE id = ? AND user_id IS NULL AND revoked_at IS NULL`,
       [
-        hashSessionToken(fresh.token),
+        fresh.session.tokenHash,
         user.id,
         now,
         rememberMe,
@@ -534,15 +564,26 @@ export class SessionService implements OnApplicationBootstrap {
       manager,
     );
     if (live.length === 0) return 0;
-    const livePlaceholders = live.map(() => '?').join(', ');
-    await this.database.executeIn(
+    // The users first (erasure order, see rotate): a user erased meanwhile gets no new
+    // session events naming them; their sessions go with the erasure anyway.
+    const erased = await this.database.missingUsers(
+      [...new Set(live.flatMap((r) => (r.user_id === null ? [] : [r.user_id])))],
       manager,
-      `UPDATE sessions SET revoked_at = ?, revoked_reason = ? WHERE id IN (${livePlaceholders})`,
+    );
+    const livePlaceholders = live.map(() => '?').join(', ');
+    // `revoked_at IS NULL` again: a parallel revocation of the same session (logout and an
+    // admin revoke) must not count or log it twice.
+    const revoked = await this.database.query<{ id: string; user_id: string | null }>(
+      `UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+       WHERE id IN (${livePlaceholders}) AND revoked_at IS NULL RETURNING id, user_id`,
       [now, reason, ...live.map((r) => r.id)],
+      manager,
     );
     await this.sessionEvents.record(
       manager,
-      live.map((r) => ({
+      revoked
+        .filter((r) => r.user_id === null || !erased.has(r.user_id))
+        .map((r) => ({
         sessionId: r.id,
         userId: r.user_id,
         type: 'revoked' as const,
@@ -551,7 +592,7 @@ export class SessionService implements OnApplicationBootstrap {
         at: now,
       })),
     );
-    return live.length;
+    return revoked.length;
   }
 
   /** Records activity; never revives a session revoked meanwhile. */

@@ -81,9 +81,14 @@ export class UsersService implements OnApplicationBootstrap {
   /**
    * The user when `password` is theirs and the account is enabled, else null.
    * Unknown users cost the same hashing work as known ones, so timing does
-   * not reveal which usernames exist.
+   * not reveal which usernames exist. Comes with the hash it was checked
+   * against (after a rehash, the new one): the login re-reads the hash in its
+   * own transaction and refuses if it changed meanwhile.
    */
-  async verifyCredentials(username: string, password: string): Promise<AuthUser | null> {
+  async verifyCredentials(
+    username: string,
+    password: string,
+  ): Promise<(AuthUser & { passwordHash: string }) | null> {
     const user = await this.users
       .createQueryBuilder('u')
       .addSelect('u.passwordHash')
@@ -92,10 +97,12 @@ export class UsersService implements OnApplicationBootstrap {
     if (!user) return this.hasher.verifyDummy(password).then(() => null);
     const valid = await this.hasher.verify(password, user.passwordHash);
     if (!valid || user.disabled) return null;
-    if (this.hasher.needsRehash(user.passwordHash)) {
-      await this.storePasswordHash(user.id, await this.hasher.hash(password));
+    let passwordHash = user.passwordHash;
+    if (this.hasher.needsRehash(passwordHash)) {
+      passwordHash = await this.hasher.hash(password);
+      await this.storePasswordHash(user.id, passwordHash);
     }
-    return { id: user.id, username: user.username, role: user.role };
+    return { id: user.id, username: user.username, role: user.role, passwordHash };
   }
 
   /** Whether `password` is the user's current password. */
