@@ -1,5 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AuditService } from '../src/modules/compliance/audit.service';
+import { ConsentService } from '../src/modules/compliance/consent.service';
+import { ErasureService } from '../src/modules/compliance/erasure.service';
+import { TrackingService } from '../src/modules/tracking/tracking.service';
 import { DataRetentionService } from '../src/modules/compliance/data-retention.service';
 import { PreferencesService } from '../src/modules/preferences/preferences.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
@@ -415,6 +418,89 @@ describe('erasure', () => {
       expect(Number(n)).toBeGreaterThan(0);
     }
     await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+  });
+
+  describe('racing the erasure', () => {
+    const context = { actorType: 'user' as const, actorUserId: null, requestId: 'race' };
+    const count = async (table: string, column: string, id: string) =>
+      Number(
+        (
+          await t.dataSource.query(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = '${id}'`)
+        )[0].n,
+      );
+
+    it('lets only one of parallel erasures of an account erase it (one receipt)', async () => {
+      const s = await registerAndLogin(t, 'erased-twice');
+      const erasure = t.app.get(ErasureService);
+      const results = await Promise.allSettled([
+        erasure.erase(s.userId, 'self', context),
+        erasure.erase(s.userId, 'self', context),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(rejected.reason).toMatchObject({ status: 404 });
+    });
+
+    it('stitches nothing to a user erased between their login and the stitching', async () => {
+      const s = await registerAndLogin(t, 'erased-before-stitch');
+      const anonymous = await t
+        .http()
+        .post('/api/track/page')
+        .send({ page: '/before' })
+        .expect(200);
+      const [{ session_id: anonymousSession }] = await t.dataSource.query(
+        `SELECT session_id FROM events WHERE event_id = '${anonymous.body.event_id}'`,
+      );
+      await t.app.get(ErasureService).erase(s.userId, 'self', context);
+      expect(await t.app.get(TrackingService).stitch(anonymousSession, s.userId)).toBe(0);
+      expect(await count('events', 'user_id', s.userId)).toBe(0);
+      expect(await count('session_summaries', 'user_id', s.userId)).toBe(0);
+    });
+
+    it('deletes the anonymous events of every session the user had, not only those their events name', async () => {
+      const s = await registerAndLogin(t, 'erased-with-anonymous-events');
+      // An event of the user's session still queued as anonymous (sent before login to
+      // another instance) when the login's stitching ran.
+      await t.app.get(EventWriter).write([
+        {
+          eventId: 'late-anonymous',
+          dedupeKey: null,
+          userId: null,
+          sessionId: s.sessionId,
+          type: 'page_view',
+          name: null,
+          path: '/late',
+          properties: null,
+          ip: null,
+          userAgent: null,
+          occurredAt: Date.now(),
+          receivedAt: Date.now(),
+        },
+      ]);
+      // ...and the session's other events not attributed either (stitching missed them all).
+      await t.dataSource.query(
+        `UPDATE events SET user_id = NULL WHERE session_id = '${s.sessionId}'`,
+      );
+      expect(await count('events', 'session_id', s.sessionId)).toBeGreaterThan(1);
+      await t.app.get(ErasureService).erase(s.userId, 'self', context);
+      expect(await count('events', 'session_id', s.sessionId)).toBe(0);
+      expect(await count('session_summaries', 'session_id', s.sessionId)).toBe(0);
+    });
+
+    it('answers consent and preference writes of an erased user with 401, storing nothing', async () => {
+      const s = await registerAndLogin(t, 'erased-then-writes');
+      await t.app.get(ErasureService).erase(s.userId, 'self', context);
+      await expect(
+        t.app
+          .get(ConsentService)
+          .record(s.userId, { consent_type: 'analytics', granted: true }, context),
+      ).rejects.toMatchObject({ status: 401 });
+      await expect(
+        t.app.get(PreferencesService).update(s.userId, { theme: 'dark' }, context),
+      ).rejects.toMatchObject({ status: 401 });
+      expect(await count('consents', 'user_id', s.userId)).toBe(0);
+      expect(await count('user_preferences', 'user_id', s.userId)).toBe(0);
+    });
   });
 
   it('keeps audit entries of requests still in flight from naming the erased user', async () => {

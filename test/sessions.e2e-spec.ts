@@ -466,6 +466,31 @@ describe('sessions', () => {
   });
 
   describe('admin', () => {
+    it('lets only one of two admins demoting each other at once succeed: one admin remains', async () => {
+      const first = await registerAndLogin(t, 'admin-one');
+      const second = await registerAndLogin(t, 'admin-two');
+      await t.dataSource.query(
+        `UPDATE users SET role = 'admin' WHERE id IN ('${first.userId}', '${second.userId}')`,
+      );
+      const users = t.app.get(UsersService);
+      const as = (s: { userId: string }, name: string) => ({
+        id: s.userId,
+        username: name,
+        role: 'admin' as const,
+      });
+      const results = await Promise.allSettled([
+        users.update(second.userId, { role: 'user' }, as(first, 'admin-one')),
+        users.update(first.userId, { role: 'user' }, as(second, 'admin-two')),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(rejected.reason).toMatchObject({ status: 403 });
+      const roles = await t.dataSource.query(
+        `SELECT role FROM users WHERE id IN ('${first.userId}', '${second.userId}') ORDER BY role`,
+      );
+      expect(roles.map((r: { role: string }) => r.role)).toEqual(['admin', 'user']);
+    });
+
     it('disabling a user revokes their sessions at once and blocks login', async () => {
       const admin = await loginAdmin(t);
       const victim = await registerAndLogin(t, 'mallory');

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, UnauthorizedException } from '@nestjs/common';
 import { Mutex } from 'async-mutex';
 import type { Database as BetterSqlite3Database, Statement } from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
@@ -278,5 +278,21 @@ export class DatabaseService {
     if (!this.isPostgres) return sql;
     let index = 0;
     return sql.replace(/\?/g, () => `$${++index}`);
+  }
+}
+
+/**
+ * 401 when `userId` no longer exists, read under the erasure's lock (see
+ * DatabaseService.missingUsers): a write on behalf of a user whose erasure
+ * committed meanwhile must neither name them again nor fail on a foreign key
+ * (a 500). The caller's session died with the account.
+ */
+export async function assertUserExists(
+  database: DatabaseService,
+  userId: string,
+  manager: EntityManager,
+): Promise<void> {
+  if ((await database.missingUsers([userId], manager)).size > 0) {
+    throw new UnauthorizedException('Authentication required: no valid session');
   }
 }

@@ -2,7 +2,7 @@ import { BadRequestException, Injectable, OnModuleInit } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { AuditRecord } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { assertUserExists, DatabaseService } from '../../common/database/database.service.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
@@ -81,10 +81,12 @@ export class ConsentService implements OnModuleInit {
     }
     const now = Date.now();
     const row = await this.database.transaction(async (manager) => {
-      await this.database.executeIn(
-        manager,
+      await assertUserExists(this.database, userId, manager);
+      // RETURNING: reading back "the latest row of this type" could return a parallel
+      // request's decision on PostgreSQL (a withdrawal answered as a grant).
+      const [inserted] = await this.database.query<ConsentRow>(
         `INSERT INTO consents (user_id, consent_type, granted, policy_version, source, session_id, request_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
         [
           userId,
           dto.consent_type,
@@ -95,6 +97,7 @@ export class ConsentService implements OnModuleInit {
           context.requestId ?? null,
           now,
         ],
+        manager,
       );
       await this.audit.record(
         {
@@ -105,12 +108,7 @@ export class ConsentService implements OnModuleInit {
         },
         manager,
       );
-      const [latest] = await this.database.query<ConsentRow>(
-        'SELECT * FROM consents WHERE user_id = ? AND consent_type = ? ORDER BY id DESC LIMIT 1',
-        [userId, dto.consent_type],
-        manager,
-      );
-      return latest;
+      return inserted;
     });
     this.analyticsConsent.invalidate(userId);
     return toDto(row);

@@ -61,7 +61,19 @@ export class ErasureService {
       // first and is deleted below, or waits and finds the user gone (see EventWriter).
       // SQLite runs one transaction at a time.
       await this.database.lockRow(manager, 'users', userId);
-      const sessionIds = await this.tracking.sessionIdsOf(userId, manager);
+      // Checked again under the lock: of parallel erasures of one account only the first
+      // erases (and writes a receipt); the others find no user.
+      if ((await this.database.missingUsers([userId], manager)).size > 0) {
+        throw new NotFoundException('No such user');
+      }
+      // Every session the user's events mention or the sessions table lists: an upgraded
+      // anonymous session can hold events not yet attributed to the user.
+      const sessionIds = [
+        ...new Set([
+          ...(await this.tracking.sessionIdsOf(userId, manager)),
+          ...(await this.sessions.sessionIdsOf(userId, manager)),
+        ]),
+      ];
       const activities = await this.tracking.eraseUser(userId, sessionIds, manager);
       const sessionCounts = await this.sessions.eraseUser(userId, sessionIds, manager);
       const preferences = await this.preferences.eraseUser(userId, manager);

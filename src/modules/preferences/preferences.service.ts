@@ -3,7 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { EntityManager } from 'typeorm';
 import { AUDIT_EVENT, AuditRecord } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
-import { DatabaseService } from '../../common/database/database.service.js';
+import { assertUserExists, DatabaseService } from '../../common/database/database.service.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import {
   defaultsDocument,
@@ -18,6 +18,8 @@ import { CachedFlags } from '../../common/cache/cached-flags.js';
 
 /** How long another app instance may keep using a cached privacy setting. */
 const ANALYTICS_CACHE_MS = 5_000;
+
+const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>;
 
@@ -105,6 +107,7 @@ export class PreferencesService implements OnModuleInit {
         ? PREFERENCE_KEYS
         : PREFERENCE_KEYS.filter((k) => k === key || k.startsWith(`${key}.`));
     await this.database.transaction(async (manager) => {
+      await assertUserExists(this.database, userId, manager);
       await this.database.executeIn(
         manager,
         `DELETE FROM user_preferences WHERE user_id = ? AND key IN (${keys.map(() => '?').join(', ')})`,
@@ -151,7 +154,10 @@ export class PreferencesService implements OnModuleInit {
   ): Promise<void> {
     const now = Date.now();
     await this.database.transaction(async (manager) => {
-      for (const [key, value] of Object.entries(leaves)) {
+      await assertUserExists(this.database, userId, manager);
+      // In key order: two requests upserting the same keys in different orders deadlocked
+      // on PostgreSQL (a 500).
+      for (const [key, value] of Object.entries(leaves).sort(([a], [b]) => compareKeys(a, b))) {
         await this.database.executeIn(
           manager,
           `INSERT INTO user_preferences (user_id, key, value, updated_at) VALUES (?, ?, ?, ?)

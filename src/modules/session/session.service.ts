@@ -323,6 +323,16 @@ export class SessionService implements OnApplicationBootstrap {
       .getMany();
   }
 
+  /** Public ids of every session row of a user, live or not. */
+  async sessionIdsOf(userId: string, manager?: EntityManager): Promise<string[]> {
+    const rows = await this.database.query<{ id: string }>(
+      'SELECT id FROM sessions WHERE user_id = ?',
+      [userId],
+      manager,
+    );
+    return rows.map((r) => r.id);
+  }
+
   /**
    * Deletes a user's sessions (their data goes by ON DELETE CASCADE) and their
    * session events inside the erasure transaction.
@@ -332,18 +342,7 @@ export class SessionService implements OnApplicationBootstrap {
     sessionIds: string[],
     manager: EntityManager,
   ): Promise<{ sessions: number; sessionData: number; sessionEvents: number }> {
-    const ids = [
-      ...new Set([
-        ...sessionIds,
-        ...(
-          await this.database.query<{ id: string }>(
-            'SELECT id FROM sessions WHERE user_id = ?',
-            [userId],
-            manager,
-          )
-        ).map((r) => r.id),
-      ]),
-    ];
+    const ids = [...new Set([...sessionIds, ...(await this.sessionIdsOf(userId, manager))])];
     let sessionData = 0;
     let sessionEvents = await this.database.executeIn(
       manager,

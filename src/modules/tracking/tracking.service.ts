@@ -119,6 +119,16 @@ export class TrackingService {
       return 0;
     }
     return this.database.transaction(async (manager) => {
+      // Stitching runs after the login committed: an erasure (or a revocation) may have
+      // come in between. Under the user lock (the erasure's, see DatabaseService.missingUsers)
+      // the session must still be this user's, or the erased id would be written back.
+      if ((await this.database.missingUsers([userId], manager)).size > 0) return 0;
+      const [owned] = await this.database.query<{ id: string }>(
+        'SELECT id FROM sessions WHERE id = ? AND user_id = ?',
+        [sessionId, userId],
+        manager,
+      );
+      if (!owned) return 0;
       // The client event ids become the user's (dedupeKey: `s:<session>:` -> `u:<user>:`), so
       // a batch resent after login counts as duplicates instead of being stored again. An id
       // the user already used elsewhere keeps its session key: both events stay stored.

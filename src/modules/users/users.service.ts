@@ -161,6 +161,16 @@ export class UsersService implements OnApplicationBootstrap {
       throw new ConflictException('Admins cannot disable or demote themselves');
     }
     const user = await this.database.transaction(async (manager) => {
+      // Both rows locked (in id order: no deadlock), then the actor checked again: two admins
+      // demoting or disabling each other at once both passed the role guard before either
+      // committed, and left no admin at all. The second now finds its actor no longer one.
+      for (const locked of [...new Set([id, actor.id])].sort()) {
+        await this.database.lockRow(manager, 'users', locked);
+      }
+      const acting = await manager.findOneBy(User, { id: actor.id });
+      if (!acting || acting.role !== 'admin' || acting.disabled) {
+        throw new ForbiddenException('Only an enabled admin can change accounts');
+      }
       const found = await manager.findOneBy(User, { id });
       if (!found) throw new NotFoundException('No such user');
       if (dto.disabled !== undefined) found.disabled = dto.disabled;
