@@ -25,7 +25,6 @@ import { LoginThrottleService } from './login-throttle.service.js';
 import { clearSessionCookie, setSessionCookie } from './session-cookie.js';
 import { INVALID_CREDENTIALS, IssuedSession, SessionService } from './session.service.js';
 
-
 @ApiTags('auth')
 @Controller('auth')
 export class AuthController {

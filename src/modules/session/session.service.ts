@@ -583,13 +583,13 @@ export class SessionService implements OnApplicationBootstrap {
       revoked
         .filter((r) => r.user_id === null || !erased.has(r.user_id))
         .map((r) => ({
-        sessionId: r.id,
-        userId: r.user_id,
-        type: 'revoked' as const,
-        reason,
-        ip,
-        at: now,
-      })),
+          sessionId: r.id,
+          userId: r.user_id,
+          type: 'revoked' as const,
+          reason,
+          ip,
+          at: now,
+        })),
     );
     return revoked.length;
   }
