@@ -137,12 +137,15 @@ describe('session summaries (the per-session rollup)', () => {
 
   it('follows identity stitching even when no later event carries the user', async () => {
     // A login event would also bring the user id into the row (consent may keep it from
-    // being stored): stitching alone must attribute the session.
-    const [user, session] = [uid('v', 1), uid('w', 1)];
-    await insertEvents(t, [
-      { user: null, session, type: 'page_view', path: '/before-login', at: Date.now() - 1000 },
-    ]);
+    // being stored): stitching alone must attribute the session. The anonymous session
+    // becomes the user's as a login with it would make it, without the login's events.
+    const { id: user } = await register(t, 'stitched-without-events');
+    const page = await t.http().post('/api/track/page').send({ page: '/before-login' }).expect(200);
+    const [{ session_id: session }] = await t.dataSource.query<{ session_id: string }[]>(
+      `SELECT session_id FROM events WHERE event_id = '${page.body.event_id}'`,
+    );
     expect((await summaries(t)).find((r) => r.session_id === session)?.user_id).toBeNull();
+    await t.dataSource.query(`UPDATE sessions SET user_id = '${user}' WHERE id = '${session}'`);
 
     expect(await t.app.get(TrackingService).stitch(session, user)).toBe(1);
 
