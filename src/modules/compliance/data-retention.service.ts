@@ -1,10 +1,10 @@
-import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AUDIT_EVENT } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { toIso } from '../../common/time.js';
+import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { SessionEventsService } from '../session/session-events.service.js';
 import { SessionRetentionService } from '../session/session-retention.service.js';
 import { TrackingService } from '../tracking/tracking.service.js';

@@ -1,7 +1,7 @@
-import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { SessionEventsService } from './session-events.service.js';
 
 export const CLEANUP_BATCH_SIZE = 1000;

@@ -302,7 +302,6 @@ export class TrackingService {
     };
   }
 
-  /** An EventInput, or the reason the event is rejected. */
   /**
    * How far back a client timestamp may lie: 7 days, or less when event
    * retention is shorter (an event the retention job just deleted must not be
@@ -313,6 +312,7 @@ export class TrackingService {
     return retention > 0 ? Math.min(MAX_PAST_DAYS, retention) : MAX_PAST_DAYS;
   }
 
+  /** An EventInput, or the reason the event is rejected. */
   private parseBatchEvent(raw: unknown, now: number): EventInput | string {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       return 'an event must be a JSON object';
