@@ -7,8 +7,8 @@ import {
   ROLES_KEY,
 } from '../src/common/auth/auth.decorators';
 import { IS_PUBLIC_KEY } from '../src/common/decorators/public.decorator';
-import { EventWriter } from '../src/modules/tracking/event-writer';
 import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
+import { databaseSnapshot } from './support/snapshot';
 import { startTestApp, TestApp } from './support/test-app';
 
 /** One route as the session guard sees it, read from the controllers' decorators. */
@@ -60,9 +60,6 @@ function routesOf(t: TestApp): Route[] {
   return routes.sort((a, b) => key(a).localeCompare(key(b)));
 }
 
-/** Session columns a successful session check may refresh (activity, idle deadline). */
-const REFRESHED_SESSION_COLUMNS = ['last_seen_at', 'idle_expires_at'];
-
 const key = (route: Pick<Route, 'method' | 'pattern'>) => `${route.method} ${route.pattern}`;
 
 /**
@@ -102,27 +99,7 @@ describe('access rules of every route', () => {
     return ['GET', 'DELETE'].includes(route.method) ? req : req.send({});
   }
 
-  /**
-   * Every table's rows, except the session columns a successful session
-   * check may refresh (activity times): a refused request must change
-   * nothing else, not even an event (after queued events are written).
-   */
-  async function snapshot(): Promise<string> {
-    await t.app.get(EventWriter).drain();
-    const tables = t.dataSource.entityMetadatas.map((m) => m.tableName).sort();
-    const dump: Record<string, unknown[]> = {};
-    for (const table of tables) {
-      const rows = await t.dataSource.query<Record<string, unknown>[]>(`SELECT * FROM "${table}"`);
-      dump[table] = rows
-        .map((row) =>
-          JSON.stringify(row, (column, value: unknown) =>
-            table === 'sessions' && REFRESHED_SESSION_COLUMNS.includes(column) ? undefined : value,
-          ),
-        )
-        .sort();
-    }
-    return JSON.stringify(dump);
-  }
+  const snapshot = () => databaseSnapshot(t);
 
   it('finds the routes: every /api/admin and system analytics route is admin-only', () => {
     const keys = routes.map(key);
