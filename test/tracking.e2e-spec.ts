@@ -352,6 +352,33 @@ describe('tracking', () => {
       ]);
     });
 
+    it('starts an anonymous session for an action or a batch sent without one', async () => {
+      for (const [path, body] of [
+        ['/api/track/action', { action: 'cta.click' }],
+        ['/api/track/events', { events: [{ type: 'action', name: 'cta.click' }] }],
+      ] as const) {
+        const res = await t.http().post(path).send(body).expect(200);
+        const token = res.body.session_id as string;
+        expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        expect(([] as string[]).concat(res.headers['set-cookie'])[0]).toContain(
+          `session_id=${token}`,
+        );
+        // The token works as a session, and the stored event is that session's, anonymous.
+        const session = await t
+          .http()
+          .get('/api/session')
+          .set('authorization', `Bearer ${token}`)
+          .expect(200);
+        expect(session.body.session.user_id).toBeNull();
+        const rows = await eventsOf(t, `session_id = '${session.body.session.id}'`);
+        expect(
+          rows
+            .filter((r: { type: string }) => r.type === 'action')
+            .map((r: { name: string; user_id: string | null }) => [r.name, r.user_id]),
+        ).toEqual([['cta.click', null]]);
+      }
+    });
+
     it("counts a batch resent after login as duplicates: stitching makes its event ids the user's", async () => {
       const device = await registerAndLogin(t, 'resender');
       const batch = (ids: string[]) => ({
@@ -424,7 +451,18 @@ describe('tracking', () => {
     it('answers 401 without a session when anonymous sessions are off', async () => {
       const off = await startTestApp({ ANONYMOUS_SESSIONS: 'false' });
       try {
-        await off.http().post('/api/track/page').send({ page: '/x' }).expect(401);
+        for (const [path, body] of [
+          ['/api/track/page', { page: '/x' }],
+          ['/api/track/action', { action: 'cta.click' }],
+          ['/api/track/events', { events: [{ type: 'custom', name: 'x' }] }],
+        ] as const) {
+          const res = await off.http().post(path).send(body);
+          expect([res.status, res.body.message, res.headers['set-cookie']]).toEqual([
+            401,
+            'Authentication required: no valid session',
+            undefined,
+          ]);
+        }
         const [{ n }] = await off.dataSource.query('SELECT COUNT(*) AS n FROM events');
         expect(Number(n)).toBe(0);
       } finally {
@@ -778,6 +816,18 @@ describe('event queue limits', () => {
         .expect(503);
       expect(res.headers['retry-after']).toBe('1');
       expect(res.body.message).toBe('The event queue is full; retry shortly');
+      // The other explicit routes too (the first action still waits for its flush).
+      for (const [path, body] of [
+        ['/api/track/page', { page: '/full' }],
+        ['/api/track/events', { events: [{ type: 'custom', name: 'full' }] }],
+      ] as const) {
+        const refused = await t.http().post(path).set('authorization', s.bearer).send(body);
+        expect([refused.status, refused.headers['retry-after'], refused.body.message]).toEqual([
+          503,
+          '1',
+          'The event queue is full; retry shortly',
+        ]);
+      }
       expect((await first).status).toBe(200);
       const ready = await t.http().get('/health/ready').expect(200);
       expect(ready.body.tracking.dropped_events).toBe(1);
@@ -785,6 +835,10 @@ describe('event queue limits', () => {
         "SELECT COUNT(*) AS n FROM events WHERE type = 'action'",
       );
       expect(Number(n)).toBe(1);
+      const [{ others }] = await t.dataSource.query(
+        "SELECT COUNT(*) AS others FROM events WHERE type IN ('page_view', 'custom')",
+      );
+      expect(Number(others)).toBe(0);
     } finally {
       await t.close();
     }
