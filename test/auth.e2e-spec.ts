@@ -212,7 +212,24 @@ describe('accounts and login', () => {
     });
 
     it('needs a session', async () => {
-      await t.http().post('/auth/logout').expect(401);
+      const res = await t.http().post('/auth/logout').expect(401);
+      expect(res.body.message).toBe('Authentication required: no valid session');
+    });
+
+    it('ends an anonymous session too', async () => {
+      const anonymous = await t.http().post('/api/session').expect(201);
+      const token = anonymous.body.session_id as string;
+      const res = await t
+        .http()
+        .post('/auth/logout')
+        .set('authorization', `Bearer ${token}`)
+        .expect(200);
+      expect(res.body).toEqual({ status: 'success', message: 'Logout successful' });
+      await t.http().get('/api/session').set('authorization', `Bearer ${token}`).expect(401);
+      const [row] = await t.dataSource.query(
+        `SELECT revoked_reason, user_id FROM sessions WHERE id = '${anonymous.body.session.id}'`,
+      );
+      expect(row).toEqual({ revoked_reason: 'logout', user_id: null });
     });
 
     it('cannot be undone by a request that was in flight', async () => {

@@ -360,7 +360,12 @@ describe('sessions', () => {
         .set('authorization', a.bearer)
         .expect(404);
       expect(notMine.body.message).toBe('No such session');
-      await t.http().delete('/api/sessions/not-a-uuid').set('authorization', a.bearer).expect(404);
+      const malformed = await t
+        .http()
+        .delete('/api/sessions/not-a-uuid')
+        .set('authorization', a.bearer)
+        .expect(404);
+      expect(malformed.body.message).toBe('No such session');
       await t.http().get('/api/session').set('authorization', other.bearer).expect(200);
       const res = await t
         .http()
@@ -368,8 +373,18 @@ describe('sessions', () => {
         .set('authorization', a.bearer)
         .expect(200);
       expect(res.body).toEqual({ revoked: 1 });
+      expect(res.headers['set-cookie']).toBeUndefined(); // not the caller's own session
       await t.http().get('/api/session').set('authorization', b.bearer).expect(401);
       await t.http().get('/api/session').set('authorization', a.bearer).expect(200);
+      // Its own session: revoked, and the cookie cleared.
+      const own = await t
+        .http()
+        .delete(`/api/sessions/${a.sessionId}`)
+        .set('cookie', a.cookie)
+        .expect(200);
+      expect(own.body).toEqual({ revoked: 1 });
+      expect(([] as string[]).concat(own.headers['set-cookie'])[0]).toMatch(/^session_id=;/);
+      await t.http().get('/api/session').set('cookie', a.cookie).expect(401);
     });
 
     it('revokes the others, then all', async () => {
@@ -383,13 +398,15 @@ describe('sessions', () => {
         .set('authorization', c.bearer)
         .expect(200);
       expect(others.body).toEqual({ revoked: 2 });
+      expect(others.headers['set-cookie']).toBeUndefined();
       expect(await liveTokens(t, [a.token, b.token, c.token])).toBe(1);
       const all = await t
         .http()
         .delete('/api/sessions?scope=all')
-        .set('authorization', c.bearer)
+        .set('cookie', c.cookie)
         .expect(200);
       expect(all.body).toEqual({ revoked: 1 });
+      expect(([] as string[]).concat(all.headers['set-cookie'])[0]).toMatch(/^session_id=;/);
       expect(await liveTokens(t, [c.token])).toBe(0);
     });
 
