@@ -1240,6 +1240,48 @@ describe('analytics of one user', () => {
     expect(other.body).toEqual({ journey: [], steps: 0, next_cursor: null });
   });
 
+  it('returns the journey of a time range across the caller’s sessions', async () => {
+    await t
+      .http()
+      .post('/auth/register')
+      .send({ username: 'ranger', password: 'my password 1' })
+      .expect(201);
+    const bearers: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const login = await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'ranger', password: 'my password 1' })
+        .expect(200);
+      bearers.push(`Bearer ${login.body.session_id}`);
+    }
+    const hour = 3_600_000;
+    const now = Date.now();
+    const at = (ms: number) => new Date(now - ms).toISOString();
+    for (const [bearer, page, ago] of [
+      [bearers[0], '/too-old', 30 * hour],
+      [bearers[0], '/first', 3 * hour],
+      [bearers[1], '/second', 2 * hour],
+    ] as const) {
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', bearer)
+        .send({ events: [{ type: 'page_view', page, occurred_at: at(ago) }] })
+        .expect(200);
+      expect(res.body.accepted).toBe(1);
+    }
+    // From 4 hours to 1 hour ago: both sessions' page views, not the older one, not the logins.
+    const res = await t
+      .http()
+      .get(`/api/analytics/journey?from=${at(4 * hour)}&to=${at(hour)}`)
+      .set('authorization', bearers[1])
+      .expect(200);
+    expect(res.body.journey.map((s: { page: string }) => s.page)).toEqual(['/first', '/second']);
+    expect(res.body.journey[0].timestamp).toBe(at(3 * hour));
+    expect(res.body.next_cursor).toBeNull();
+  });
+
   it('serves the caller’s own report as JSON and CSV', async () => {
     await t
       .http()

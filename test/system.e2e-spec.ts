@@ -30,6 +30,26 @@ describe('system endpoints', () => {
     });
   });
 
+  it('GET /docs serves Swagger UI, its assets under a same-origin CSP, and /docs-yaml the spec', async () => {
+    const page = await t.http().get('/docs').expect(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.text).toContain('<title>Swagger UI</title>');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    // Every script and stylesheet the page names is served (the UI would be blank otherwise).
+    const assets = [...page.text.matchAll(/(?:src|href)="\.\/(docs\/[^"]+)"/g)].map((m) => m[1]);
+    expect(assets).toEqual(
+      expect.arrayContaining(['docs/swagger-ui-bundle.js', 'docs/swagger-ui-init.js']),
+    );
+    for (const asset of assets) {
+      const res = await t.http().get(`/${asset}`);
+      expect([asset, res.status]).toEqual([asset, 200]);
+    }
+    const yaml = await t.http().get('/docs-yaml').expect(200);
+    expect(yaml.headers['content-type']).toMatch(/^text\/yaml/);
+    expect(yaml.text).toMatch(/^openapi: 3\.0\.0\n/);
+    expect(yaml.text).toContain('/api/analytics/report:');
+  });
+
   it('GET /docs-json documents a success response for every operation', async () => {
     const res = await t.http().get('/docs-json').expect(200);
     type Operation = { responses: Record<string, { content?: unknown }> };
