@@ -239,7 +239,8 @@ describe('analytics', () => {
     });
 
     it('requires the item of a transition query', async () => {
-      await get(`/api/analytics/transitions?${A_RANGE}`).expect(400);
+      const res = await get(`/api/analytics/transitions?${A_RANGE}`).expect(400);
+      expect(res.body.details.map((d: { field: string }) => d.field)).toEqual(['item']);
     });
 
     it('counts api requests as items with include_api=true', async () => {
@@ -798,8 +799,13 @@ describe('analytics', () => {
     });
 
     it('validates hours', async () => {
-      await get('/api/analytics/active-users?hours=0').expect(400);
-      await get('/api/analytics/active-users?hours=abc').expect(400);
+      for (const hours of ['0', 'abc', '1.5']) {
+        const res = await get(`/api/analytics/active-users?hours=${hours}`).expect(400);
+        expect([hours, res.body.details.map((d: { field: string }) => d.field)]).toEqual([
+          hours,
+          ['hours'],
+        ]);
+      }
     });
   });
 
@@ -899,8 +905,13 @@ describe('analytics', () => {
     });
 
     it('requires valid feature names', async () => {
-      await get('/api/analytics/features').expect(400);
-      await get('/api/analytics/features?features=a b').expect(400);
+      for (const query of ['', '?features=a b', '?features=ok,']) {
+        const res = await get(`/api/analytics/features${query}`).expect(400);
+        expect([query, res.body.details.map((d: { field: string }) => d.field)]).toEqual([
+          query,
+          ['features'],
+        ]);
+      }
     });
   });
 

@@ -100,8 +100,11 @@ describe('preferences', () => {
   });
 
   it('rejects a body that is not an object, and an empty one', async () => {
-    await http().put('/api/preferences').send([1]).expect(400);
-    await http().put('/api/preferences').send({}).expect(400);
+    const list = await http().put('/api/preferences').send([1]).expect(400);
+    expect(list.body.message).toBe('The body must be a JSON object of preferences');
+    const empty = await http().put('/api/preferences').send({}).expect(400);
+    expect(empty.body.message).toBe('No preference to change');
+    expect((await http().get('/api/preferences').expect(200)).body).toEqual(DEFAULTS);
   });
 
   it('sets one key, dotted keys included, and resets one or all', async () => {

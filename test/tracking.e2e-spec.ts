@@ -178,18 +178,21 @@ describe('tracking', () => {
     });
 
     it.each([
-      ['a missing action', {}],
-      ['an action with a space', { action: 'has space' }],
-      ['an action over 128 characters', { action: 'x'.repeat(129) }],
-      ['a bad feature name', { action: 'ok', feature: 'bad feature' }],
-    ])('rejects %s with 400', async (_label, body) => {
+      ['a missing action', {}, 'action'],
+      ['an action with a space', { action: 'has space' }, 'action'],
+      ['an action over 128 characters', { action: 'x'.repeat(129) }, 'action'],
+      ['a bad feature name', { action: 'ok', feature: 'bad feature' }, 'feature'],
+    ])('rejects %s with 400, storing nothing', async (_label, body, field) => {
       const s = await login(t, 'actor');
-      await t
+      const before = await eventsOf(t, "type = 'action'");
+      const res = await t
         .http()
         .post('/api/track/action')
         .set('authorization', s.bearer)
         .send(body)
         .expect(400);
+      expect(res.body.details.map((d: { field: string }) => d.field)).toEqual([field]);
+      expect(await eventsOf(t, "type = 'action'")).toHaveLength(before.length);
     });
   });
 
