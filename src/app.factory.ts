@@ -106,7 +106,13 @@ export async function createApp(
   });
 
   if (config.http.corsOrigins.length > 0) {
-    app.enableCors({ origin: [...config.http.corsOrigins], credentials: true });
+    // Every method the API uses: the CORS library's default (GET, HEAD, POST) kept the allowed
+    // origins from writing session data, preferences, revocations and erasures.
+    app.enableCors({
+      origin: [...config.http.corsOrigins],
+      credentials: true,
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    });
   }
 
   await setupSwagger(app, APP_INFO.version);

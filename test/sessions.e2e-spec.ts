@@ -32,6 +32,36 @@ describe('sessions', () => {
     await t.close();
   });
 
+  describe('CORS (CORS_ORIGINS set)', () => {
+    it.each(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])(
+      'lets an allowed origin send %s with credentials, and no other origin',
+      async (method) => {
+        const allowed = await t
+          .http()
+          .options('/api/preferences')
+          .set('origin', 'https://app.example.com')
+          .set('access-control-request-method', method)
+          .expect(204);
+        expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
+        expect(allowed.headers['access-control-allow-credentials']).toBe('true');
+        expect(allowed.headers['access-control-allow-methods'].split(/,\s*/)).toContain(method);
+        const foreign = await t
+          .http()
+          .options('/api/preferences')
+          .set('origin', 'https://evil.example')
+          .set('access-control-request-method', method);
+        expect(foreign.headers['access-control-allow-origin']).toBeUndefined();
+      },
+    );
+
+    it('keeps 404 for unknown paths and 405 for wrong methods (the preflight route matches every path)', async () => {
+      const unknown = await t.http().get('/nope').expect(404);
+      expect(unknown.body.message).toBe('No route for GET /nope');
+      const wrong = await t.http().delete('/health').expect(405);
+      expect(wrong.headers.allow).toBe('GET, HEAD');
+    });
+  });
+
   describe('anonymous sessions', () => {
     it('are created only by POST /api/session, never by a GET', async () => {
       const get = await t.http().get('/api/session').expect(401);

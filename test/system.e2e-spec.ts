@@ -44,6 +44,9 @@ describe('system endpoints', () => {
       const res = await t.http().get(`/${asset}`);
       expect([asset, res.status]).toEqual([asset, 200]);
     }
+    // A path under /docs that names no asset: 404 (the wildcard route matched, nothing found).
+    const missing = await t.http().get('/docs/nonexistent.js').expect(404);
+    expect(missing.body.status_code).toBe(404);
     const yaml = await t.http().get('/docs-yaml').expect(200);
     expect(yaml.headers['content-type']).toMatch(/^text\/yaml/);
     expect(yaml.text).toMatch(/^openapi: 3\.0\.0\n/);

@@ -147,7 +147,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   private describeUnmatchedRoute(request: FastifyRequest): DescribedError {
     const allowed = this.methodRouter.allowedMethods(request.url);
-    if (allowed.length > 0) {
+    // A route of this method matched but found nothing (a wildcard route such as the
+    // Swagger UI assets): that is a 404, not a 405 listing the method used.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return {
         status: 405,
         message: `Method ${request.method} is not allowed on this path; allowed: ${allowed.join(', ')}`,

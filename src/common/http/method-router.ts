@@ -27,9 +27,15 @@ export class MethodRouter {
     });
   }
 
-  /** Methods that would match `path`; empty when the path is unknown. */
+  /**
+   * Methods that would match `path`; empty when the path is unknown.
+   * OPTIONS is left out: with CORS on, a catch-all preflight route matches
+   * every path, which would turn every unknown path into a 405.
+   */
   allowedMethods(path: string): string[] {
     const pathname = path.split('?')[0] ?? path;
-    return KNOWN_METHODS.filter((method) => this.router.find(method, pathname) !== null);
+    return KNOWN_METHODS.filter(
+      (method) => method !== 'OPTIONS' && this.router.find(method, pathname) !== null,
+    );
   }
 }
