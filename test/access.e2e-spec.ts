@@ -144,7 +144,11 @@ describe('access rules of every route', () => {
     const before = await snapshot();
     const answers = [];
     for (const route of guarded) {
-      for (const headers of [{}, { authorization: 'Bearer not-a-session-token' }]) {
+      const attempts: Record<string, string>[] = [
+        {},
+        { authorization: 'Bearer not-a-session-token' },
+      ];
+      for (const headers of attempts) {
         const res = await call(route, headers);
         answers.push([key(route), res.status, res.body.message]);
       }
@@ -205,10 +209,11 @@ describe('access rules of every route', () => {
     const answers = [];
     for (const route of unsafe) {
       const caller = route.adminOnly ? admin : user;
-      for (const foreign of [
+      const foreignOrigins: Record<string, string>[] = [
         { origin: 'https://evil.example' },
         { 'sec-fetch-site': 'cross-site' },
-      ]) {
+      ];
+      for (const foreign of foreignOrigins) {
         const res = await call(route, { cookie: caller.cookie, ...foreign });
         answers.push([key(route), res.status, res.body.error]);
       }

@@ -186,6 +186,25 @@ describe('analytics', () => {
         bounce_rate: { value: 0.5, previous: null },
       });
     });
+
+    it('leaves api_request events out with include_api=false, as the other endpoints do', async () => {
+      const res = await get(`/api/analytics/overview?${A_RANGE}&include_api=false`).expect(200);
+      // s4's api_request is the only one: one event fewer, the same sessions and actors.
+      expect(res.body.metrics).toEqual({
+        events: { value: 9, previous: 0 },
+        page_views: { value: 8, previous: 0 },
+        active_users: { value: 3, previous: 0 },
+        sessions: { value: 4, previous: 0 },
+        mean_session_duration_s: { value: 32.5, previous: null },
+        median_session_duration_s: { value: 15, previous: null },
+        bounce_rate: { value: 0.5, previous: null },
+      });
+      const sessions = await get(`/api/analytics/sessions?${A_RANGE}&include_api=false`);
+      expect(res.body.metrics.sessions.value).toBe(sessions.body.count);
+      const events = await get(`/api/analytics/events?${A_RANGE}&include_api=false`);
+      const byType = events.body.items.filter((i: { name: string | null }) => i.name === null);
+      expect(byType.reduce((sum: number, i: { events: number }) => sum + i.events, 0)).toBe(9);
+    });
   });
 
   describe('patterns and transitions', () => {
@@ -932,6 +951,20 @@ describe('analytics', () => {
       expect(res.body.sessions).toEqual(sessions.body);
       expect(res.body.overview.events).toEqual({ value: 10, previous: 0 });
       expect(res.body.active_users).toHaveLength(7);
+    });
+
+    it('leaves api_request events out of every part with include_api=false', async () => {
+      const res = await get(`/api/analytics/report?${A_RANGE}&include_api=false`).expect(200);
+      expect(res.body.overview.events).toEqual({ value: 9, previous: 0 });
+      const types = res.body.event_breakdown.map((i: { type: string }) => i.type);
+      expect(types).toContain('page_view');
+      expect(types).not.toContain('api_request');
+      const series = await get(`/api/analytics/active-users/series?${A_RANGE}&include_api=false`);
+      expect(res.body.active_users).toEqual(series.body.items);
+      const withApi = await get(`/api/analytics/report?${A_RANGE}`).expect(200);
+      expect(withApi.body.event_breakdown.map((i: { type: string }) => i.type)).toContain(
+        'api_request',
+      );
     });
 
     it('serves the system report as RFC 4180 CSV', async () => {

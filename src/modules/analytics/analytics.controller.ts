@@ -55,7 +55,7 @@ export class AnalyticsController {
   @Get('overview')
   overview(@Query() query: RangeQueryDto): Promise<OverviewDto> {
     resolveZone(query.tz);
-    return this.metrics.overview(resolveRange(query));
+    return this.metrics.overview(resolveRange(query), query.include_api ?? true);
   }
 
   /** Distinct actors with an event in the last `hours` hours. */
@@ -172,7 +172,11 @@ export class AnalyticsController {
   @ApiProduces('application/json', 'text/csv')
   @ApiOkResponse({ type: SystemReportDto, description: 'JSON, or with format=csv a CSV download' })
   async report(@Query() query: ReportQueryDto, @Res({ passthrough: true }) reply: FastifyReply) {
-    const report = await this.reports.systemReport(resolveRange(query), resolveZone(query.tz));
+    const report = await this.reports.systemReport(
+      resolveRange(query),
+      resolveZone(query.tz),
+      query.include_api ?? true,
+    );
     if (query.format === 'csv') {
       void reply
         .header('content-type', 'text/csv; charset=utf-8')

@@ -354,6 +354,33 @@ export class AnalyticsService {
     return { stats, totals };
   }
 
+  /**
+   * The overview's figures without api_request events: from the events (the
+   * rollup counts every type). Sessions are those with another event in the
+   * range, as in sessionStats(range, false).
+   */
+  private async figuresWithoutApi(range: Range) {
+    const p = new Params();
+    const [[counts], { stats }, actors] = await Promise.all([
+      this.query<{ events: number; page_views: number | null }>(
+        `SELECT COUNT(*) AS events, SUM(CASE WHEN type = 'page_view' THEN 1 ELSE 0 END) AS page_views
+         FROM events WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}`,
+        p,
+      ),
+      this.sessionFigures(range, false, false),
+      this.activeActors(range, false),
+    ]);
+    return {
+      stats,
+      totals: {
+        events: num(counts?.events),
+        page_views: num(counts?.page_views),
+        active_users: actors,
+        sessions: stats.count,
+      },
+    };
+  }
+
   /** Per event type, and per action name: events, actors, sessions. */
   async breakdown(range: Range, includeApi = true) {
     const p = new Params();
@@ -421,17 +448,18 @@ export class AnalyticsService {
   }
 
   /** The headline numbers of a range beside those of the period of equal length before it. */
-  async overview(range: Range) {
-    return (await this.overviewWithSessions(range)).overview;
+  async overview(range: Range, includeApi = true) {
+    return (await this.overviewWithSessions(range, includeApi)).overview;
   }
 
   /**
    * The overview, and the range's session statistics (sessionStats), which
    * the overview computes anyway: the system report needs both.
    */
-  async overviewWithSessions(range: Range) {
+  async overviewWithSessions(range: Range, includeApi = true) {
     const previous = { from: range.from - (range.to - range.from), to: range.from };
-    const measure = (r: Range) => this.sessionFigures(r, true, true);
+    const measure = (r: Range) =>
+      includeApi ? this.sessionFigures(r, true, true) : this.figuresWithoutApi(r);
     const [now, then] = await Promise.all([measure(range), measure(previous)]);
     const headline = ({ stats, totals }: typeof now) => ({
       ...totals!,

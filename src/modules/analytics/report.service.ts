@@ -30,13 +30,14 @@ export class ReportService {
     private readonly behaviour: BehaviourService,
   ) {}
 
-  async systemReport(range: Range, zone: string) {
+  /** `includeApi`: count api_request events, as the overview, breakdown and series do. */
+  async systemReport(range: Range, zone: string, includeApi = true) {
     // The session statistics come with the overview (one pass over the sessions, not two).
     const [{ overview, sessions }, pages, events, series] = await Promise.all([
-      this.metrics.overviewWithSessions(range),
+      this.metrics.overviewWithSessions(range, includeApi),
       this.metrics.pages(range, 10),
-      this.metrics.breakdown(range),
-      this.metrics.activeSeries(range, zone),
+      this.metrics.breakdown(range, includeApi),
+      this.metrics.activeSeries(range, zone, includeApi),
     ]);
     return {
       generated_at: toIso(Date.now()),
