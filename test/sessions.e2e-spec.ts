@@ -440,6 +440,34 @@ describe('sessions', () => {
       expect(await liveTokens(t, [c.token])).toBe(0);
     });
 
+    it('neither counts nor logs an expired session as revoked', async () => {
+      await register(t, 'expiring');
+      const expired = await login(t, 'expiring');
+      const other = await login(t, 'expiring');
+      const current = await login(t, 'expiring');
+      await t.dataSource.query(
+        `UPDATE sessions SET idle_expires_at = ${Date.now() - 1000} WHERE id = '${expired.sessionId}'`,
+      );
+      const res = await t
+        .http()
+        .delete('/api/sessions?scope=others')
+        .set('authorization', current.bearer)
+        .expect(200);
+      expect(res.body).toEqual({ revoked: 1 });
+      const rows = await t.dataSource.query(
+        `SELECT id, revoked_reason FROM sessions WHERE id IN ('${expired.sessionId}', '${other.sessionId}')`,
+      );
+      expect(
+        Object.fromEntries(
+          rows.map((r: { id: string; revoked_reason: string | null }) => [r.id, r.revoked_reason]),
+        ),
+      ).toEqual({ [expired.sessionId]: null, [other.sessionId]: 'user' });
+      const [{ n }] = await t.dataSource.query(
+        `SELECT COUNT(*) AS n FROM session_events WHERE session_id = '${expired.sessionId}' AND type = 'revoked'`,
+      );
+      expect(Number(n)).toBe(0);
+    });
+
     it('rejects an unknown scope with 400', async () => {
       const s = await registerAndLogin(t, 'scoper');
       const res = await t

@@ -557,9 +557,12 @@ export class SessionService implements OnApplicationBootstrap {
   ): Promise<number> {
     if (sessionIds.length === 0) return 0;
     const placeholders = sessionIds.map(() => '?').join(', ');
+    // Live: not revoked and not past a deadline. An expired session is already dead; it is
+    // neither counted nor logged as revoked (the cleanup job logs its expiry).
     const live = await this.database.query<{ id: string; user_id: string | null }>(
-      `SELECT id, user_id FROM sessions WHERE id IN (${placeholders}) AND revoked_at IS NULL`,
-      sessionIds,
+      `SELECT id, user_id FROM sessions WHERE id IN (${placeholders}) AND revoked_at IS NULL
+       AND idle_expires_at > ? AND absolute_expires_at > ?`,
+      [...sessionIds, now, now],
       manager,
     );
     if (live.length === 0) return 0;
