@@ -34,6 +34,8 @@ export class AppModule {
         ScheduleModule.forRoot(),
         ThrottlerModule.forRoot({
           throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
+          // The default names the exception class ("ThrottlerException: Too Many Requests").
+          errorMessage: `Too many requests from this address: at most ${config.rateLimit.max} per ${config.rateLimit.ttlS} s; retry after Retry-After`,
         }),
         HealthModule,
         UsersModule,

@@ -196,6 +196,9 @@ describe('rate limiting', () => {
     for (let i = 0; i < 3; i++) await t.http().get('/probe/unauthorized').expect(401);
     const res = await t.http().get('/probe/unauthorized').expect(429);
     expectErrorShape(res.body, 429, 'Too Many Requests');
+    expect(res.body.message).toBe(
+      'Too many requests from this address: at most 3 per 60 s; retry after Retry-After',
+    );
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
   });
 

@@ -80,6 +80,11 @@ describe('system endpoints', () => {
       '#/components/schemas/ErasureResultDto',
     );
     expect(schemaOf('get', '/health/ready', '200')).toBe('#/components/schemas/ReadinessDto');
+    // Audit entries without details (e.g. `export`) answer null there.
+    expect(res.body.components.schemas.AuditEntryDto.properties.details).toMatchObject({
+      type: 'object',
+      nullable: true,
+    });
   });
 
   it.each([

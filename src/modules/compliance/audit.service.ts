@@ -24,7 +24,7 @@ const toDto = (r: AuditRow) => ({
   actor_user_id: r.actor_user_id,
   action: r.action,
   target_user_id: r.target_user_id,
-  details: r.details ? (JSON.parse(r.details) as unknown) : null,
+  details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
   session_id: r.session_id,
   request_id: r.request_id,
   created_at: toIso(Number(r.created_at)),

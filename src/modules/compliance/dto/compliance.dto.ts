@@ -151,8 +151,9 @@ export class AuditEntryDto {
   readonly actor_user_id!: string | null;
   readonly action!: string;
   readonly target_user_id!: string | null;
-  /** Non-secret details of the action. */
-  readonly details!: unknown;
+  /** Non-secret details of the action (null when it has none, e.g. `export`). */
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
+  readonly details!: Record<string, unknown> | null;
   readonly session_id!: string | null;
   readonly request_id!: string | null;
   readonly created_at!: string;
