@@ -79,6 +79,24 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     400,
     'Validation failed: user_id must be a UUID',
   ],
+  [
+    'activities: from after to',
+    'get',
+    '/api/activities?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z',
+    null,
+    'user',
+    400,
+    'from must be before to',
+  ],
+  [
+    'admin activities: from equal to to',
+    'get',
+    '/api/admin/users/00000000-0000-4000-8000-000000000000/activities?from=2026-12-02T00:00:00Z&to=2026-12-02T00:00:00Z',
+    null,
+    'admin',
+    400,
+    'from must be before to',
+  ],
   // Audit log and session events
   [
     'audit: user_id not a UUID',

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { BadRequestException, Injectable } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomUUID } from 'node:crypto';
@@ -240,6 +240,10 @@ export class TrackingService {
 
   /** A user's events, newest first, keyset-paginated on (occurred_at, id). */
   async listActivities(userId: string, query: ActivitiesQueryDto): Promise<ActivityPageDto> {
+    // As the analytics ranges: an empty or reversed range is a mistake, not an empty page.
+    if (query.from && query.to && Date.parse(query.from) >= Date.parse(query.to)) {
+      throw new BadRequestException('from must be before to');
+    }
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const qb = this.database.dataSource
       .getRepository(Event)
