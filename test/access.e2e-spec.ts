@@ -1,66 +1,7 @@
-import { RequestMethod, Type } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { ModulesContainer, Reflector } from '@nestjs/core';
-import {
-  ALLOW_ANONYMOUS_SESSION_KEY,
-  FRESH_AUTH_KEY,
-  ROLES_KEY,
-} from '../src/common/auth/auth.decorators';
-import { IS_PUBLIC_KEY } from '../src/common/decorators/public.decorator';
+import { RouteRule as Route, routeKey as key, routeRules } from '../src/common/http/route-rules';
 import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
 import { databaseSnapshot } from './support/snapshot';
 import { startTestApp, TestApp } from './support/test-app';
-
-/** One route as the session guard sees it, read from the controllers' decorators. */
-interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  /** Express-style pattern, e.g. `/api/admin/users/:id/data`. */
-  pattern: string;
-  isPublic: boolean;
-  allowAnonymous: boolean;
-  adminOnly: boolean;
-  needsFreshAuth: boolean;
-}
-
-/**
- * Every controller route of the running app. Read from the same metadata
- * the guard reads, so a route added later is covered by the tests below
- * without being listed here.
- */
-function routesOf(t: TestApp): Route[] {
-  const reflector = t.app.get(Reflector);
-  const routes: Route[] = [];
-  for (const module of t.app.get(ModulesContainer).values()) {
-    for (const wrapper of module.controllers.values()) {
-      const controller = wrapper.metatype as Type | null;
-      if (!controller) continue;
-      const bases = [Reflect.getMetadata(PATH_METADATA, controller) ?? ''].flat() as string[];
-      for (const name of Object.getOwnPropertyNames(controller.prototype)) {
-        const handler = (controller.prototype as Record<string, unknown>)[name];
-        if (name === 'constructor' || typeof handler !== 'function') continue;
-        const paths = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
-        if (paths === undefined) continue;
-        const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-        const read = (key: string) => reflector.getAllAndOverride(key, [handler, controller]);
-        for (const base of bases) {
-          for (const path of [paths].flat()) {
-            routes.push({
-              method: method as Route['method'],
-              pattern: `/${base}/${path}`.replace(/\/+/g, '/').replace(/(.)\/$/, '$1'),
-              isPublic: read(IS_PUBLIC_KEY) === true,
-              allowAnonymous: read(ALLOW_ANONYMOUS_SESSION_KEY) === true,
-              adminOnly: (read(ROLES_KEY) as string[] | undefined)?.includes('admin') === true,
-              needsFreshAuth: read(FRESH_AUTH_KEY) === true,
-            });
-          }
-        }
-      }
-    }
-  }
-  return routes.sort((a, b) => key(a).localeCompare(key(b)));
-}
-
-const key = (route: Pick<Route, 'method' | 'pattern'>) => `${route.method} ${route.pattern}`;
 
 /**
  * Access rules, route by route: who may call what, and that a refused
@@ -77,7 +18,7 @@ describe('access rules of every route', () => {
 
   beforeAll(async () => {
     t = await startTestApp(ADMIN_ENV);
-    routes = routesOf(t);
+    routes = routeRules(t.app);
     user = await registerAndLogin(t, 'access-user');
     admin = await loginAdmin(t);
     const anonymous = await t.http().post('/api/session').expect(201);
@@ -220,5 +161,35 @@ describe('access rules of every route', () => {
     }
     expect(answers).toEqual(unsafe.flatMap((r) => Array(2).fill([key(r), 403, 'csrf_rejected'])));
     expect(await snapshot()).toBe(before);
+  });
+
+  it('documents these answers in the OpenAPI document, with the error body schema', async () => {
+    const doc = (await t.http().get('/docs-json').expect(200)).body;
+    type Response = { description: string; content?: Record<string, { schema: { $ref: string } }> };
+    const responsesOf = (route: Route): Record<string, Response> =>
+      doc.paths[route.pattern.replace(/:([A-Za-z_]+)/g, '{$1}')][route.method.toLowerCase()]
+        .responses;
+    const errorSchema = '#/components/schemas/ErrorResponseDto';
+    const missing: string[] = [];
+    for (const route of routes) {
+      const responses = responsesOf(route);
+      const expected = [
+        ...(route.isPublic ? [] : ['401']),
+        ...(route.adminOnly || route.method !== 'GET' ? ['403'] : []),
+      ];
+      for (const code of expected) {
+        if (responses[code]?.content?.['application/json'].schema.$ref !== errorSchema) {
+          missing.push(`${key(route)} ${code}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    // Descriptions written on a handler are kept beside the derived ones.
+    const erase = responsesOf(routes.find((r) => key(r) === 'DELETE /api/gdpr/delete')!);
+    expect(erase['403'].description).toContain('`reauth_required`');
+    expect(erase['403'].description).toContain('`csrf_rejected`');
+    expect(doc.components.schemas.ErrorResponseDto.required).toEqual(
+      expect.arrayContaining(['status_code', 'error', 'message', 'request_id', 'session_id']),
+    );
   });
 });

@@ -1,6 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, getSchemaPath, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import metadata from '../../metadata.js';
+import { RouteRule, routeRules } from '../http/route-rules.js';
+import { ErrorResponseDto } from './error-response.dto.js';
 
 /** Security scheme names, referenced by `@ApiSecurity` / `@ApiCookieAuth` on controllers. */
 export const SECURITY = {
@@ -52,6 +54,56 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
     )
     .addTag('admin', 'Administration (admin role)')
     .build();
-  const document = SwaggerModule.createDocument(app, config);
+  const document = SwaggerModule.createDocument(app, config, { extraModels: [ErrorResponseDto] });
+  documentErrors(document, routeRules(app));
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The error answers each operation can give, derived from its route's
+ * rules (the session guard's decorators) instead of written on every
+ * handler: 400 when it takes input, 401 unless public, 403 for admin routes
+ * and for cookie writes from a foreign origin. Every 4xx/5xx response gets
+ * the error body's schema; descriptions written on a handler are kept.
+ */
+function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
+  const errorContent = {
+    'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } },
+  };
+  for (const rule of rules) {
+    const path = rule.pattern.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const operation = document.paths[path]?.[rule.method.toLowerCase() as 'get'];
+    if (!operation) continue;
+    const responses = operation.responses;
+    const add = (code: string, description: string) => {
+      const written = responses[code] as { description?: string } | undefined;
+      responses[code] = {
+        ...written,
+        description: written?.description
+          ? `${written.description}; or ${description}`
+          : description,
+      };
+    };
+    if ((operation.parameters?.length ?? 0) > 0 || operation.requestBody) {
+      add('400', 'Invalid input: `message` says what, `details` names the fields');
+    }
+    if (!rule.isPublic) {
+      add(
+        '401',
+        rule.allowAnonymous
+          ? 'No valid session (missing, unknown, expired or revoked)'
+          : 'No valid user session (missing, unknown, expired, revoked, or anonymous)',
+      );
+    }
+    if (rule.adminOnly) add('403', 'This operation needs the admin role');
+    if (UNSAFE_METHODS.has(rule.method)) {
+      add('403', '`csrf_rejected`: a cookie-authenticated request from a foreign origin');
+    }
+    for (const [code, response] of Object.entries(responses)) {
+      if (/^[45]/.test(code) && response && !('$ref' in response))
+        response.content ??= errorContent;
+    }
+  }
 }
