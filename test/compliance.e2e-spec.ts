@@ -1016,10 +1016,30 @@ describe('retention and audit', () => {
       if (retention.body.items.length > 0) break;
       await sleep(50);
     }
+    // A manual run is the admin's who asked for it; a scheduled one the system's.
+    expect(retention.body.items[0]).toMatchObject({
+      actor_type: 'admin',
+      actor_user_id: admin.userId,
+      session_id: admin.sessionId,
+      target_user_id: null,
+      details: { trigger: 'manual' },
+    });
+    await t.app.get(DataRetentionService).run('schedule');
+    for (let i = 0; i < 40; i++) {
+      retention = await t
+        .http()
+        .get('/api/admin/audit?action=retention_run')
+        .set('authorization', admin.bearer)
+        .expect(200);
+      if (retention.body.items[0].details.trigger === 'schedule') break;
+      await sleep(50);
+    }
     expect(retention.body.items[0]).toMatchObject({
       actor_type: 'system',
       actor_user_id: null,
-      target_user_id: null,
+      session_id: null,
+      request_id: null,
+      details: { trigger: 'schedule' },
     });
 
     await t.http().get('/api/admin/audit').set('authorization', s.bearer).expect(401);

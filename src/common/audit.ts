@@ -19,10 +19,14 @@ export interface AuditRecord {
   requestId?: string | null;
 }
 
+/** Who acted, from which session and request: the part of an audit record a request gives. */
+export type AuditContext = Pick<
+  AuditRecord,
+  'actorType' | 'actorUserId' | 'sessionId' | 'requestId'
+>;
+
 /** Actor, public session id and request id of a request, for an audit record. */
-export function auditContext(
-  request: FastifyRequest,
-): Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'> {
+export function auditContext(request: FastifyRequest): AuditContext {
   const user = request.auth?.user ?? null;
   return {
     actorType: user?.role === 'admin' ? 'admin' : 'user',

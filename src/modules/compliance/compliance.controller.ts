@@ -159,8 +159,8 @@ export class AdminComplianceController {
   /** Runs the retention policies now and returns the counts. */
   @Post('admin/retention/run')
   @HttpCode(200)
-  async runRetention(): Promise<RetentionRunResultDto> {
-    const counts = await this.retention.run('manual');
+  async runRetention(@Req() request: FastifyRequest): Promise<RetentionRunResultDto> {
+    const counts = await this.retention.run('manual', Date.now(), auditContext(request));
     return { status: counts ? 'completed' : 'skipped: another run is in progress', counts };
   }
 

@@ -1,6 +1,6 @@
 import { BadRequestException, Injectable, OnModuleInit } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import { AuditRecord } from '../../common/audit.js';
+import { AuditContext } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { assertUserExists, DatabaseService } from '../../common/database/database.service.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
@@ -68,11 +68,7 @@ export class ConsentService implements OnModuleInit {
     );
   }
 
-  async record(
-    userId: string,
-    dto: RecordConsentDto,
-    context: Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>,
-  ) {
+  async record(userId: string, dto: RecordConsentDto, context: AuditContext) {
     if (!this.config.compliance.consentTypes.includes(dto.consent_type)) {
       throw new BadRequestException({
         message: `Unknown consent_type "${dto.consent_type}"; allowed: ${this.config.compliance.consentTypes.join(', ')}`,

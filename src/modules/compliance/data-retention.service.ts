@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { AUDIT_EVENT } from '../../common/audit.js';
+import { AUDIT_EVENT, AuditContext, AuditRecord } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { toIso } from '../../common/time.js';
@@ -50,8 +50,16 @@ export class DataRetentionService {
     };
   }
 
-  /** Runs every policy now; null when another run holds the lock. */
-  async run(trigger: 'schedule' | 'manual', now = Date.now()): Promise<RetentionCounts | null> {
+  /**
+   * Runs every policy now; null when another run holds the lock. `actor`:
+   * who asked for a manual run (the audit entry names them); scheduled runs
+   * are the system's.
+   */
+  async run(
+    trigger: 'schedule' | 'manual',
+    now = Date.now(),
+    actor?: AuditContext,
+  ): Promise<RetentionCounts | null> {
     return this.database
       .withJobLock('retention', async () => {
         const r = this.config.compliance.retention;
@@ -95,10 +103,11 @@ export class DataRetentionService {
         this.emitter.emit(AUDIT_EVENT, {
           actorType: 'system',
           actorUserId: null,
+          ...actor,
           action: 'retention_run',
           targetUserId: null,
           details: { trigger, ...counts, error },
-        });
+        } satisfies AuditRecord);
         this.logger.log({ ...counts }, `Retention run finished in ${finishedAt - startedAt} ms`);
         if (error) throw new Error(error);
         return counts;

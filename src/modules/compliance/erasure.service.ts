@@ -1,6 +1,6 @@
 import { Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { AuditRecord } from '../../common/audit.js';
+import { AuditContext } from '../../common/audit.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { toIso } from '../../common/time.js';
 import { PreferencesService } from '../preferences/preferences.service.js';
@@ -44,11 +44,7 @@ export class ErasureService {
     private readonly audit: AuditService,
   ) {}
 
-  async erase(
-    userId: string,
-    requestedBy: 'self' | 'admin',
-    context: Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>,
-  ) {
+  async erase(userId: string, requestedBy: 'self' | 'admin', context: AuditContext) {
     if (!(await this.users.findById(userId))) throw new NotFoundException('No such user');
     const startedAt = Date.now();
     // Events already queued for the user land first, so the receipt counts them among the

@@ -1,7 +1,7 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Readable } from 'node:stream';
-import { AUDIT_EVENT, AuditRecord } from '../../common/audit.js';
+import { AUDIT_EVENT, AuditContext } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { PreferencesService } from '../preferences/preferences.service.js';
 import { SessionEventsService } from '../session/session-events.service.js';
@@ -33,10 +33,7 @@ export class ExportService {
     private readonly emitter: EventEmitter2,
   ) {}
 
-  async export(
-    userId: string,
-    context: Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>,
-  ): Promise<Readable> {
+  async export(userId: string, context: AuditContext): Promise<Readable> {
     const user = await this.users.findById(userId);
     if (!user) throw new NotFoundException('No such user');
     this.emitter.emit(AUDIT_EVENT, { ...context, action: 'export', targetUserId: userId });

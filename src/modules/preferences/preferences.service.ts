@@ -1,7 +1,7 @@
 import { BadRequestException, Injectable, OnModuleInit } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { EntityManager } from 'typeorm';
-import { AUDIT_EVENT, AuditRecord } from '../../common/audit.js';
+import { AUDIT_EVENT, AuditContext } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { assertUserExists, DatabaseService } from '../../common/database/database.service.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
@@ -20,8 +20,6 @@ import { CachedFlags } from '../../common/cache/cached-flags.js';
 const ANALYTICS_CACHE_MS = 5_000;
 
 const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-type AuditContext = Pick<AuditRecord, 'actorType' | 'actorUserId' | 'sessionId' | 'requestId'>;
 
 /** 400 unless `key` is a preference (`theme`, `notifications.email`) or a group (`notifications`). */
 function assertKnownKey(key: string): void {
