@@ -7,6 +7,7 @@ type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 const FORMAT_MESSAGE = 'Validation failed: format must be one of the following values: json, csv';
 const BAD_CURSOR = 'cursor is not a cursor returned by this list';
 const NOT_A_UUID = 'Validation failed (uuid is expected)';
+const UNKNOWN_USER = '00000000-0000-4000-8000-000000000000';
 const SESSION_DATA_KEY = 'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"';
 
 /**
@@ -91,7 +92,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
   [
     'admin activities: from equal to to',
     'get',
-    '/api/admin/users/00000000-0000-4000-8000-000000000000/activities?from=2026-12-02T00:00:00Z&to=2026-12-02T00:00:00Z',
+    '/api/admin/users/:self/activities?from=2026-12-02T00:00:00Z&to=2026-12-02T00:00:00Z',
     null,
     'admin',
     400,
@@ -219,6 +220,42 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     NOT_A_UUID,
   ],
   [
+    'admin sessions of an unknown user',
+    'get',
+    `/api/admin/users/${UNKNOWN_USER}/sessions`,
+    null,
+    'admin',
+    404,
+    'No such user',
+  ],
+  [
+    'admin revoke of an unknown user',
+    'delete',
+    `/api/admin/users/${UNKNOWN_USER}/sessions`,
+    null,
+    'admin',
+    404,
+    'No such user',
+  ],
+  [
+    'admin activities of an unknown user',
+    'get',
+    `/api/admin/users/${UNKNOWN_USER}/activities`,
+    null,
+    'admin',
+    404,
+    'No such user',
+  ],
+  [
+    'admin export of an unknown user',
+    'get',
+    `/api/admin/users/${UNKNOWN_USER}/export`,
+    null,
+    'admin',
+    404,
+    'No such user',
+  ],
+  [
     'admin erasure of an unknown user',
     'delete',
     '/api/admin/users/00000000-0000-4000-8000-000000000000/data',
@@ -321,7 +358,9 @@ describe('bad input, route by route', () => {
 
   it.each(CASES)('%s', async (_name, method, url, body, who, status, message) => {
     const before = await databaseSnapshot(t);
-    const req = t.http()[method](url).set('authorization', callers[who]!.bearer);
+    // `:self`: the calling user's own id (a user that exists).
+    const target = url.replace(':self', callers.user!.userId);
+    const req = t.http()[method](target).set('authorization', callers[who]!.bearer);
     const res = await (body === null ? req : req.send(body));
     expect([res.status, res.body.message]).toEqual([status, message]);
     expect(res.headers['content-type']).toMatch(/^application\/json/);

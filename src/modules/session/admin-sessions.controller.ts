@@ -1,9 +1,10 @@
 import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
+import { ExistingUserPipe } from '../../common/validation/existing-user.pipe.js';
 import { clientMeta } from './client-meta.js';
 import {
   ListSessionEventsQueryDto,
@@ -26,15 +27,19 @@ export class AdminSessionsController {
 
   /** A user's live sessions. */
   @Get('users/:id/sessions')
-  async list(@Param('id', new ParseUUIDPipe()) userId: string): Promise<SessionListDto> {
+  @ApiResponse({ status: 404, description: 'No such user' })
+  async list(
+    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
+  ): Promise<SessionListDto> {
     const live = await this.sessions.listLive(userId);
     return { items: live.map((s) => ({ ...this.sessions.toDto(s), current: false })) };
   }
 
   /** Revokes every session of a user. */
   @Delete('users/:id/sessions')
+  @ApiResponse({ status: 404, description: 'No such user' })
   async revokeAll(
-    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<RevokedCountDto> {
     const revoked = await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip);

@@ -1,7 +1,8 @@
 import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
+import { ExistingUserPipe } from '../../common/validation/existing-user.pipe.js';
 import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
 import { TrackingService } from './tracking.service.js';
 
@@ -22,8 +23,9 @@ export class ActivitiesController {
   /** Any user's activity history (admin). */
   @Roles('admin')
   @Get('admin/users/:id/activities')
+  @ApiResponse({ status: 404, description: 'No such user' })
   listForUser(
-    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
     @Query() query: ActivitiesQueryDto,
   ): Promise<ActivityPageDto> {
     return this.tracking.listActivities(userId, query);
