@@ -112,7 +112,11 @@ describe('access rules of every route', () => {
       answers.push([key(route), res.status, res.body.message]);
     }
     expect(answers).toEqual(
-      forUsers.map((r) => [key(r), 401, 'Authentication required: no valid session']),
+      forUsers.map((r) => [
+        key(r),
+        401,
+        'Authentication required: this route needs a signed-in user, not an anonymous session',
+      ]),
     );
     expect(await snapshot()).toBe(before);
   });

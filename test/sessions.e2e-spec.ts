@@ -100,7 +100,9 @@ describe('sessions', () => {
         .get('/api/me')
         .set('x-session-id', anon.body.session_id)
         .expect(401);
-      expect(res.body.message).toBe('Authentication required: no valid session');
+      expect(res.body.message).toBe(
+        'Authentication required: this route needs a signed-in user, not an anonymous session',
+      );
     });
 
     it('keep their id and data when the user logs in, with a new token', async () => {

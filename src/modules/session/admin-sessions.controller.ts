@@ -1,6 +1,6 @@
 import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
@@ -27,6 +27,7 @@ export class AdminSessionsController {
 
   /** A user's live sessions. */
   @Get('users/:id/sessions')
+  @ApiOkResponse({ type: SessionListDto })
   @ApiResponse({ status: 404, description: 'No such user' })
   async list(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
@@ -37,6 +38,7 @@ export class AdminSessionsController {
 
   /** Revokes every session of a user. */
   @Delete('users/:id/sessions')
+  @ApiOkResponse({ type: RevokedCountDto })
   @ApiResponse({ status: 404, description: 'No such user' })
   async revokeAll(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,

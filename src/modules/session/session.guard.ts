@@ -21,6 +21,8 @@ import { readSessionCookie } from './session-cookie.js';
 import { SessionService, UNAUTHORIZED_MESSAGE } from './session.service.js';
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const ANONYMOUS_SESSION_MESSAGE =
+  'Authentication required: this route needs a signed-in user, not an anonymous session';
 
 /** What a route asks of the guard, from its decorators (handler over class). */
 interface RouteRules {
@@ -97,7 +99,9 @@ export class SessionGuard implements CanActivate {
       return true;
     }
 
-    if (!auth.user && !allowAnonymous) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
+    // 401 as for no session (the client must sign in), but saying why: the error body
+    // carries the anonymous session's id, so "no valid session" would read as a contradiction.
+    if (!auth.user && !allowAnonymous) throw new UnauthorizedException(ANONYMOUS_SESSION_MESSAGE);
 
     if (roles && (!auth.user || !roles.includes(auth.user.role))) {
       throw new ForbiddenException('This operation needs the admin role');

@@ -1,5 +1,5 @@
 import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
-import { ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
 import { ExistingUserPipe } from '../../common/validation/existing-user.pipe.js';
@@ -23,6 +23,7 @@ export class ActivitiesController {
   /** Any user's activity history (admin). */
   @Roles('admin')
   @Get('admin/users/:id/activities')
+  @ApiOkResponse({ type: ActivityPageDto })
   @ApiResponse({ status: 404, description: 'No such user' })
   listForUser(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
