@@ -188,16 +188,12 @@ describe('analytics', () => {
     });
 
     it('leaves api_request events out with include_api=false, as the other endpoints do', async () => {
+      const all = await get(`/api/analytics/overview?${A_RANGE}`).expect(200);
       const res = await get(`/api/analytics/overview?${A_RANGE}&include_api=false`).expect(200);
       // s4's api_request is the only one: one event fewer, the same sessions and actors.
       expect(res.body.metrics).toEqual({
+        ...all.body.metrics,
         events: { value: 9, previous: 0 },
-        page_views: { value: 8, previous: 0 },
-        active_users: { value: 3, previous: 0 },
-        sessions: { value: 4, previous: 0 },
-        mean_session_duration_s: { value: 32.5, previous: null },
-        median_session_duration_s: { value: 15, previous: null },
-        bounce_rate: { value: 0.5, previous: null },
       });
       const sessions = await get(`/api/analytics/sessions?${A_RANGE}&include_api=false`);
       expect(res.body.metrics.sessions.value).toBe(sessions.body.count);
