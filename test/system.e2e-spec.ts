@@ -63,6 +63,17 @@ describe('system endpoints', () => {
         .map(([method]) => `${method.toUpperCase()} ${path}`),
     );
     expect(withoutSuccess).toEqual([]);
+    // ...and says what it answers with (a schema for some content type).
+    const withoutSchema = Object.entries(paths).flatMap(([path, operations]) =>
+      Object.entries(operations)
+        .filter(([, op]) =>
+          Object.entries(op.responses).every(
+            ([code, response]) => !code.startsWith('2') || response.content === undefined,
+          ),
+        )
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(withoutSchema).toEqual([]);
     const schemaOf = (method: string, path: string, code: string) =>
       (
         paths[path][method].responses[code].content as {

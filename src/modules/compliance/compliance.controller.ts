@@ -49,6 +49,10 @@ function attachment(
   });
 }
 
+const EXPORT_DESCRIPTION =
+  'Everything held about the user as one JSON download (Content-Disposition: attachment): ' +
+  'user, sessions, session_data, session_events, preferences, consents, audit, processing, activities';
+
 /** The caller's own GDPR rights: consent, access (export), erasure. */
 @ApiTags('compliance')
 @Controller('api')
@@ -93,6 +97,7 @@ export class ComplianceController {
   /** Everything held about the caller, as one JSON download (seed path). */
   @Get('gdpr/export')
   @ApiProduces('application/json')
+  @ApiOkResponse({ description: EXPORT_DESCRIPTION, schema: { type: 'object' } })
   async export(
     @CurrentUser() user: AuthUser,
     @Req() request: FastifyRequest,
@@ -133,6 +138,7 @@ export class AdminComplianceController {
 
   @Get('admin/users/:id/export')
   @ApiProduces('application/json')
+  @ApiOkResponse({ description: EXPORT_DESCRIPTION, schema: { type: 'object' } })
   async export(
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,
@@ -176,6 +182,10 @@ export class AdminComplianceController {
 
   /** The record of processing (Art. 30), generated from configuration. */
   @Get('compliance/processing')
+  @ApiOkResponse({
+    description: 'Purposes, data categories, recipients and retention periods',
+    schema: { type: 'object' },
+  })
   processing() {
     return processingRecord(this.config);
   }

@@ -1,5 +1,5 @@
 import { Controller, Get, Query, Req, Res } from '@nestjs/common';
-import { ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { filter } from 'rxjs';
 import { Roles } from '../../common/auth/auth.decorators.js';
@@ -40,6 +40,11 @@ export class LiveStreamController {
    */
   @Get('stream')
   @ApiProduces('text/event-stream')
+  @ApiOkResponse({
+    description:
+      'Server-Sent Events: `data:` lines each holding one stored event as JSON, heartbeat comments, and `event: end` when the session ends',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
   stream(
     @Query() query: StreamQueryDto,
     @Req() request: FastifyRequest,
