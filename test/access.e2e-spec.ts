@@ -188,6 +188,25 @@ describe('access rules of every route', () => {
       }
     }
     expect(missing).toEqual([]);
+    expect(
+      routes
+        .filter(
+          (r) => r.needsFreshAuth && !responsesOf(r)['403'].description.includes('reauth_required'),
+        )
+        .map(key),
+    ).toEqual([]);
+    // Pagination parameters are documented (and with them the 400).
+    const history = doc.paths['/api/consent/history'].get;
+    expect(history.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
+      'cursor',
+      'limit',
+    ]);
+    expect(history.responses['400'].content['application/json'].schema.$ref).toBe(
+      '#/components/schemas/ErrorResponseDto',
+    );
+    expect(doc.components.schemas.ErrorResponseDto.properties.details.items.$ref).toBe(
+      '#/components/schemas/ErrorDetailDto',
+    );
     // Descriptions written on a handler are kept beside the derived ones.
     const erase = responsesOf(routes.find((r) => key(r) === 'DELETE /api/gdpr/delete')!);
     expect(erase['403'].description).toContain('`reauth_required`');

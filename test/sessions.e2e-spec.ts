@@ -10,6 +10,7 @@ import {
 import { DatabaseService } from '../src/common/database/database.service';
 import { SessionService } from '../src/modules/session/session.service';
 import { UsersService } from '../src/modules/users/users.service';
+import { ErasureService } from '../src/modules/compliance/erasure.service';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const liveTokens = async (t: TestApp, tokens: string[]) => {
@@ -763,6 +764,33 @@ describe('session check after direct database writes', () => {
     else expect(cached()).toBe(0);
   });
 
+  it('neither extends nor rotates a session that expired while its request was in flight', async () => {
+    const s = await registerAndLogin(t, 'in-flight');
+    const sessions = t.app.get(SessionService);
+    const checked = (await sessions.authenticate(s.token, Date.now(), false))!;
+    const expiredAt = Date.now() - 1000;
+    await database.execute('UPDATE sessions SET idle_expires_at = ? WHERE id = ?', [
+      expiredAt,
+      s.sessionId,
+    ]);
+    // The request's activity write (private: normally right after the check) revives nothing.
+    const touch = (
+      sessions as unknown as { touch: (session: unknown, now: number) => Promise<void> }
+    ).touch;
+    await touch.call(sessions, { ...checked.session }, Date.now());
+    await expect(
+      sessions.rotate(checked.session, 'reauth', { ip: null, userAgent: null }),
+    ).rejects.toMatchObject({ status: 401 });
+    const [row] = await t.dataSource.query(
+      `SELECT idle_expires_at, token_hash FROM sessions WHERE id = '${s.sessionId}'`,
+    );
+    expect([Number(row.idle_expires_at), row.token_hash]).toEqual([
+      expiredAt,
+      checked.session.tokenHash,
+    ]);
+    await check(s.bearer).expect(401);
+  });
+
   it('sees a revocation, a disabled user and a role change at once', async () => {
     const alice = await registerAndLogin(t, 'cache-alice');
     await check(alice.bearer).expect(200);
@@ -959,6 +987,34 @@ describe('bootstrap admin', () => {
     try {
       const admin = await loginAdmin(t);
       expect(admin.body.role).toBe('admin');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('is an enabled admin again at start-up when no enabled admin is left, and only then', async () => {
+    const t = await startTestApp(ADMIN_ENV);
+    try {
+      const users = t.app.get(UsersService);
+      const roleOf = async (username: string) =>
+        (await users.findByUsername(username))!.role as string;
+      // Another enabled admin exists: the demoted bootstrap account stays demoted.
+      const other = await register(t, 'other-admin');
+      await t.dataSource.query(`UPDATE users SET role = 'admin' WHERE id = '${other.id}'`);
+      await t.dataSource.query(
+        `UPDATE users SET role = 'user' WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
+      );
+      await users.onApplicationBootstrap();
+      expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('user');
+      // That admin gone (here: erased), the next start makes it an admin again.
+      await t.app.get(ErasureService).erase(other.id, 'self', {
+        actorType: 'user',
+        actorUserId: other.id,
+        requestId: 'test',
+      });
+      await users.onApplicationBootstrap();
+      expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('admin');
+      expect((await loginAdmin(t)).body.role).toBe('admin');
     } finally {
       await t.close();
     }

@@ -45,6 +45,15 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'from must be before to',
   ],
   [
+    'user report: a range (it covers all activity)',
+    'get',
+    '/api/analytics/user/report?from=2026-12-01',
+    null,
+    'user',
+    400,
+    'Validation failed: property from should not exist',
+  ],
+  [
     'user report: unknown format',
     'get',
     '/api/analytics/user/report?format=xml',

@@ -1,4 +1,5 @@
 import { BadRequestException } from '@nestjs/common';
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 
@@ -8,6 +9,12 @@ export const MAX_PAGE_SIZE = 1000;
 /** `limit` and `cursor` of every keyset-paginated list. */
 export class PaginationQueryDto {
   /** Items per page, 1-1000 (default 50). */
+  // Explicit: the Swagger metadata generator reads *.dto.ts files only.
+  @ApiPropertyOptional({
+    description: 'Items per page, 1-1000 (default 50)',
+    minimum: 1,
+    maximum: MAX_PAGE_SIZE,
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -16,6 +23,7 @@ export class PaginationQueryDto {
   readonly limit?: number;
 
   /** Opaque cursor from a previous page's `next_cursor`. */
+  @ApiPropertyOptional({ description: "Opaque cursor from a previous page's `next_cursor`" })
   @IsOptional()
   @IsString()
   @MaxLength(512)

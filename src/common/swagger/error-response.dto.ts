@@ -1,5 +1,14 @@
 import { ApiProperty } from '@nestjs/swagger';
 
+/** One field of a validation error and what is wrong with it. */
+export class ErrorDetailDto {
+  @ApiProperty({ description: 'Dotted path of the field, e.g. `steps.2.type`', example: 'page' })
+  readonly field!: string;
+
+  @ApiProperty({ type: [String], example: ['page must be a string'] })
+  readonly errors!: string[];
+}
+
 /** The body of every error answer (see AllExceptionsFilter). */
 export class ErrorResponseDto {
   @ApiProperty({ example: 400 })
@@ -21,9 +30,9 @@ export class ErrorResponseDto {
   readonly session_id!: string | null;
 
   @ApiProperty({
+    type: [ErrorDetailDto],
     required: false,
     description: 'On errors of named body or query fields: each field and its errors',
-    example: [{ field: 'page', errors: ['page must be a string'] }],
   })
-  readonly details?: { field: string; errors: string[] }[];
+  readonly details?: ErrorDetailDto[];
 }

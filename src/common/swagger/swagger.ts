@@ -98,6 +98,10 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
       );
     }
     if (rule.adminOnly) add('403', 'This operation needs the admin role');
+    const written403 = responses['403'] as { description?: string } | undefined;
+    if (rule.needsFreshAuth && !written403?.description?.includes('reauth_required')) {
+      add('403', '`reauth_required`: confirm the password first (POST /auth/reauth)');
+    }
     if (UNSAFE_METHODS.has(rule.method)) {
       add('403', '`csrf_rejected`: a cookie-authenticated request from a foreign origin');
     }

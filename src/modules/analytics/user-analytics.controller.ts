@@ -6,7 +6,7 @@ import { CurrentSession, CurrentUser } from '../../common/auth/auth.decorators.j
 import { AnalyticsService } from './analytics.service.js';
 import { BehaviourService } from './behaviour.service.js';
 import { JourneyDto, UserReportDto, UserSummaryDto } from './dto/analytics-responses.dto.js';
-import { JourneyQueryDto, ReportQueryDto } from './dto/analytics.dto.js';
+import { JourneyQueryDto, UserReportQueryDto } from './dto/analytics.dto.js';
 import { ReportService } from './report.service.js';
 import { resolveRange } from './time-buckets.js';
 
@@ -53,7 +53,7 @@ export class UserAnalyticsController {
   @ApiOkResponse({ type: UserReportDto, description: 'JSON, or with format=csv a CSV download' })
   async report(
     @CurrentUser() user: AuthUser,
-    @Query() query: ReportQueryDto,
+    @Query() query: UserReportQueryDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     const report = await this.reports.userReport(user.id);

@@ -139,6 +139,7 @@ export class AdminComplianceController {
   @Get('admin/users/:id/export')
   @ApiProduces('application/json')
   @ApiOkResponse({ description: EXPORT_DESCRIPTION, schema: { type: 'object' } })
+  @ApiResponse({ status: 404, description: 'No such user' })
   async export(
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,
@@ -150,6 +151,8 @@ export class AdminComplianceController {
   @Delete('admin/users/:id/data')
   @RequireFreshAuth()
   @SkipTracking()
+  @ApiOkResponse({ type: ErasureResultDto })
+  @ApiResponse({ status: 404, description: 'No such user' })
   eraseUser(
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,

@@ -240,8 +240,9 @@ export class SessionService implements OnApplicationBootstrap {
       const changed = await this.database.executeIn(
         manager,
         `UPDATE sessions SET token_hash = ?, auth_time = ?, last_seen_at = ?, idle_expires_at = ?
-         WHERE id = ? AND token_hash = ? AND revoked_at IS NULL`,
-        [hashSessionToken(token), now, now, idleExpiresAt, session.id, session.tokenHash],
+         WHERE id = ? AND token_hash = ? AND revoked_at IS NULL
+         AND idle_expires_at > ? AND absolute_expires_at > ?`,
+        [hashSessionToken(token), now, now, idleExpiresAt, session.id, session.tokenHash, now, now],
       );
       if (changed === 0) throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
       await this.sessionEvents.record(manager, [
@@ -597,15 +598,20 @@ export class SessionService implements OnApplicationBootstrap {
     return revoked.length;
   }
 
-  /** Records activity; never revives a session revoked meanwhile. */
+  /**
+   * Records activity; never revives a session revoked or expired meanwhile
+   * (a revocation leaves expired sessions alone, so an in-flight touch must
+   * not bring one back after it).
+   */
   private async touch(session: AuthSession, now: number): Promise<void> {
     const idleExpiresAt = Math.min(
       now + this.idleMs(session.rememberMe),
       session.absoluteExpiresAt,
     );
     await this.database.execute(
-      'UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ? AND revoked_at IS NULL',
-      [now, idleExpiresAt, session.id],
+      `UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?
+       WHERE id = ? AND revoked_at IS NULL AND idle_expires_at > ?`,
+      [now, idleExpiresAt, session.id, now],
     );
     session.lastSeenAt = now;
     session.idleExpiresAt = idleExpiresAt;

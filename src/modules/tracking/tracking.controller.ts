@@ -27,6 +27,10 @@ import {
 import { normalizePagePath, normalizeReferrer } from './page-path.js';
 import { TrackingActor, TrackingService } from './tracking.service.js';
 
+/** The tracking routes are public, but without a session they need anonymous sessions. */
+const NO_ANONYMOUS_SESSIONS =
+  'No session, and anonymous sessions are off (ANONYMOUS_SESSIONS=false)';
+
 /**
  * Explicit tracking. Each answer comes after the event committed. A request
  * without a session starts an anonymous one when ANONYMOUS_SESSIONS (its
@@ -48,6 +52,7 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOkResponse({ type: TrackedDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
+  @ApiResponse({ status: 401, description: NO_ANONYMOUS_SESSIONS })
   async page(
     @Body() dto: TrackPageDto,
     @Req() request: FastifyRequest,
@@ -72,6 +77,7 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOkResponse({ type: TrackedDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
+  @ApiResponse({ status: 401, description: NO_ANONYMOUS_SESSIONS })
   async action(
     @Body() dto: TrackActionDto,
     @Req() request: FastifyRequest,
@@ -97,6 +103,7 @@ export class TrackingController {
   @HttpCode(200)
   @ApiOkResponse({ type: BatchResultDto })
   @ApiResponse({ status: 503, description: 'The event queue is full; retry after Retry-After' })
+  @ApiResponse({ status: 401, description: NO_ANONYMOUS_SESSIONS })
   @ApiResponse({ status: 413, description: 'More events than TRACKING_QUEUE_MAX can ever hold' })
   async events(
     @Body() dto: TrackBatchDto,

@@ -51,13 +51,24 @@ export class UsersService implements OnApplicationBootstrap {
     private readonly events: EventEmitter2,
   ) {}
 
-  /** Creates the bootstrap admin from ADMIN_USERNAME / ADMIN_PASSWORD when it does not exist. */
+  /**
+   * Creates the bootstrap admin from ADMIN_USERNAME / ADMIN_PASSWORD when it
+   * does not exist. When it exists but no enabled admin is left (its last
+   * admin demoted it, then erased their own account), it is made an enabled
+   * admin again: the documented way back in. Its password is left as is.
+   */
   async onApplicationBootstrap(): Promise<void> {
     const { adminUsername, adminPassword } = this.config.users;
     if (!adminUsername || !adminPassword) return;
-    if (await this.findByUsername(adminUsername)) return;
-    await this.create(adminUsername, adminPassword, null, 'admin');
-    this.logger.log(`Created bootstrap admin "${adminUsername}"`);
+    const existing = await this.findByUsername(adminUsername);
+    if (!existing) {
+      await this.create(adminUsername, adminPassword, null, 'admin');
+      this.logger.log(`Created bootstrap admin "${adminUsername}"`);
+      return;
+    }
+    if (await this.users.existsBy({ role: 'admin', disabled: false })) return;
+    await this.users.update({ id: existing.id }, { role: 'admin', disabled: false });
+    this.logger.warn(`No enabled admin left: "${adminUsername}" is an enabled admin again`);
   }
 
   async register(dto: RegisterDto): Promise<UserDto> {

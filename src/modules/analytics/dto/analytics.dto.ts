@@ -111,12 +111,22 @@ export class JourneyQueryDto extends IntersectionType(PaginationQueryDto, TimeRa
   readonly include_api?: boolean;
 }
 
-export class ReportQueryDto extends RangeQueryDto {
+/** `format` of a report download. */
+export class ReportFormatQueryDto {
   @IsOptional()
   @IsIn(['json', 'csv'])
   @ApiProperty({ enum: ['json', 'csv'], required: false })
   readonly format?: 'json' | 'csv';
 }
+
+/** The system report: a range (with tz and include_api) and a format. */
+export class ReportQueryDto extends IntersectionType(RangeQueryDto, ReportFormatQueryDto) {}
+
+/**
+ * The caller's own report covers all their activity: it takes a format
+ * only (a range or include_api would be accepted and ignored otherwise).
+ */
+export class UserReportQueryDto extends ReportFormatQueryDto {}
 
 /** Matches events of a type, optionally by name or page (`*` wildcard at either end). */
 export class EventMatcherDto {
