@@ -64,8 +64,8 @@ const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /**
  * The error answers each operation can give, derived from its route's
  * rules (the session guard's decorators) instead of written on every
- * handler: 400 when it takes input, 401 unless public, 403 for admin routes
- * and for cookie writes from a foreign origin. Every 4xx/5xx response gets
+ * handler: 400 when it takes input, 401 unless public, 403 for admin routes,
+ * fresh-auth routes and cookie writes from a foreign origin. Every 4xx/5xx response gets
  * the error body's schema; descriptions written on a handler are kept.
  */
 function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
