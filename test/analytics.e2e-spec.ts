@@ -254,8 +254,17 @@ describe('analytics', () => {
     });
 
     it('requires the item of a transition query', async () => {
-      const res = await get(`/api/analytics/transitions?${A_RANGE}`).expect(400);
-      expect(res.body.details.map((d: { field: string }) => d.field)).toEqual(['item']);
+      for (const query of ['', '&item=', `&item=${'x'.repeat(2049)}`, '&item=a&item=b']) {
+        const res = await get(`/api/analytics/transitions?${A_RANGE}${query}`).expect(400);
+        expect(res.body.details).toEqual([
+          {
+            field: 'item',
+            errors: [
+              'item must be a page path, an event type or action:<name> (1-2048 characters)',
+            ],
+          },
+        ]);
+      }
     });
 
     it('counts api requests as items with include_api=true', async () => {

@@ -84,8 +84,11 @@ export class PatternsQueryDto extends LimitedRangeQueryDto {
 
 export class TransitionsQueryDto extends RangeQueryDto {
   /** A path item: a normalised page path, an event type, or `action:<name>`. */
-  @IsString()
-  @MaxLength(2048)
+  // One check with one message: IsString + MaxLength answered a missing item with
+  // "item must be shorter than or equal to 2048 characters, item must be a string".
+  @Matches(/^[^]{1,2048}$/, {
+    message: 'item must be a page path, an event type or action:<name> (1-2048 characters)',
+  })
   readonly item!: string;
 }
 
