@@ -992,6 +992,24 @@ describe('bootstrap admin', () => {
     }
   });
 
+  it('starts when another instance created the bootstrap admin at the same moment', async () => {
+    const t = await startTestApp(ADMIN_ENV);
+    try {
+      const users = t.app.get(UsersService);
+      // This instance looked before the other's insert committed: its own insert conflicts.
+      const spy = jest.spyOn(users, 'findByUsername').mockResolvedValueOnce(null);
+      await expect(users.onApplicationBootstrap()).resolves.toBeUndefined();
+      spy.mockRestore();
+      const [{ n }] = await t.dataSource.query(
+        `SELECT COUNT(*) AS n FROM users WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
+      );
+      expect(Number(n)).toBe(1);
+      expect((await loginAdmin(t)).body.role).toBe('admin');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('is an enabled admin again at start-up when no enabled admin is left, and only then', async () => {
     const t = await startTestApp(ADMIN_ENV);
     try {

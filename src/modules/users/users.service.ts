@@ -60,11 +60,19 @@ export class UsersService implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     const { adminUsername, adminPassword } = this.config.users;
     if (!adminUsername || !adminPassword) return;
-    const existing = await this.findByUsername(adminUsername);
+    let existing = await this.findByUsername(adminUsername);
     if (!existing) {
-      await this.create(adminUsername, adminPassword, null, 'admin');
-      this.logger.log(`Created bootstrap admin "${adminUsername}"`);
-      return;
+      try {
+        await this.create(adminUsername, adminPassword, null, 'admin');
+        this.logger.log(`Created bootstrap admin "${adminUsername}"`);
+        return;
+      } catch (error) {
+        // Instances starting at once on one database: another created it first (the
+        // unique username), which is not a reason for this one to fail its start-up.
+        if (!(error instanceof ConflictException)) throw error;
+        existing = await this.findByUsername(adminUsername);
+        if (!existing) throw error;
+      }
     }
     if (await this.users.existsBy({ role: 'admin', disabled: false })) return;
     await this.users.update({ id: existing.id }, { role: 'admin', disabled: false });
