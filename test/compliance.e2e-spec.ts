@@ -19,6 +19,7 @@ import {
   sleep,
 } from './support/auth';
 import { turnedBefore } from './support/event-loop';
+import { collectPages } from './support/pages';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const DAY = 86_400_000;
@@ -160,21 +161,13 @@ describe('consent', () => {
         .send({ consent_type, granted })
         .expect(200);
     }
-    const seen: [string, boolean][] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const page: {
-        body: { items: { consent_type: string; granted: boolean }[]; next_cursor: string | null };
-      } = await t
-        .http()
-        .get(`/api/consent/history?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
-        .set('authorization', s.bearer)
-        .expect(200);
-      seen.push(...page.body.items.map((c) => [c.consent_type, c.granted] as [string, boolean]));
-      cursor = page.body.next_cursor;
-      pages++;
-    } while (cursor !== null && pages < 10);
+    const { items, pageSizes } = await collectPages<{ consent_type: string; granted: boolean }>(
+      t,
+      '/api/consent/history?limit=2',
+      s.bearer,
+    );
+    const seen = items.map((c) => [c.consent_type, c.granted]);
+    const pages = pageSizes.length;
     expect(pages).toBe(2);
     expect(seen).toEqual([
       ['analytics', false],
@@ -924,27 +917,14 @@ describe('retention and audit', () => {
         .send({ consent_type: 'marketing', granted })
         .expect(200);
     }
-    const ids: number[] = [];
-    const grants: boolean[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: {
-        body: {
-          items: { id: number; details: { granted: boolean } }[];
-          next_cursor: string | null;
-        };
-      } = await t
-        .http()
-        .get(
-          `/api/admin/audit?action=consent_change&user_id=${s.userId}&limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        )
-        .set('authorization', admin.bearer)
-        .expect(200);
-      expect(page.body.items.length).toBeLessThanOrEqual(1);
-      ids.push(...page.body.items.map((item) => item.id));
-      grants.push(...page.body.items.map((item) => item.details.granted));
-      cursor = page.body.next_cursor;
-    } while (cursor !== null && ids.length < 10);
+    const { items, pageSizes } = await collectPages<{ id: number; details: { granted: boolean } }>(
+      t,
+      `/api/admin/audit?action=consent_change&user_id=${s.userId}&limit=1`,
+      admin.bearer,
+    );
+    for (const size of pageSizes) expect(size).toBeLessThanOrEqual(1);
+    const ids = items.map((item) => item.id);
+    const grants = items.map((item) => item.details.granted);
     expect(grants).toEqual([false, true, true]); // newest first
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
     expect(new Set(ids).size).toBe(3);

@@ -982,59 +982,53 @@ describe('login throttling', () => {
 });
 
 describe('bootstrap admin', () => {
+  // A fresh app and database per test: each starts from its own start-up.
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await startTestApp(ADMIN_ENV);
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
   it('is created from ADMIN_USERNAME / ADMIN_PASSWORD and has the admin role', async () => {
-    const t = await startTestApp(ADMIN_ENV);
-    try {
-      const admin = await loginAdmin(t);
-      expect(admin.body.role).toBe('admin');
-    } finally {
-      await t.close();
-    }
+    const admin = await loginAdmin(t);
+    expect(admin.body.role).toBe('admin');
   });
 
   it('starts when another instance created the bootstrap admin at the same moment', async () => {
-    const t = await startTestApp(ADMIN_ENV);
-    try {
-      const users = t.app.get(UsersService);
-      // This instance looked before the other's insert committed: its own insert conflicts.
-      const spy = jest.spyOn(users, 'findByUsername').mockResolvedValueOnce(null);
-      await expect(users.onApplicationBootstrap()).resolves.toBeUndefined();
-      spy.mockRestore();
-      const [{ n }] = await t.dataSource.query(
-        `SELECT COUNT(*) AS n FROM users WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
-      );
-      expect(Number(n)).toBe(1);
-      expect((await loginAdmin(t)).body.role).toBe('admin');
-    } finally {
-      await t.close();
-    }
+    const users = t.app.get(UsersService);
+    // This instance looked before the other's insert committed: its own insert conflicts.
+    const spy = jest.spyOn(users, 'findByUsername').mockResolvedValueOnce(null);
+    await expect(users.onApplicationBootstrap()).resolves.toBeUndefined();
+    spy.mockRestore();
+    const [{ n }] = await t.dataSource.query(
+      `SELECT COUNT(*) AS n FROM users WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
+    );
+    expect(Number(n)).toBe(1);
+    expect((await loginAdmin(t)).body.role).toBe('admin');
   });
 
   it('is an enabled admin again at start-up when no enabled admin is left, and only then', async () => {
-    const t = await startTestApp(ADMIN_ENV);
-    try {
-      const users = t.app.get(UsersService);
-      const roleOf = async (username: string) =>
-        (await users.findByUsername(username))!.role as string;
-      // Another enabled admin exists: the demoted bootstrap account stays demoted.
-      const other = await register(t, 'other-admin');
-      await t.dataSource.query(`UPDATE users SET role = 'admin' WHERE id = '${other.id}'`);
-      await t.dataSource.query(
-        `UPDATE users SET role = 'user' WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
-      );
-      await users.onApplicationBootstrap();
-      expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('user');
-      // That admin gone (here: erased), the next start makes it an admin again.
-      await t.app.get(ErasureService).erase(other.id, 'self', {
-        actorType: 'user',
-        actorUserId: other.id,
-        requestId: 'test',
-      });
-      await users.onApplicationBootstrap();
-      expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('admin');
-      expect((await loginAdmin(t)).body.role).toBe('admin');
-    } finally {
-      await t.close();
-    }
+    const users = t.app.get(UsersService);
+    const roleOf = async (username: string) =>
+      (await users.findByUsername(username))!.role as string;
+    // Another enabled admin exists: the demoted bootstrap account stays demoted.
+    const other = await register(t, 'other-admin');
+    await t.dataSource.query(`UPDATE users SET role = 'admin' WHERE id = '${other.id}'`);
+    await t.dataSource.query(
+      `UPDATE users SET role = 'user' WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
+    );
+    await users.onApplicationBootstrap();
+    expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('user');
+    // That admin gone (here: erased), the next start makes it an admin again.
+    await t.app.get(ErasureService).erase(other.id, 'self', {
+      actorType: 'user',
+      actorUserId: other.id,
+      requestId: 'test',
+    });
+    await users.onApplicationBootstrap();
+    expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('admin');
+    expect((await loginAdmin(t)).body.role).toBe('admin');
   });
 });

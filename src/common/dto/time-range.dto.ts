@@ -1,3 +1,4 @@
+import { BadRequestException } from '@nestjs/common';
 import { IsOptional } from 'class-validator';
 import { IsIsoTimestamp } from '../validation/iso-timestamp.validator.js';
 
@@ -12,4 +13,9 @@ export class TimeRangeDto {
   @IsOptional()
   @IsIsoTimestamp()
   readonly to?: string;
+}
+
+/** 400 unless `from` is before `to`: an empty or reversed range is a mistake, not an empty answer. */
+export function assertRangeOrder(from: number, to: number): void {
+  if (from >= to) throw new BadRequestException('from must be before to');
 }

@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import Router, { type HTTPMethod } from 'find-my-way';
 import type { FastifyInstance } from 'fastify';
 
-const KNOWN_METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+// OPTIONS is not mirrored: with CORS on, a catch-all preflight route matches every path,
+// which would turn every unknown path into a 405.
+const KNOWN_METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /**
  * A shadow of the application's routes, used only to tell "no such path"
@@ -27,15 +29,9 @@ export class MethodRouter {
     });
   }
 
-  /**
-   * Methods that would match `path`; empty when the path is unknown.
-   * OPTIONS is left out: with CORS on, a catch-all preflight route matches
-   * every path, which would turn every unknown path into a 405.
-   */
+  /** Methods that would match `path`; empty when the path is unknown. */
   allowedMethods(path: string): string[] {
     const pathname = path.split('?')[0] ?? path;
-    return KNOWN_METHODS.filter(
-      (method) => method !== 'OPTIONS' && this.router.find(method, pathname) !== null,
-    );
+    return KNOWN_METHODS.filter((method) => this.router.find(method, pathname) !== null);
   }
 }

@@ -4,6 +4,9 @@ import { ModulesContainer, Reflector } from '@nestjs/core';
 import { ALLOW_ANONYMOUS_SESSION_KEY, FRESH_AUTH_KEY, ROLES_KEY } from '../auth/auth.decorators.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
 
+/** Methods whose cookie-authenticated requests the session guard checks for CSRF. */
+export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 /** One controller route and what the session guard asks of its callers. */
 export interface RouteRule {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';

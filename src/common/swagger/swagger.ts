@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, getSchemaPath, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import metadata from '../../metadata.js';
-import { RouteRule, routeRules } from '../http/route-rules.js';
+import { RouteRule, routeRules, UNSAFE_METHODS } from '../http/route-rules.js';
 import { ErrorResponseDto } from './error-response.dto.js';
 
 /** Security scheme names, referenced by `@ApiSecurity` / `@ApiCookieAuth` on controllers. */
@@ -59,8 +59,6 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }
 
-const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 /**
  * The error answers each operation can give, derived from its route's
  * rules (the session guard's decorators) instead of written on every
@@ -98,8 +96,7 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
       );
     }
     if (rule.adminOnly) add('403', 'This operation needs the admin role');
-    const written403 = responses['403'] as { description?: string } | undefined;
-    if (rule.needsFreshAuth && !written403?.description?.includes('reauth_required')) {
+    if (rule.needsFreshAuth) {
       add('403', '`reauth_required`: confirm the password first (POST /auth/reauth)');
     }
     if (UNSAFE_METHODS.has(rule.method)) {

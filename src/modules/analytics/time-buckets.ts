@@ -1,5 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import { DateTime, IANAZone } from 'luxon';
+import { assertRangeOrder } from '../../common/dto/time-range.dto.js';
 
 export const MAX_RANGE_DAYS = 400;
 const DAY_MS = 86_400_000;
@@ -17,7 +18,7 @@ export function resolveRange(
 ): Range {
   const to = input.to ? Date.parse(input.to) : now;
   const from = input.from ? Date.parse(input.from) : to - defaultDays * DAY_MS;
-  if (from >= to) throw new BadRequestException('from must be before to');
+  assertRangeOrder(from, to);
   if (to - from > MAX_RANGE_DAYS * DAY_MS) {
     throw new BadRequestException(`The range may span at most ${MAX_RANGE_DAYS} days`);
   }

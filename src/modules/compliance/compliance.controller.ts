@@ -110,7 +110,6 @@ export class ComplianceController {
   @RequireFreshAuth()
   @SkipTracking() // an api_request event would outlive the erasure it records
   @ApiOkResponse({ type: ErasureResultDto })
-  @ApiResponse({ status: 403, description: '`reauth_required`: confirm the password first' })
   async erase(
     @CurrentUser() user: AuthUser,
     @Req() request: FastifyRequest,

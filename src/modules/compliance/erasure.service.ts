@@ -7,7 +7,7 @@ import { PreferencesService } from '../preferences/preferences.service.js';
 import { SessionService } from '../session/session.service.js';
 import { EventWriter } from '../tracking/event-writer.js';
 import { TrackingService } from '../tracking/tracking.service.js';
-import { UsersService } from '../users/users.service.js';
+import { NO_SUCH_USER, UsersService } from '../users/users.service.js';
 import { AuditService } from './audit.service.js';
 import { ConsentService } from './consent.service.js';
 
@@ -45,7 +45,7 @@ export class ErasureService {
   ) {}
 
   async erase(userId: string, requestedBy: 'self' | 'admin', context: AuditContext) {
-    if (!(await this.users.findById(userId))) throw new NotFoundException('No such user');
+    await this.users.findExisting(userId);
     const startedAt = Date.now();
     // Events already queued for the user land first, so the receipt counts them among the
     // deleted; anything queued later is dropped by the writer once the user is gone.
@@ -60,7 +60,7 @@ export class ErasureService {
       // Checked again under the lock: of parallel erasures of one account only the first
       // erases (and writes a receipt); the others find no user.
       if ((await this.database.missingUsers([userId], manager)).size > 0) {
-        throw new NotFoundException('No such user');
+        throw new NotFoundException(NO_SUCH_USER);
       }
       // Every session the user's events mention or the sessions table lists: an upgraded
       // anonymous session can hold events not yet attributed to the user.

@@ -1,4 +1,4 @@
-import { Injectable, NotFoundException } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Readable } from 'node:stream';
 import { AUDIT_EVENT, AuditContext } from '../../common/audit.js';
@@ -34,8 +34,7 @@ export class ExportService {
   ) {}
 
   async export(userId: string, context: AuditContext): Promise<Readable> {
-    const user = await this.users.findById(userId);
-    if (!user) throw new NotFoundException('No such user');
+    const user = await this.users.findExisting(userId);
     this.emitter.emit(AUDIT_EVENT, { ...context, action: 'export', targetUserId: userId });
     const { sessions, sessionData } = await this.sessions.exportUser(userId);
     const head = {

@@ -4,7 +4,7 @@ import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
-import { ExistingUserPipe } from '../../common/validation/existing-user.pipe.js';
+import { ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { clientMeta } from './client-meta.js';
 import {
   ListSessionEventsQueryDto,

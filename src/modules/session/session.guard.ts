@@ -17,10 +17,10 @@ import { AppConfig } from '../../common/config/config.js';
 import { IS_PUBLIC_KEY } from '../../common/decorators/public.decorator.js';
 import { SKIP_TRACKING_KEY } from '../../common/decorators/skip-tracking.decorator.js';
 import { setRequestIdentity } from '../../common/http/request-context.js';
+import { UNSAFE_METHODS } from '../../common/http/route-rules.js';
 import { readSessionCookie } from './session-cookie.js';
 import { SessionService, UNAUTHORIZED_MESSAGE } from './session.service.js';
 
-const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const ANONYMOUS_SESSION_MESSAGE =
   'Authentication required: this route needs a signed-in user, not an anonymous session';
 

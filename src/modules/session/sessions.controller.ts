@@ -56,7 +56,6 @@ export class SessionsController {
   @Delete()
   @RequireFreshAuth()
   @ApiOkResponse({ type: RevokedCountDto })
-  @ApiResponse({ status: 403, description: '`reauth_required`: confirm the password first' })
   async revokeMany(
     @Query() query: RevokeScopeQueryDto,
     @CurrentUser() user: AuthUser,

@@ -2,7 +2,7 @@ import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
-import { ExistingUserPipe } from '../../common/validation/existing-user.pipe.js';
+import { ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
 import { TrackingService } from './tracking.service.js';
 

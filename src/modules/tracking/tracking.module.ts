@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { UsersModule } from '../users/users.module.js';
 import { SessionModule } from '../session/session.module.js';
 import { ActivitiesController } from './activities.controller.js';
 import { Event } from './entities/event.entity.js';
@@ -16,7 +17,8 @@ import { SessionSummary } from './entities/session-summary.entity.js';
 
 /** Events: ingestion, automatic request tracking, the group-commit writer, history, live stream. */
 @Module({
-  imports: [SessionModule, TypeOrmModule.forFeature([Event, SessionSummary])],
+  // UsersModule: the admin activity route's ExistingUserPipe.
+  imports: [SessionModule, UsersModule, TypeOrmModule.forFeature([Event, SessionSummary])],
   controllers: [TrackingController, LiveStreamController, ActivitiesController],
   providers: [
     EventWriter,

@@ -1,9 +1,10 @@
-import { BadRequestException, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomUUID } from 'node:crypto';
 import { EntityManager } from 'typeorm';
 import { AppConfig } from '../../common/config/config.js';
+import { assertRangeOrder } from '../../common/dto/time-range.dto.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { anonymizeIp } from '../../common/http/ip-anonymize.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
@@ -240,10 +241,7 @@ export class TrackingService {
 
   /** A user's events, newest first, keyset-paginated on (occurred_at, id). */
   async listActivities(userId: string, query: ActivitiesQueryDto): Promise<ActivityPageDto> {
-    // As the analytics ranges: an empty or reversed range is a mistake, not an empty page.
-    if (query.from && query.to && Date.parse(query.from) >= Date.parse(query.to)) {
-      throw new BadRequestException('from must be before to');
-    }
+    if (query.from && query.to) assertRangeOrder(Date.parse(query.from), Date.parse(query.to));
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const qb = this.database.dataSource
       .getRepository(Event)

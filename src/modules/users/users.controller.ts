@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, NotFoundException, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser } from '../../common/auth/auth.decorators.js';
@@ -25,8 +25,7 @@ export class UsersController {
   /** The caller's profile. */
   @Get('api/me')
   async me(@CurrentUser() current: AuthUser): Promise<UserEnvelopeDto> {
-    const user = await this.users.findById(current.id);
-    if (!user) throw new NotFoundException('No such user');
+    const user = await this.users.findExisting(current.id);
     return { user: toUserDto(user) };
   }
 }

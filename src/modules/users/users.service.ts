@@ -39,6 +39,8 @@ export function toUserDto(user: User): UserDto {
   };
 }
 
+export const NO_SUCH_USER = 'No such user';
+
 @Injectable()
 export class UsersService implements OnApplicationBootstrap {
   private readonly logger = new Logger(UsersService.name);
@@ -91,6 +93,13 @@ export class UsersService implements OnApplicationBootstrap {
 
   findById(id: string): Promise<User | null> {
     return this.users.findOneBy({ id });
+  }
+
+  /** The user, or 404 `No such user` (routes and services acting on a user named by id). */
+  async findExisting(id: string): Promise<User> {
+    const user = await this.findById(id);
+    if (!user) throw new NotFoundException(NO_SUCH_USER);
+    return user;
   }
 
   findByUsername(username: string): Promise<User | null> {
@@ -191,7 +200,7 @@ export class UsersService implements OnApplicationBootstrap {
         throw new ForbiddenException('Only an enabled admin can change accounts');
       }
       const found = await manager.findOneBy(User, { id });
-      if (!found) throw new NotFoundException('No such user');
+      if (!found) throw new NotFoundException(NO_SUCH_USER);
       if (dto.disabled !== undefined) found.disabled = dto.disabled;
       if (dto.role !== undefined) found.role = dto.role;
       found.updatedAt = Date.now();
