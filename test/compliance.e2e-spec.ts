@@ -6,7 +6,7 @@ import { TrackingService } from '../src/modules/tracking/tracking.service';
 import { DataRetentionService } from '../src/modules/compliance/data-retention.service';
 import { PreferencesService } from '../src/modules/preferences/preferences.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
-import { SessionSummaries } from '../src/modules/tracking/session-summaries';
+import { SessionSummaries } from '../src/modules/tracking/session-summaries.service';
 import { DatabaseService } from '../src/common/database/database.service';
 import {
   ADMIN_ENV,

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventWriter } from '../src/modules/tracking/event-writer';
+import type { SqliteWriterThread } from '../src/modules/tracking/sqlite-writer-thread';
 import {
   ADMIN_ENV,
   login,
@@ -931,6 +932,68 @@ describe('TRACKING_ENABLED=false', () => {
         ['login', null],
         ['page_view', '/still-tracked'],
       ]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('the event writer on its own SQLite thread', () => {
+  /** The writer's thread: on a SQLite file only (PostgreSQL writes from the pool). */
+  const threadOf = (t: TestApp) =>
+    t.app.get<EventWriter, { thread: SqliteWriterThread | null }>(EventWriter).thread;
+  const countEvents = async (t: TestApp, where: string) =>
+    Number((await t.dataSource.query(`SELECT COUNT(*) AS n FROM events WHERE ${where}`))[0].n);
+
+  it('interleaves its commits with the main connection’s transactions: every request succeeds, every event is stored', async () => {
+    const t = await startTestApp();
+    try {
+      const s = await registerAndLogin(t, 'busy-writer');
+      expect(threadOf(t) !== null).toBe(TEST_DB_TYPE === 'sqlite');
+      const events = Array.from({ length: 200 }, (_, i) => ({ type: 'custom', name: `bulk.${i}` }));
+      // Session data writes read before they write (the size limit) in one transaction each:
+      // one that had read before the thread committed must wait for the lock, not fail.
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => [
+          t.http().post('/api/track/events').set('authorization', s.bearer).send({ events }),
+          t.http().put(`/api/session/data/k${i}`).set('authorization', s.bearer).send({ value: i }),
+          t.http().get('/api/session').set('authorization', s.bearer),
+        ]).flat(),
+      );
+      expect(responses.map((r) => r.status)).toEqual(Array(30).fill(200));
+      await drain(t);
+      expect(await countEvents(t, "type = 'custom'")).toBe(2000);
+      const data = await t.http().get('/api/session/data').set('authorization', s.bearer);
+      expect(Object.keys(data.body.data)).toHaveLength(10);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps writing on the main connection once its thread died', async () => {
+    const t = await startTestApp();
+    try {
+      const s = await registerAndLogin(t, 'after-crash');
+      const thread = threadOf(t);
+      if (thread) {
+        await thread.terminate();
+        for (let i = 0; i < 100 && threadOf(t) !== null; i++) await sleep(5);
+      }
+      expect(threadOf(t)).toBeNull();
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/after-crash' })
+        .expect(200);
+      // No drain: an acknowledged event is committed.
+      expect(await countEvents(t, "path = '/after-crash'")).toBe(1);
+      // Automatic tracking too (the explicit tracking routes are not tracked again).
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      await drain(t);
+      expect(await countEvents(t, `type = 'api_request' AND user_id = '${s.userId}'`)).toBe(1);
+      const ready = await t.http().get('/health/ready').expect(200);
+      expect(ready.body.tracking.failed_events).toBe(0);
     } finally {
       await t.close();
     }

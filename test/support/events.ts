@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SessionSummaries } from '../../src/modules/tracking/session-summaries';
+import { SessionSummaries } from '../../src/modules/tracking/session-summaries.service';
 import type { TestApp } from './test-app';
 
 export interface FixtureEvent {

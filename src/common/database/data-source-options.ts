@@ -4,9 +4,7 @@ import { types } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
-
-/** Milliseconds a SQLite writer waits for a lock before SQLITE_BUSY. */
-const SQLITE_BUSY_TIMEOUT_MS = 5000;
+import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionPragmas } from './sqlite-connection.js';
 
 /**
  * TypeORM options for either database. Entities are not listed here: each
@@ -43,12 +41,7 @@ export function buildDataSourceOptions(database: AppConfig['database']): DataSou
     database: database.path,
     timeout: SQLITE_BUSY_TIMEOUT_MS,
     prepareDatabase: (db: { pragma(sql: string): unknown }) => {
-      // WAL lets readers run beside the single writer; NORMAL is durable in WAL mode
-      // across application crashes (only an OS crash may lose the last commits).
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
-      db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      for (const pragma of sqliteConnectionPragmas()) db.pragma(pragma);
     },
   };
 }

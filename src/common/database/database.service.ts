@@ -2,9 +2,21 @@ import { Injectable, UnauthorizedException } from '@nestjs/common';
 import { Mutex } from 'async-mutex';
 import type { Database as BetterSqlite3Database, Statement } from 'better-sqlite3';
 import { DataSource, EntityManager } from 'typeorm';
+import { PreparedStatements, SqliteStatements } from './sqlite-connection.js';
 
 /** Values per `IN (...)` list in executeInChunks. */
 const IN_LIST_CHUNK = 500;
+
+/**
+ * SQLite: the first statement of every transaction of the shared connection.
+ * It changes nothing but takes the database's write lock, as BEGIN IMMEDIATE
+ * would (TypeORM only issues a deferred BEGIN). Another connection writes
+ * too (the event writer's thread, see EventWriter): a deferred transaction
+ * that read before it wrote would fail with SQLITE_BUSY, without waiting,
+ * whenever that connection committed in between; taken first, the lock
+ * waits (busy_timeout) instead.
+ */
+const TAKE_WRITE_LOCK = 'DELETE FROM migrations WHERE 0';
 
 /**
  * The database as the modules use it beyond repositories: transactions, raw
@@ -17,15 +29,20 @@ const IN_LIST_CHUNK = 500;
  * request's transaction is open becomes part of it, to be lost if that one
  * rolls back. So on SQLite every write, transactional or not, runs under one
  * process-wide mutex. PostgreSQL uses its connection pool as usual.
+ *
+ * The SQLite file has other connections too: the analytics readers and the
+ * WAL checkpointer (read-only), and the event writer's thread, which
+ * inserts events and their session summaries. SQLite's write lock orders
+ * that thread's transactions against this connection's (TAKE_WRITE_LOCK).
  */
 @Injectable()
-export class DatabaseService {
+export class DatabaseService implements SqliteStatements {
   private readonly writeLock = new Mutex();
   private readonly heldJobLocks = new Set<string>();
   readonly isPostgres: boolean;
 
   /** Prepared better-sqlite3 statements of the hot paths (see `read`). */
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements = new PreparedStatements(() => this.sqliteConnection());
 
   /** Listeners of `watchWrites`, by trigger function name. */
   private readonly writeWatchers = new Map<string, Set<(key: unknown) => void>>();
@@ -37,7 +54,12 @@ export class DatabaseService {
   /** Runs `work` in one transaction; rolled back (and rethrown) on error. */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
-    return this.writeLock.runExclusive(() => this.dataSource.transaction(work));
+    return this.writeLock.runExclusive(() =>
+      this.dataSource.transaction(async (manager) => {
+        await manager.query(TAKE_WRITE_LOCK);
+        return work(manager);
+      }),
+    );
   }
 
   /**
@@ -80,23 +102,18 @@ export class DatabaseService {
    */
   sqliteStatement(sql: string): Statement | null {
     if (this.isPostgres) return null;
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.sqliteConnection().prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+    return this.statements.sqliteStatement(sql);
   }
 
   /**
    * SQLite: runs `work` synchronously in one transaction on the shared
    * connection, under the write mutex. Nothing else can run on the
    * connection meanwhile, and TypeORM's per-query work is skipped: for the
-   * event writer's group commits.
+   * event writer's group commits when it has no thread of its own.
    */
   sqliteTransaction<T>(work: (db: BetterSqlite3Database) => T): Promise<T> {
     const db = this.sqliteConnection();
-    return this.writeLock.runExclusive(() => db.transaction(() => work(db))());
+    return this.writeLock.runExclusive(() => db.transaction(() => work(db)).immediate());
   }
 
   /** SQLite: a PRAGMA on the shared connection (no-op on PostgreSQL). */

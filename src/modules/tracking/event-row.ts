@@ -1,4 +1,4 @@
-import type { EventType } from './entities/event.entity.js';
+import type { EventType } from './event-types.js';
 
 /** An event as the writer inserts it (database column values). */
 export interface EventRow {
@@ -30,4 +30,36 @@ export function dedupeKey(
   eventId: string,
 ): string {
   return userId ? `u:${userId}:${eventId}` : `s:${sessionId ?? '-'}:${eventId}`;
+}
+
+/** The events table's columns the writer fills, in `eventValues` order. */
+export const EVENT_COLUMNS =
+  'event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at';
+
+/** One row's placeholders for EVENT_COLUMNS. */
+export const EVENT_PLACEHOLDERS = `(${Array<string>(12).fill('?').join(', ')})`;
+
+/** Column values of a row, in EVENT_COLUMNS order. */
+export function eventValues(r: EventRow): unknown[] {
+  return [
+    r.eventId,
+    r.dedupeKey,
+    r.userId,
+    r.sessionId,
+    r.type,
+    r.name,
+    r.path,
+    r.properties,
+    r.ip,
+    r.userAgent,
+    r.occurredAt,
+    r.receivedAt,
+  ];
+}
+
+/** The distinct user ids of the jobs' rows. */
+export function usersOf(jobs: readonly { rows: EventRow[] }[]): string[] {
+  const ids = new Set<string>();
+  for (const job of jobs) for (const row of job.rows) if (row.userId !== null) ids.add(row.userId);
+  return [...ids];
 }

@@ -9,16 +9,15 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, usersOf } from './event-row.js';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SummaryBatch } from './session-summaries.js';
+import { insertSqliteBatch } from './sqlite-event-batch.js';
+import { SqliteWriterThread } from './sqlite-writer-thread.js';
 
 /** Rows per INSERT statement: 12 parameters each stays far below both databases' limits. */
 const ROWS_PER_STATEMENT = 500;
-
-const COLUMNS =
-  'event_id, dedupe_key, user_id, session_id, type, name, path, properties, ip, user_agent, occurred_at, received_at';
-const ROW_PLACEHOLDERS = `(${Array<string>(12).fill('?').join(', ')})`;
 
 interface Job {
   rows: EventRow[];
@@ -62,6 +61,9 @@ export interface WriterStats {
  *   insert's transaction: a request of an erased user that was past its
  *   checks when the erasure ran (another device, a batch in flight) must not
  *   bring their events back after it. One lookup per distinct user per batch.
+ * - On a SQLite file the transactions run on a thread of their own
+ *   (SqliteWriterThread), off the event loop; should that thread die, on
+ *   the main connection, as with an in-memory database.
  */
 @Injectable()
 export class EventWriter implements OnModuleInit {
@@ -74,6 +76,7 @@ export class EventWriter implements OnModuleInit {
   private failed = 0;
   private rebuiltSummaries = 0;
   private readonly pendingDecisions = new Set<Promise<void>>();
+  private thread: SqliteWriterThread | null = null;
 
   constructor(
     private readonly database: DatabaseService,
@@ -83,13 +86,25 @@ export class EventWriter implements OnModuleInit {
   ) {}
 
   /**
-   * Drains on Fastify's onClose, which runs after in-flight requests finished
-   * and before Nest's shutdown hooks close the database.
+   * Starts the writer's thread (SQLite files). Drains on Fastify's onClose,
+   * which runs after in-flight requests finished and before Nest's shutdown
+   * hooks close the database.
    */
   onModuleInit(): void {
+    const { type, path } = this.config.database;
+    if (type === 'sqlite' && path !== ':memory:') {
+      this.thread = new SqliteWriterThread(path, (error) => {
+        this.thread = null;
+        this.logger.error(
+          `The event writer's thread stopped (${error.message}); events are written on the main thread from now on`,
+        );
+      });
+    }
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onClose', async () => {
       await this.drain();
+      await this.thread?.close();
+      this.thread = null;
       if (this.dropped + this.failed > 0) {
         this.logger.warn(
           `Shut down with ${this.dropped} dropped and ${this.failed} failed automatic events`,
@@ -250,37 +265,20 @@ export class EventWriter implements OnModuleInit {
    * get their stored rows only while the live stream has watchers (nobody
    * else reads them), which spares an object per tracked request. The
    * stored rows are folded into the session summaries in the same
-   * transaction (see SessionSummaries).
+   * transaction (see SummaryBatch).
    */
-  private insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
+  private async insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
+    if (this.database.isPostgres) return this.insertJobsPostgres(jobs);
     const everyRow = this.live.observed;
-    const single = this.database.sqliteStatement(
-      `INSERT INTO events (${COLUMNS}) VALUES ${ROW_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING`,
-    );
-    if (single) {
-      // SQLite: one synchronous transaction running a prepared single-row statement
-      // per row (no SQL text to build or parse, no TypeORM per-query work).
-      const userExists = this.database.sqliteStatement('SELECT 1 FROM users WHERE id = ?')!;
-      return this.database.sqliteTransaction(() => {
-        const erased = new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined));
-        const summaries = new SummaryBatch();
-        const result = jobs.map((job) => {
-          const stored: StoredEvent[] = [];
-          const keep = everyRow || job.awaited;
-          for (const row of job.rows) {
-            if (erased.size > 0 && row.userId !== null && erased.has(row.userId)) continue;
-            const { changes, lastInsertRowid } = single.run(...values(row));
-            if (changes === 0) continue;
-            const id = Number(lastInsertRowid);
-            summaries.add(row, id);
-            if (keep) stored.push({ ...row, id });
-          }
-          return stored;
-        });
-        this.rebuiltSummaries += summaries.applySqlite(this.database);
-        return result;
-      });
-    }
+    const sqliteJobs = jobs.map((job) => ({ rows: job.rows, keep: everyRow || job.awaited }));
+    const result = this.thread
+      ? await this.thread.commit(sqliteJobs)
+      : await this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
+    this.rebuiltSummaries += result.rebuiltSummaries;
+    return result.stored;
+  }
+
+  private insertJobsPostgres(jobs: Job[]): Promise<StoredEvent[][]> {
     return this.database.transaction(async (manager) => {
       // Rows of users erased meanwhile are dropped (see DatabaseService.missingUsers).
       const erased = await this.database.missingUsers(usersOf(jobs), manager);
@@ -295,9 +293,9 @@ export class EventWriter implements OnModuleInit {
         for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(
-            `INSERT INTO events (${COLUMNS}) VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(', ')}
+            `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${chunk.map(() => EVENT_PLACEHOLDERS).join(', ')}
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_id`,
-            chunk.flatMap(values),
+            chunk.flatMap(eventValues),
             manager,
           );
           // A job has one sender, so its stored event ids are unique within a chunk.
@@ -322,29 +320,4 @@ export class EventWriter implements OnModuleInit {
       return result;
     });
   }
-}
-
-/** The distinct user ids of the jobs' rows. */
-function usersOf(jobs: Job[]): string[] {
-  const ids = new Set<string>();
-  for (const job of jobs) for (const row of job.rows) if (row.userId !== null) ids.add(row.userId);
-  return [...ids];
-}
-
-/** Column values of a row, in COLUMNS order. */
-function values(r: EventRow): unknown[] {
-  return [
-    r.eventId,
-    r.dedupeKey,
-    r.userId,
-    r.sessionId,
-    r.type,
-    r.name,
-    r.path,
-    r.properties,
-    r.ip,
-    r.userAgent,
-    r.occurredAt,
-    r.receivedAt,
-  ];
 }

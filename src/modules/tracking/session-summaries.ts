@@ -1,8 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
-import { DatabaseService } from '../../common/database/database.service.js';
-import { EVENT_TYPES, EventType } from './entities/event.entity.js';
+import type { EntityManager } from 'typeorm';
+import type { DatabaseService } from '../../common/database/database.service.js';
+import type { SqliteStatements } from '../../common/database/sqlite-connection.js';
 import type { EventRow } from './event-row.js';
+import { EVENT_TYPES, type EventType } from './event-types.js';
 
 /**
  * The per-session rollup (`session_summaries`): first and last event time,
@@ -212,7 +212,7 @@ const DELETE_ONE = 'DELETE FROM session_summaries WHERE session_id = ?';
 const REBUILD_ONE_SQLITE = rebuildSql('session_id = ?', false);
 
 /** Recomputes the summaries of `sessionIds` inside `manager`'s transaction. */
-async function rebuildSessions(
+export async function rebuildSessions(
   database: DatabaseService,
   manager: EntityManager,
   sessionIds: string[],
@@ -350,17 +350,18 @@ export class SummaryBatch {
   }
 
   /**
-   * SQLite: runs the upserts on the shared connection (inside the writer's
-   * transaction), appends each session's new items to its path, and
-   * rebuilds the rows of sessions where this batch brought an item from
-   * before the path's last one; returns how many sessions it rebuilt.
+   * SQLite: runs the upserts on the connection `statements` prepares for
+   * (inside the writer's transaction), appends each session's new items to
+   * its path, and rebuilds the rows of sessions where this batch brought an
+   * item from before the path's last one; returns how many sessions it
+   * rebuilt.
    */
-  applySqlite(database: DatabaseService): number {
+  applySqlite(statements: SqliteStatements): number {
     if (this.deltas.size === 0) return 0;
-    const upsert = database.sqliteStatement(UPSERT_ONE);
-    const append = database.sqliteStatement(APPEND_ITEMS_SQLITE);
-    const remove = database.sqliteStatement(DELETE_ONE);
-    const rebuild = database.sqliteStatement(REBUILD_ONE_SQLITE);
+    const upsert = statements.sqliteStatement(UPSERT_ONE);
+    const append = statements.sqliteStatement(APPEND_ITEMS_SQLITE);
+    const remove = statements.sqliteStatement(DELETE_ONE);
+    const rebuild = statements.sqliteStatement(REBUILD_ONE_SQLITE);
     if (!upsert || !append || !remove || !rebuild) throw new Error('applySqlite needs SQLite');
     for (const row of this.rows()) upsert.run(...row);
     let rebuilt = 0;
@@ -404,41 +405,5 @@ export class SummaryBatch {
     }
     await rebuildSessions(database, manager, stale);
     return stale.length;
-  }
-}
-
-/** Maintenance of the rollup by the code paths that change events after they were written. */
-@Injectable()
-export class SessionSummaries {
-  constructor(private readonly database: DatabaseService) {}
-
-  /** Recomputes from the events table the summaries of `sessionIds`. */
-  async rebuild(sessionIds: string[], manager?: EntityManager): Promise<void> {
-    if (!manager) {
-      await this.database.transaction((m) => this.rebuild(sessionIds, m));
-      return;
-    }
-    await rebuildSessions(this.database, manager, sessionIds);
-  }
-
-  /** Identity stitching: the session's summary belongs to the user from now on. */
-  attribute(sessionId: string, userId: string, manager: EntityManager): Promise<number> {
-    return this.database.executeIn(
-      manager,
-      'UPDATE session_summaries SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
-      [userId, sessionId],
-    );
-  }
-
-  /** Erasure: the summaries of the user's sessions go with their events. */
-  async forget(userId: string, sessionIds: string[], manager: EntityManager): Promise<void> {
-    await this.database.executeIn(manager, 'DELETE FROM session_summaries WHERE user_id = ?', [
-      userId,
-    ]);
-    await this.database.executeInChunks(
-      manager,
-      sessionIds,
-      (list) => `DELETE FROM session_summaries WHERE session_id IN (${list})`,
-    );
   }
 }

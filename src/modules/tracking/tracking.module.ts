@@ -12,7 +12,7 @@ import { TrackingController } from './tracking.controller.js';
 import { RequestTracker } from './request-tracker.js';
 import { TrackingPolicy } from './tracking-policy.js';
 import { TrackingService } from './tracking.service.js';
-import { SessionSummaries } from './session-summaries.js';
+import { SessionSummaries } from './session-summaries.service.js';
 import { SessionSummary } from './entities/session-summary.entity.js';
 
 /** Events: ingestion, automatic request tracking, the group-commit writer, history, live stream. */

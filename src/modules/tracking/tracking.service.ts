@@ -20,7 +20,7 @@ import { Event, EventType } from './entities/event.entity.js';
 import { dedupeKey, EventRow } from './event-row.js';
 import { EventWriter } from './event-writer.js';
 import { normalizePagePath } from './page-path.js';
-import { SessionSummaries } from './session-summaries.js';
+import { SessionSummaries } from './session-summaries.service.js';
 import { TrackingPolicy } from './tracking-policy.js';
 
 /** Who caused an event and from where. */

@@ -1,16 +1,9 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 import { EpochMsColumn } from '../../../common/database/columns.js';
 
-export const EVENT_TYPES = [
-  'login',
-  'logout',
-  'page_view',
-  'action',
-  'api_request',
-  'error',
-  'custom',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+import { EVENT_TYPES, type EventType } from '../event-types.js';
+
+export { EVENT_TYPES, type EventType };
 
 /** Types the server records itself; clients may not submit them. */
 export const SERVER_EVENT_TYPES: readonly EventType[] = ['login', 'logout', 'api_request'];

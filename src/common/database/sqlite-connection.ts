@@ -1,0 +1,43 @@
+import type { Database, Statement } from 'better-sqlite3';
+
+/** Where hot paths get their prepared better-sqlite3 statements (null on PostgreSQL). */
+export interface SqliteStatements {
+  sqliteStatement(sql: string): Statement | null;
+}
+
+/**
+ * better-sqlite3 statements of one connection, each prepared once per SQL
+ * text: preparing parses and plans the SQL, which costs more than running
+ * the statement on the hot paths that use this.
+ */
+export class PreparedStatements implements SqliteStatements {
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(private readonly connection: () => Database) {}
+
+  sqliteStatement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.connection().prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+/** Milliseconds a SQLite connection of the app waits for the write lock before SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * The PRAGMAs every writing connection to the SQLite file runs first. WAL
+ * lets readers run beside the single writer; NORMAL is durable in WAL mode
+ * across application crashes (only an OS crash may lose the last commits).
+ */
+export function sqliteConnectionPragmas(busyTimeoutMs = SQLITE_BUSY_TIMEOUT_MS): string[] {
+  return [
+    'journal_mode = WAL',
+    'synchronous = NORMAL',
+    'foreign_keys = ON',
+    `busy_timeout = ${busyTimeoutMs}`,
+  ];
+}

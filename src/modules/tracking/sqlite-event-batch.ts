@@ -1,0 +1,53 @@
+import type { SqliteStatements } from '../../common/database/sqlite-connection.js';
+import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, usersOf } from './event-row.js';
+import type { EventRow, StoredEvent } from './event-row.js';
+import { SummaryBatch } from './session-summaries.js';
+
+/** One writer job as SQLite stores it. */
+export interface SqliteJob {
+  rows: EventRow[];
+  /** Whether the stored rows are wanted back (someone awaits them, or the live stream watches). */
+  keep: boolean;
+}
+
+export interface SqliteBatchResult {
+  /** Per job, the rows stored (duplicates and erased users' rows left out); empty unless `keep`. */
+  stored: StoredEvent[][];
+  /** Session summaries recomputed from their events (see WriterStats.rebuiltSummaries). */
+  rebuiltSummaries: number;
+}
+
+const INSERT_ONE = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${EVENT_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING`;
+const USER_EXISTS = 'SELECT 1 FROM users WHERE id = ?';
+
+/**
+ * The body of one SQLite group commit; the caller runs it inside a write
+ * transaction of the connection `statements` belongs to. A prepared
+ * single-row statement per row (no SQL text to build or parse), and the
+ * stored rows folded into the session summaries in the same transaction.
+ * Rows of users that no longer exist are not written (see EventWriter).
+ * Runs in the writer's thread, or on the main connection when there is none.
+ */
+export function insertSqliteBatch(
+  statements: SqliteStatements,
+  jobs: SqliteJob[],
+): SqliteBatchResult {
+  const insert = statements.sqliteStatement(INSERT_ONE);
+  const userExists = statements.sqliteStatement(USER_EXISTS);
+  if (!insert || !userExists) throw new Error('insertSqliteBatch needs SQLite');
+  const erased = new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined));
+  const summaries = new SummaryBatch();
+  const stored = jobs.map((job) => {
+    const kept: StoredEvent[] = [];
+    for (const row of job.rows) {
+      if (erased.size > 0 && row.userId !== null && erased.has(row.userId)) continue;
+      const { changes, lastInsertRowid } = insert.run(...eventValues(row));
+      if (changes === 0) continue;
+      const id = Number(lastInsertRowid);
+      summaries.add(row, id);
+      if (job.keep) kept.push({ ...row, id });
+    }
+    return kept;
+  });
+  return { stored, rebuiltSummaries: summaries.applySqlite(statements) };
+}
