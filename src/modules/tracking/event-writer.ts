@@ -275,7 +275,12 @@ export class EventWriter implements OnModuleInit {
       ? await this.thread.commit(sqliteJobs)
       : await this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
     this.rebuiltSummaries += result.rebuiltSummaries;
-    return result.stored;
+    return jobs.map((job, j) => {
+      const ids = result.ids[j];
+      return ids.length === 0
+        ? []
+        : job.rows.flatMap((row, i) => (ids[i] ? [{ ...row, id: ids[i] }] : []));
+    });
   }
 
   private insertJobsPostgres(jobs: Job[]): Promise<StoredEvent[][]> {

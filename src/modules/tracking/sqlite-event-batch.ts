@@ -1,18 +1,22 @@
 import type { SqliteStatements } from '../../common/database/sqlite-connection.js';
 import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, usersOf } from './event-row.js';
-import type { EventRow, StoredEvent } from './event-row.js';
+import type { EventRow } from './event-row.js';
 import { SummaryBatch } from './session-summaries.js';
 
 /** One writer job as SQLite stores it. */
 export interface SqliteJob {
   rows: EventRow[];
-  /** Whether the stored rows are wanted back (someone awaits them, or the live stream watches). */
+  /** Whether the stored rows are wanted (someone awaits them, or the live stream watches). */
   keep: boolean;
 }
 
 export interface SqliteBatchResult {
-  /** Per job, the rows stored (duplicates and erased users' rows left out); empty unless `keep`. */
-  stored: StoredEvent[][];
+  /**
+   * Per job that `keep`s, each row's database id, 0 for a row not stored (a
+   * duplicate, or an erased user's); empty for the other jobs. Ids, not
+   * rows: from the writer's thread they come back as a structured clone.
+   */
+  ids: number[][];
   /** Session summaries recomputed from their events (see WriterStats.rebuiltSummaries). */
   rebuiltSummaries: number;
 }
@@ -37,17 +41,20 @@ export function insertSqliteBatch(
   if (!insert || !userExists) throw new Error('insertSqliteBatch needs SQLite');
   const erased = new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined));
   const summaries = new SummaryBatch();
-  const stored = jobs.map((job) => {
-    const kept: StoredEvent[] = [];
+  const ids = jobs.map((job) => {
+    const jobIds: number[] = [];
     for (const row of job.rows) {
-      if (erased.size > 0 && row.userId !== null && erased.has(row.userId)) continue;
-      const { changes, lastInsertRowid } = insert.run(...eventValues(row));
-      if (changes === 0) continue;
-      const id = Number(lastInsertRowid);
-      summaries.add(row, id);
-      if (job.keep) kept.push({ ...row, id });
+      let id = 0;
+      if (erased.size === 0 || row.userId === null || !erased.has(row.userId)) {
+        const { changes, lastInsertRowid } = insert.run(...eventValues(row));
+        if (changes > 0) {
+          id = Number(lastInsertRowid);
+          summaries.add(row, id);
+        }
+      }
+      if (job.keep) jobIds.push(id);
     }
-    return kept;
+    return jobIds;
   });
-  return { stored, rebuiltSummaries: summaries.applySqlite(statements) };
+  return { ids, rebuiltSummaries: summaries.applySqlite(statements) };
 }

@@ -51,7 +51,12 @@ export class SqliteWriterThread {
       path: databasePath,
       pragmas: sqliteConnectionPragmas(THREAD_BUSY_TIMEOUT_MS),
     };
-    this.worker = new Worker(workerEntry(), { workerData });
+    // Its objects live for one batch: a small young generation keeps the thread's memory
+    // (which counts against the service's budget) low at no measurable cost.
+    this.worker = new Worker(workerEntry(), {
+      workerData,
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     this.worker.on('message', (reply: WriterReply) => {
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
