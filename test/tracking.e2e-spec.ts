@@ -952,7 +952,7 @@ describe('the event writer on its own SQLite thread', () => {
       expect(threadOf(t) !== null).toBe(TEST_DB_TYPE === 'sqlite');
       const events = Array.from({ length: 200 }, (_, i) => ({ type: 'custom', name: `bulk.${i}` }));
       // Session data writes read before they write (the size limit) in one transaction each:
-      // one that had read before the thread committed must wait for the lock, not fail.
+      // should the thread commit in between, SQLite would fail them (SQLITE_BUSY).
       const responses = await Promise.all(
         Array.from({ length: 10 }, (_, i) => [
           t.http().post('/api/track/events').set('authorization', s.bearer).send({ events }),

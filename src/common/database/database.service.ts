@@ -8,17 +8,6 @@ import { PreparedStatements, SqliteStatements } from './sqlite-connection.js';
 const IN_LIST_CHUNK = 500;
 
 /**
- * SQLite: the first statement of every transaction of the shared connection.
- * It changes nothing but takes the database's write lock, as BEGIN IMMEDIATE
- * would (TypeORM only issues a deferred BEGIN). Another connection writes
- * too (the event writer's thread, see EventWriter): a deferred transaction
- * that read before it wrote would fail with SQLITE_BUSY, without waiting,
- * whenever that connection committed in between; taken first, the lock
- * waits (busy_timeout) instead.
- */
-const TAKE_WRITE_LOCK = 'DELETE FROM migrations WHERE 0';
-
-/**
  * The database as the modules use it beyond repositories: transactions, raw
  * SQL on hot paths, and job locks that hold across app instances.
  *
@@ -32,8 +21,12 @@ const TAKE_WRITE_LOCK = 'DELETE FROM migrations WHERE 0';
  *
  * The SQLite file has other connections too: the analytics readers and the
  * WAL checkpointer (read-only), and the event writer's thread, which
- * inserts events and their session summaries. SQLite's write lock orders
- * that thread's transactions against this connection's (TAKE_WRITE_LOCK).
+ * inserts events and their session summaries. The thread commits under the
+ * same mutex (`exclusively`), so its transactions and this connection's
+ * never overlap: neither waits on SQLite's lock (a busy wait that would
+ * block the event loop here), and a transaction here that read before it
+ * wrote cannot find the thread's commit in between (SQLite would fail it
+ * with SQLITE_BUSY, as TypeORM begins transactions DEFERRED).
  */
 @Injectable()
 export class DatabaseService implements SqliteStatements {
@@ -54,12 +47,16 @@ export class DatabaseService implements SqliteStatements {
   /** Runs `work` in one transaction; rolled back (and rethrown) on error. */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     if (this.isPostgres) return this.dataSource.transaction(work);
-    return this.writeLock.runExclusive(() =>
-      this.dataSource.transaction(async (manager) => {
-        await manager.query(TAKE_WRITE_LOCK);
-        return work(manager);
-      }),
-    );
+    return this.writeLock.runExclusive(() => this.dataSource.transaction(work));
+  }
+
+  /**
+   * SQLite: runs `work` while no transaction of the shared connection runs
+   * (under the write mutex): for writes on another connection of this
+   * process, the event writer's thread. PostgreSQL: runs it as it is.
+   */
+  exclusively<T>(work: () => Promise<T>): Promise<T> {
+    return this.isPostgres ? work() : this.writeLock.runExclusive(work);
   }
 
   /**

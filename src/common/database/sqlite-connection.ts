@@ -33,11 +33,11 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5000;
  * lets readers run beside the single writer; NORMAL is durable in WAL mode
  * across application crashes (only an OS crash may lose the last commits).
  */
-export function sqliteConnectionPragmas(busyTimeoutMs = SQLITE_BUSY_TIMEOUT_MS): string[] {
+export function sqliteConnectionPragmas(): string[] {
   return [
     'journal_mode = WAL',
     'synchronous = NORMAL',
     'foreign_keys = ON',
-    `busy_timeout = ${busyTimeoutMs}`,
+    `busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
   ];
 }

@@ -271,8 +271,9 @@ export class EventWriter implements OnModuleInit {
     if (this.database.isPostgres) return this.insertJobsPostgres(jobs);
     const everyRow = this.live.observed;
     const sqliteJobs = jobs.map((job) => ({ rows: job.rows, keep: everyRow || job.awaited }));
-    const result = this.thread
-      ? await this.thread.commit(sqliteJobs)
+    const thread = this.thread;
+    const result = thread
+      ? await this.database.exclusively(() => thread.commit(sqliteJobs))
       : await this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
     this.rebuiltSummaries += result.rebuiltSummaries;
     return jobs.map((job, j) => {

@@ -17,25 +17,26 @@ export type WriterReply =
   | { id: number; error: { message: string; code?: string } };
 
 /**
- * How long the thread waits for the main connection's write lock. Only the
- * thread waits (events queue meanwhile), so it can outlast the longest
- * transaction of the main connection (an erasure of a user with many events).
- */
-const THREAD_BUSY_TIMEOUT_MS = 60_000;
-
-/**
  * Group commits of the SQLite event writer, run on a worker thread with its
  * own connection to the database file. better-sqlite3 is synchronous: on
  * the main thread each tracked request's insert (about 14 µs with the
  * events indexes and the summary upsert) blocked the event loop, and the
  * session check served about 0.7-0.8 of its throughput without tracking;
  * with the inserts here it served 0.86-0.89 (A/B, 2026-12-03). The main
- * thread only hands the rows over (a structured clone per batch).
+ * thread only hands the rows over (a structured clone per batch). The
+ * caller runs `commit` under the main connection's write mutex
+ * (`DatabaseService.exclusively`), so the two connections never wait for
+ * each other's lock.
  *
  * Committed means committed: `commit` resolves after the thread's
  * transaction committed, so `EventWriter.write` keeps its promise. If the
- * thread dies, its pending commits are rejected (the writer retries them
- * on the main connection) and `onExit` tells the owner to stop using it.
+ * thread dies, its pending commits are rejected and `onExit` tells the
+ * owner to stop using it: the writer retries a failed batch of several jobs
+ * job by job on the main connection, and fails a lone job (an explicit
+ * write then answers with an error, never with a false acknowledgement).
+ * A thread that died between its commit and its answer leaves rows the
+ * retry stores again; automatic events have no duplicate key, so such a
+ * crash can count one batch of them twice.
  */
 export class SqliteWriterThread {
   private readonly worker: Worker;
@@ -49,7 +50,7 @@ export class SqliteWriterThread {
   constructor(databasePath: string, onExit: (error: Error) => void) {
     const workerData: WriterThreadData = {
       path: databasePath,
-      pragmas: sqliteConnectionPragmas(THREAD_BUSY_TIMEOUT_MS),
+      pragmas: sqliteConnectionPragmas(),
     };
     // Its objects live for one batch: a small young generation keeps the thread's memory
     // (which counts against the service's budget) low at no measurable cost.

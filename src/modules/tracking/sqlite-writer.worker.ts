@@ -25,8 +25,8 @@ port.on('message', (request: WriterRequest) => {
   }
   let reply: WriterReply;
   try {
-    // IMMEDIATE: the write lock first, so the transaction waits for the main connection's
-    // instead of failing when it committed after this one read.
+    // IMMEDIATE: the write lock first, so that should another process write too, the
+    // transaction waits for it instead of failing after it read (see DatabaseService).
     reply = { id: request.id, result: commit.immediate(request.jobs) };
   } catch (error) {
     const { message, code } = error as { message?: string; code?: string };
