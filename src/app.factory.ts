@@ -12,6 +12,7 @@ import { AppModule } from './app.module.js';
 import { AppConfig } from './common/config/config.js';
 import { errorBody } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
+import { refuseUnexpectedBodies, routeRules } from './common/http/route-rules.js';
 import { generateRequestId } from './common/http/request-id.js';
 import { setupSwagger } from './common/swagger/swagger.js';
 
@@ -114,6 +115,8 @@ export async function createApp(
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     });
   }
+
+  refuseUnexpectedBodies(fastify, routeRules(app));
 
   await setupSwagger(app, APP_INFO.version);
   await app.init();

@@ -1,3 +1,4 @@
+import { routeKey, routeRules } from '../src/common/http/route-rules';
 import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
 import { databaseSnapshot } from './support/snapshot';
 import { startTestApp, TestApp } from './support/test-app';
@@ -374,5 +375,61 @@ describe('bad input, route by route', () => {
     expect([res.status, res.body.message]).toEqual([status, message]);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(await databaseSnapshot(t)).toBe(before);
+  });
+});
+
+describe('bodies sent to routes that take none', () => {
+  let t: TestApp;
+  let admin: LoggedIn;
+  beforeAll(async () => {
+    t = await startTestApp({ ...ADMIN_ENV, TRACKING_ENABLED: 'false' });
+    admin = await loginAdmin(t);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('refuses a body with fields on every such route (400, before any check of the caller), changing nothing', async () => {
+    // GET and HEAD bodies are never parsed; the other methods' are.
+    const bodiless = routeRules(t.app).filter((r) => !r.takesBody && r.method !== 'GET');
+    expect(bodiless.map(routeKey)).toEqual(
+      expect.arrayContaining([
+        'DELETE /api/gdpr/delete',
+        'DELETE /api/sessions/:id',
+        'POST /auth/logout',
+        'POST /api/session',
+      ]),
+    );
+    const before = await databaseSnapshot(t);
+    const answers = [];
+    for (const route of bodiless) {
+      // The admin (fresh from login) could do all of it: only the refusal stops them.
+      const url = route.pattern.replace(/:[A-Za-z_]+/g, (p) =>
+        p === ':key' ? 'theme' : admin.userId,
+      );
+      const method = route.method.toLowerCase() as 'post' | 'put' | 'patch' | 'delete';
+      const req = t.http()[method](url).set('authorization', admin.bearer);
+      const res = await req.send({ confirm: false });
+      answers.push([routeKey(route), res.status, res.body.message]);
+    }
+    expect(answers).toEqual(
+      bodiless.map((r) => [
+        routeKey(r),
+        400,
+        `Validation failed: ${routeKey(r)} takes no request body`,
+      ]),
+    );
+    expect(await databaseSnapshot(t)).toBe(before);
+  });
+
+  it('lets no body, null and {} through', async () => {
+    await t.http().post('/api/session').expect(201);
+    await t
+      .http()
+      .post('/api/session')
+      .set('content-type', 'application/json')
+      .send('null')
+      .expect(201);
+    await t.http().post('/api/session').send({}).expect(201);
   });
 });

@@ -1,8 +1,11 @@
 import { INestApplicationContext, RequestMethod, Type } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { ModulesContainer, Reflector } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
 import { ALLOW_ANONYMOUS_SESSION_KEY, FRESH_AUTH_KEY, ROLES_KEY } from '../auth/auth.decorators.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
+import { errorBody } from '../filters/all-exceptions.filter.js';
 
 /** Methods whose cookie-authenticated requests the session guard checks for CSRF. */
 export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -16,13 +19,16 @@ export interface RouteRule {
   allowAnonymous: boolean;
   adminOnly: boolean;
   needsFreshAuth: boolean;
+  /** Whether the handler reads a request body (`@Body()`). */
+  takesBody: boolean;
 }
 
 /**
  * Every controller route of `app`, read from the same decorators the
  * session guard reads (handler over class). The OpenAPI document's error
- * responses and the access tests are derived from it, so a new route is
- * documented and tested by the rules it declares.
+ * responses, the refusal of unexpected bodies and the access tests are
+ * derived from it, so a new route is documented, checked and tested by the
+ * rules it declares.
  */
 export function routeRules(app: INestApplicationContext): RouteRule[] {
   const reflector = app.get(Reflector);
@@ -40,6 +46,11 @@ export function routeRules(app: INestApplicationContext): RouteRule[] {
         const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
         const read = (key: string) =>
           reflector.getAllAndOverride<unknown>(key, [handler, controller]);
+        // Nest keys each decorated parameter `<paramtype>:<index>`.
+        const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, name) ?? {}) as object;
+        const takesBody = Object.keys(args).some((arg) =>
+          arg.startsWith(`${RouteParamtypes.BODY}:`),
+        );
         for (const base of bases) {
           for (const path of [paths].flat()) {
             rules.push({
@@ -49,6 +60,7 @@ export function routeRules(app: INestApplicationContext): RouteRule[] {
               allowAnonymous: read(ALLOW_ANONYMOUS_SESSION_KEY) === true,
               adminOnly: (read(ROLES_KEY) as string[] | undefined)?.includes('admin') === true,
               needsFreshAuth: read(FRESH_AUTH_KEY) === true,
+              takesBody,
             });
           }
         }
@@ -61,3 +73,30 @@ export function routeRules(app: INestApplicationContext): RouteRule[] {
 /** `METHOD /pattern`, e.g. `DELETE /api/admin/users/:id/data`. */
 export const routeKey = (route: Pick<RouteRule, 'method' | 'pattern'>) =>
   `${route.method} ${route.pattern}`;
+
+/**
+ * Routes that take no body refuse one with fields (400, before the handler
+ * or the guard runs) instead of ignoring it: a client that sends
+ * `{"confirm": false}` to `DELETE /api/gdpr/delete` expects the field to
+ * matter. No body, `null` and `{}` pass: some clients always send one.
+ */
+export function refuseUnexpectedBodies(
+  fastify: FastifyInstance,
+  rules: readonly RouteRule[],
+): void {
+  const bodiless = new Set(rules.filter((rule) => !rule.takesBody).map(routeKey));
+  fastify.addHook('preValidation', (request, reply, done) => {
+    const body = request.body;
+    if (body === undefined || body === null || isEmptyObject(body)) return done();
+    const key = `${request.method} ${request.routeOptions.url ?? ''}`;
+    if (!bodiless.has(key)) return done();
+    const message = `Validation failed: ${key} takes no request body`;
+    void reply.code(400).send(errorBody(400, message, request.id, null));
+  });
+}
+
+const isEmptyObject = (value: unknown) =>
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  Object.keys(value).length === 0;
