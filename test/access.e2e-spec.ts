@@ -180,6 +180,7 @@ describe('access rules of every route', () => {
       const expected = [
         ...(route.isPublic ? [] : ['401']),
         ...(route.adminOnly || route.method !== 'GET' ? ['403'] : []),
+        ...(route.takesBody ? ['413', '415'] : []),
       ];
       for (const code of expected) {
         if (responses[code]?.content?.['application/json'].schema.$ref !== errorSchema) {
@@ -188,6 +189,21 @@ describe('access rules of every route', () => {
       }
     }
     expect(missing).toEqual([]);
+    const withBody = routes.filter((r) => r.takesBody).map(key);
+    expect(withBody).toEqual(
+      expect.arrayContaining([
+        'POST /auth/login',
+        'POST /api/analytics/funnel',
+        'PUT /api/preferences',
+      ]),
+    );
+    expect(withBody).not.toContain('DELETE /api/gdpr/delete');
+    // No general rate limit in this app (RATE_LIMIT_MAX=0): no 429 but the login throttle's.
+    expect(routes.filter((r) => responsesOf(r)['429']).map(key)).toEqual([
+      'POST /auth/login',
+      'POST /auth/password',
+      'POST /auth/reauth',
+    ]);
     expect(
       routes
         .filter(

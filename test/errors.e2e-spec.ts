@@ -205,6 +205,32 @@ describe('rate limiting', () => {
   it('does not rate-limit health checks', async () => {
     for (let i = 0; i < 5; i++) await t.http().get('/health').expect(200);
   });
+
+  it('documents the 429 on every rate-limited operation, not on health checks', async () => {
+    const doc = (await t.http().get('/docs-json').expect(200)).body;
+    const limit =
+      'More than 3 requests from this address in 60 s (RATE_LIMIT_MAX); see Retry-After';
+    const operations = Object.entries(
+      doc.paths as Record<
+        string,
+        Record<string, { responses: Record<string, { description: string }> }>
+      >,
+    ).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => [
+        `${method.toUpperCase()} ${path}`,
+        op.responses['429']?.description,
+      ]),
+    );
+    const unlimited = operations.filter(([, description]) => !description?.includes(limit));
+    expect(unlimited.map(([operation]) => operation).sort()).toEqual([
+      'GET /',
+      'GET /health',
+      'GET /health/ready',
+    ]);
+    // The login throttle's own 429 stays beside it.
+    const login = operations.find(([operation]) => operation === 'POST /auth/login')!;
+    expect(login[1]).toBe(`Too many failed logins for this username and IP; or ${limit}`);
+  });
 });
 
 describe('readiness', () => {

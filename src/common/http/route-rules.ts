@@ -2,6 +2,7 @@ import { INestApplicationContext, RequestMethod, Type } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { ModulesContainer, Reflector } from '@nestjs/core';
+import { THROTTLER_SKIP } from '@nestjs/throttler/dist/throttler.constants.js';
 import type { FastifyInstance } from 'fastify';
 import { ALLOW_ANONYMOUS_SESSION_KEY, FRESH_AUTH_KEY, ROLES_KEY } from '../auth/auth.decorators.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
@@ -21,6 +22,8 @@ export interface RouteRule {
   needsFreshAuth: boolean;
   /** Whether the handler reads a request body (`@Body()`). */
   takesBody: boolean;
+  /** Whether the general rate limit (RATE_LIMIT_MAX) counts it (no `@SkipThrottle()`). */
+  rateLimited: boolean;
 }
 
 /**
@@ -61,6 +64,8 @@ export function routeRules(app: INestApplicationContext): RouteRule[] {
               adminOnly: (read(ROLES_KEY) as string[] | undefined)?.includes('admin') === true,
               needsFreshAuth: read(FRESH_AUTH_KEY) === true,
               takesBody,
+              // The one (unnamed) throttler is called `default`.
+              rateLimited: read(`${THROTTLER_SKIP}default`) !== true,
             });
           }
         }

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, getSchemaPath, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import metadata from '../../metadata.js';
+import { AppConfig } from '../config/config.js';
 import { RouteRule, routeRules, UNSAFE_METHODS } from '../http/route-rules.js';
 import { ErrorResponseDto } from './error-response.dto.js';
 
@@ -55,7 +56,7 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
     .addTag('admin', 'Administration (admin role)')
     .build();
   const document = SwaggerModule.createDocument(app, config, { extraModels: [ErrorResponseDto] });
-  documentErrors(document, routeRules(app));
+  documentErrors(document, routeRules(app), app.get(AppConfig));
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }
 
@@ -63,10 +64,13 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
  * The error answers each operation can give, derived from its route's
  * rules (the session guard's decorators) instead of written on every
  * handler: 400 when it takes input, 401 unless public, 403 for admin routes,
- * fresh-auth routes and cookie writes from a foreign origin. Every 4xx/5xx response gets
- * the error body's schema; descriptions written on a handler are kept.
+ * fresh-auth routes and cookie writes from a foreign origin, 413 and 415
+ * when it takes a body, 429 while the general rate limit counts it. Every
+ * 4xx/5xx response gets the error body's schema; descriptions written on a
+ * handler are kept.
  */
-function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
+function documentErrors(document: OpenAPIObject, rules: RouteRule[], config: AppConfig): void {
+  const { max, ttlS } = config.rateLimit;
   const errorContent = {
     'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } },
   };
@@ -101,6 +105,16 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[]): void {
     }
     if (UNSAFE_METHODS.has(rule.method)) {
       add('403', '`csrf_rejected`: a cookie-authenticated request from a foreign origin');
+    }
+    if (rule.takesBody) {
+      add('413', `The body is larger than ${config.http.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`);
+      add('415', 'The body is not JSON (`Content-Type: application/json`)');
+    }
+    if (rule.rateLimited && max > 0) {
+      add(
+        '429',
+        `More than ${max} requests from this address in ${ttlS} s (RATE_LIMIT_MAX); see Retry-After`,
+      );
     }
     for (const [code, response] of Object.entries(responses)) {
       if (/^[45]/.test(code) && response && !('$ref' in response))
