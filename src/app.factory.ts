@@ -114,6 +114,18 @@ export async function createApp(
       credentials: true,
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     });
+    // The CORS plugin answers an OPTIONS request that is no preflight (no Origin or no
+    // Access-Control-Request-Method) with a plain-text 400; every error is JSON here.
+    fastify.addHook('onSend', (request, reply, payload, done) => {
+      if (request.method !== 'OPTIONS' || reply.statusCode !== 400 || typeof payload !== 'string') {
+        return done(null, payload);
+      }
+      // It answers from its own onRequest hook, which can come before the one that sets these.
+      void reply.type('application/json; charset=utf-8').header('x-request-id', request.id);
+      const message =
+        'Not a CORS preflight request: OPTIONS needs the Origin and Access-Control-Request-Method headers';
+      done(null, JSON.stringify(errorBody(400, message, request.id, null)));
+    });
   }
 
   refuseUnexpectedBodies(fastify, routeRules(app));

@@ -55,6 +55,21 @@ describe('sessions', () => {
       },
     );
 
+    it('answers an OPTIONS request that is no preflight with a JSON 400', async () => {
+      for (const headers of [{}, { origin: 'https://app.example.com' }]) {
+        const req = t.http().options('/api/preferences');
+        for (const [name, value] of Object.entries(headers)) req.set(name, value);
+        const res = await req.expect(400);
+        expect(res.headers['content-type']).toMatch(/^application\/json/);
+        expect([res.body.status_code, res.body.error, res.body.message]).toEqual([
+          400,
+          'Bad Request',
+          'Not a CORS preflight request: OPTIONS needs the Origin and Access-Control-Request-Method headers',
+        ]);
+        expect(res.body.request_id).toBe(res.headers['x-request-id']);
+      }
+    });
+
     it('keeps 404 for unknown paths and 405 for wrong methods (the preflight route matches every path)', async () => {
       const unknown = await t.http().get('/nope').expect(404);
       expect(unknown.body.message).toBe('No route for GET /nope');
