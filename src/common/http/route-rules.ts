@@ -3,7 +3,7 @@ import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/com
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { ModulesContainer, Reflector } from '@nestjs/core';
 import { THROTTLER_SKIP } from '@nestjs/throttler/dist/throttler.constants.js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, preValidationHookHandler } from 'fastify';
 import { ALLOW_ANONYMOUS_SESSION_KEY, FRESH_AUTH_KEY, ROLES_KEY } from '../auth/auth.decorators.js';
 import { IS_PUBLIC_KEY } from '../decorators/public.decorator.js';
 import { errorBody } from '../filters/all-exceptions.filter.js';
@@ -83,20 +83,27 @@ export const routeKey = (route: Pick<RouteRule, 'method' | 'pattern'>) =>
  * Routes that take no body refuse one with fields (400, before the handler
  * or the guard runs) instead of ignoring it: a client that sends
  * `{"confirm": false}` to `DELETE /api/gdpr/delete` expects the field to
- * matter. No body, `null` and `{}` pass: some clients always send one.
+ * matter. No body, `null` and `{}` pass: some clients always send one. The
+ * check is attached to those routes alone (GET bodies are never parsed),
+ * so the hot GET routes run no hook for it. Call before the app's routes
+ * are registered (`app.init()`).
  */
 export function refuseUnexpectedBodies(
   fastify: FastifyInstance,
   rules: readonly RouteRule[],
 ): void {
-  const bodiless = new Set(rules.filter((rule) => !rule.takesBody).map(routeKey));
-  fastify.addHook('preValidation', (request, reply, done) => {
+  const bodiless = new Set(
+    rules.filter((rule) => !rule.takesBody && rule.method !== 'GET').map(routeKey),
+  );
+  const refuse: preValidationHookHandler = (request, reply, done) => {
     const body = request.body;
     if (body === undefined || body === null || isEmptyObject(body)) return done();
-    const key = `${request.method} ${request.routeOptions.url ?? ''}`;
-    if (!bodiless.has(key)) return done();
-    const message = `Validation failed: ${key} takes no request body`;
+    const message = `Validation failed: ${request.method} ${request.routeOptions.url} takes no request body`;
     void reply.code(400).send(errorBody(400, message, request.id, null));
+  };
+  fastify.addHook('onRoute', (route) => {
+    if (typeof route.method !== 'string' || !bodiless.has(`${route.method} ${route.url}`)) return;
+    route.preValidation = [...[route.preValidation ?? []].flat(), refuse];
   });
 }
 
