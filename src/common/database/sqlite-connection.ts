@@ -34,10 +34,12 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5000;
  * across application crashes (only an OS crash may lose the last commits).
  */
 export function sqliteConnectionPragmas(): string[] {
+  // The busy timeout first: a connection opened while another writes (the writer's thread
+  // while start-up migrations run) then waits in the PRAGMAs that need a lock.
   return [
+    `busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
     'journal_mode = WAL',
     'synchronous = NORMAL',
     'foreign_keys = ON',
-    `busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
   ];
 }
