@@ -1,5 +1,5 @@
 import { ADMIN_ENV, loginAdmin } from './support/auth';
-import { startTestApp, TestApp } from './support/test-app';
+import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 describe('system endpoints', () => {
   let t: TestApp;
@@ -26,7 +26,13 @@ describe('system endpoints', () => {
     expect(res.body).toEqual({
       status: 'ok',
       checks: { database: 'up' },
-      tracking: { queued: 0, dropped_events: 0, failed_events: 0, rebuilt_summaries: 0 },
+      tracking: {
+        queued: 0,
+        dropped_events: 0,
+        failed_events: 0,
+        rebuilt_summaries: 0,
+        writer: TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread',
+      },
     });
   });
 

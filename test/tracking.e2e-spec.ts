@@ -976,6 +976,9 @@ describe('the event writer on its own SQLite thread', () => {
       const s = await registerAndLogin(t, 'after-crash');
       // The login event committed first: a batch the thread holds when it dies fails.
       await drain(t);
+      const writerNow = async () =>
+        (await t.http().get('/health/ready').expect(200)).body.tracking.writer;
+      expect(await writerNow()).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread');
       const thread = threadOf(t);
       if (thread) {
         await thread.terminate();
@@ -996,6 +999,7 @@ describe('the event writer on its own SQLite thread', () => {
       expect(await countEvents(t, `type = 'api_request' AND user_id = '${s.userId}'`)).toBe(1);
       const ready = await t.http().get('/health/ready').expect(200);
       expect(ready.body.tracking.failed_events).toBe(0);
+      expect(await writerNow()).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'main');
     } finally {
       await t.close();
     }

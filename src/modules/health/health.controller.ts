@@ -29,8 +29,8 @@ export class HealthController {
 
   /**
    * Readiness: the database answers (503 when it does not), with the event
-   * writer's queue depth, how many automatic events it had to drop, and how
-   * many session summaries it had to recompute.
+   * writer's queue depth, how many automatic events it had to drop or lose,
+   * how many session summaries it had to recompute, and where it commits.
    */
   @Get('ready')
   @ApiOkResponse({ type: ReadinessDto, description: 'Every dependency is up' })
@@ -46,7 +46,7 @@ export class HealthController {
         details: [{ check: 'database', status: 'down' }],
       });
     }
-    const { queued, dropped, failed, rebuiltSummaries } = this.eventWriter.stats();
+    const { queued, dropped, failed, rebuiltSummaries, writer } = this.eventWriter.stats();
     return {
       status: 'ok',
       checks: { database: 'up' },
@@ -55,6 +55,7 @@ export class HealthController {
         dropped_events: dropped,
         failed_events: failed,
         rebuilt_summaries: rebuiltSummaries,
+        writer,
       },
     };
   }

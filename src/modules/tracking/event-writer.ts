@@ -41,6 +41,8 @@ export interface WriterStats {
    * the session's events.
    */
   rebuiltSummaries: number;
+  /** Where batches commit: the SQLite writer thread, the main connection, or PostgreSQL's pool. */
+  writer: 'thread' | 'main' | 'pool';
 }
 
 /**
@@ -176,6 +178,7 @@ export class EventWriter implements OnModuleInit {
       dropped: this.dropped,
       failed: this.failed,
       rebuiltSummaries: this.rebuiltSummaries,
+      writer: this.database.isPostgres ? 'pool' : this.thread ? 'thread' : 'main',
     };
   }
 

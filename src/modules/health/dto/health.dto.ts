@@ -22,6 +22,12 @@ export class TrackingHealthDto {
    * tracking keeps it at 0; a steady rise means clients send old timestamps.
    */
   readonly rebuilt_summaries!: number;
+  /**
+   * Where events are committed: `thread` (SQLite file: the writer's own
+   * thread), `main` (SQLite in memory, or the thread died: see the logs),
+   * `pool` (PostgreSQL).
+   */
+  readonly writer!: 'thread' | 'main' | 'pool';
 }
 
 export class ReadinessDto {
