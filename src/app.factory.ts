@@ -1,7 +1,13 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { FastifyError, FastifyReply, FastifyRequest, LogController } from 'fastify';
+import {
+  FastifyError,
+  FastifyReply,
+  FastifyRequest,
+  LogController,
+  onSendHookHandler,
+} from 'fastify';
 import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -115,16 +121,20 @@ export async function createApp(
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     });
     // The CORS plugin answers an OPTIONS request that is no preflight (no Origin or no
-    // Access-Control-Request-Method) with a plain-text 400; every error is JSON here.
-    fastify.addHook('onSend', (request, reply, payload, done) => {
-      if (request.method !== 'OPTIONS' || reply.statusCode !== 400 || typeof payload !== 'string') {
-        return done(null, payload);
-      }
-      // It answers from its own onRequest hook, which can come before the one that sets these.
+    // Access-Control-Request-Method) with a plain-text 400 from its preflight route; every
+    // error is JSON here. Attached to that route alone: other responses run no hook for it.
+    const preflightErrorAsJson: onSendHookHandler = (request, reply, payload, done) => {
+      if (reply.statusCode !== 400 || typeof payload !== 'string') return done(null, payload);
+      // The plugin answers from its own onRequest hook, which can come before the one that
+      // sets the request id header.
       void reply.type('application/json; charset=utf-8').header('x-request-id', request.id);
       const message =
         'Not a CORS preflight request: OPTIONS needs the Origin and Access-Control-Request-Method headers';
       done(null, JSON.stringify(errorBody(400, message, request.id, null)));
+    };
+    fastify.addHook('onRoute', (route) => {
+      if (route.method === 'OPTIONS')
+        route.onSend = [...[route.onSend ?? []].flat(), preflightErrorAsJson];
     });
   }
 

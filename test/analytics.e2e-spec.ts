@@ -1,5 +1,5 @@
 import { EventWriter } from '../src/modules/tracking/event-writer';
-import { ADMIN_ENV, LoggedIn, loginAdmin, registerAndLogin } from './support/auth';
+import { ADMIN_ENV, LoggedIn, login, loginAdmin, register, registerAndLogin } from './support/auth';
 import { insertEvents, uid } from './support/events';
 import { startTestApp, TestApp } from './support/test-app';
 
@@ -1290,20 +1290,8 @@ describe('analytics of one user', () => {
   });
 
   it('returns the journey of a time range across the caller’s sessions', async () => {
-    await t
-      .http()
-      .post('/auth/register')
-      .send({ username: 'ranger', password: 'my password 1' })
-      .expect(201);
-    const bearers: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const login = await t
-        .http()
-        .post('/auth/login')
-        .send({ username: 'ranger', password: 'my password 1' })
-        .expect(200);
-      bearers.push(`Bearer ${login.body.session_id}`);
-    }
+    await register(t, 'ranger');
+    const bearers = [(await login(t, 'ranger')).bearer, (await login(t, 'ranger')).bearer];
     const hour = 3_600_000;
     const now = Date.now();
     const at = (ms: number) => new Date(now - ms).toISOString();

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventWriter } from '../src/modules/tracking/event-writer';
+import type { EventRow } from '../src/modules/tracking/event-row';
 import type { SqliteWriterThread } from '../src/modules/tracking/sqlite-writer-thread';
 import {
   ADMIN_ENV,
@@ -942,6 +943,9 @@ describe('the event writer on its own SQLite thread', () => {
   /** The writer's thread: on a SQLite file only (PostgreSQL writes from the pool). */
   const threadOf = (t: TestApp) =>
     t.app.get<EventWriter, { thread: SqliteWriterThread | null }>(EventWriter).thread;
+  /** Where the writer commits, as readiness reports it. */
+  const writerNow = async (t: TestApp) =>
+    (await t.http().get('/health/ready').expect(200)).body.tracking.writer;
   const countEvents = async (t: TestApp, where: string) =>
     Number((await t.dataSource.query(`SELECT COUNT(*) AS n FROM events WHERE ${where}`))[0].n);
 
@@ -970,15 +974,49 @@ describe('the event writer on its own SQLite thread', () => {
     }
   });
 
+  it('rejects a write whose transaction fails, stores nothing of it, and keeps committing', async () => {
+    const t = await startTestApp();
+    try {
+      const s = await registerAndLogin(t, 'bad-row');
+      await drain(t);
+      const writer = t.app.get(EventWriter);
+      const now = Date.now();
+      const row = (eventId: string | null, name: string) =>
+        ({
+          eventId,
+          dedupeKey: null,
+          userId: s.userId,
+          sessionId: s.sessionId,
+          type: 'custom',
+          name,
+          path: null,
+          properties: null,
+          ip: null,
+          userAgent: null,
+          occurredAt: now,
+          receivedAt: now,
+        }) as EventRow;
+      // event_id is NOT NULL: the whole job fails (on SQLite inside the writer's thread).
+      await expect(writer.write([row('ok-1', 'doomed'), row(null, 'doomed')])).rejects.toThrow(
+        /NOT NULL|not-null/i,
+      );
+      expect(await countEvents(t, "name = 'doomed'")).toBe(0);
+      const [stored] = await writer.write([row('ok-2', 'after')]);
+      expect([stored.eventId, typeof stored.id]).toEqual(['ok-2', 'number']);
+      expect(await countEvents(t, "name = 'after'")).toBe(1);
+      expect(await writerNow(t)).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('keeps writing on the main connection once its thread died', async () => {
     const t = await startTestApp();
     try {
       const s = await registerAndLogin(t, 'after-crash');
       // The login event committed first: a batch the thread holds when it dies fails.
       await drain(t);
-      const writerNow = async () =>
-        (await t.http().get('/health/ready').expect(200)).body.tracking.writer;
-      expect(await writerNow()).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread');
+      expect(await writerNow(t)).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread');
       const thread = threadOf(t);
       if (thread) {
         await thread.terminate();
@@ -999,7 +1037,7 @@ describe('the event writer on its own SQLite thread', () => {
       expect(await countEvents(t, `type = 'api_request' AND user_id = '${s.userId}'`)).toBe(1);
       const ready = await t.http().get('/health/ready').expect(200);
       expect(ready.body.tracking.failed_events).toBe(0);
-      expect(await writerNow()).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'main');
+      expect(await writerNow(t)).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'main');
     } finally {
       await t.close();
     }

@@ -12,7 +12,7 @@ import {
   Res,
   StreamableFile,
 } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { auditContext } from '../../common/audit.js';
 import type { AuthUser } from '../../common/auth/auth-context.js';
@@ -38,6 +38,7 @@ import {
 import { ErasureService } from './erasure.service.js';
 import { ExportService } from './export.service.js';
 import { processingRecord } from './processing.js';
+import { ApiNoSuchUser } from '../users/existing-user.pipe.js';
 
 function attachment(
   stream: Awaited<ReturnType<ExportService['export']>>,
@@ -138,7 +139,7 @@ export class AdminComplianceController {
   @Get('admin/users/:id/export')
   @ApiProduces('application/json')
   @ApiOkResponse({ description: EXPORT_DESCRIPTION, schema: { type: 'object' } })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   async export(
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,
@@ -151,7 +152,7 @@ export class AdminComplianceController {
   @RequireFreshAuth()
   @SkipTracking()
   @ApiOkResponse({ type: ErasureResultDto })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   eraseUser(
     @Param('id', new ParseUUIDPipe()) userId: string,
     @Req() request: FastifyRequest,

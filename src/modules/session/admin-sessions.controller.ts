@@ -1,10 +1,10 @@
 import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
-import { ExistingUserPipe } from '../users/existing-user.pipe.js';
+import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { clientMeta } from './client-meta.js';
 import {
   ListSessionEventsQueryDto,
@@ -28,7 +28,7 @@ export class AdminSessionsController {
   /** A user's live sessions. */
   @Get('users/:id/sessions')
   @ApiOkResponse({ type: SessionListDto })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   async list(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
   ): Promise<SessionListDto> {
@@ -39,7 +39,7 @@ export class AdminSessionsController {
   /** Revokes every session of a user. */
   @Delete('users/:id/sessions')
   @ApiOkResponse({ type: RevokedCountDto })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   async revokeAll(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
     @Req() request: FastifyRequest,

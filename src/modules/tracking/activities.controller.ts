@@ -1,8 +1,8 @@
 import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
-import { ExistingUserPipe } from '../users/existing-user.pipe.js';
+import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
 import { TrackingService } from './tracking.service.js';
 
@@ -24,7 +24,7 @@ export class ActivitiesController {
   @Roles('admin')
   @Get('admin/users/:id/activities')
   @ApiOkResponse({ type: ActivityPageDto })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   listForUser(
     @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
     @Query() query: ActivitiesQueryDto,

@@ -6,6 +6,7 @@ import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
 import { ListUsersQueryDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto.js';
+import { ApiNoSuchUser } from './existing-user.pipe.js';
 import { UsersService } from './users.service.js';
 
 @ApiTags('admin')
@@ -26,7 +27,7 @@ export class AdminUsersController {
   /** Disables/enables an account or changes its role. Disabling revokes all its sessions. */
   @Patch(':id')
   @ApiOkResponse({ type: UserDto })
-  @ApiResponse({ status: 404, description: 'No such user' })
+  @ApiNoSuchUser()
   @ApiResponse({ status: 409, description: 'An admin tried to disable or demote themselves' })
   async update(
     @Param('id', new ParseUUIDPipe()) id: string,

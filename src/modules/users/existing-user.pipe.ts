@@ -1,5 +1,9 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
-import { UsersService } from './users.service.js';
+import { ApiResponse } from '@nestjs/swagger';
+import { NO_SUCH_USER, UsersService } from './users.service.js';
+
+/** Documents the 404 of an admin route about one user (ExistingUserPipe, or the service's check). */
+export const ApiNoSuchUser = () => ApiResponse({ status: 404, description: NO_SUCH_USER });
 
 /**
  * For admin routes about one user (`/api/admin/users/:id/...`), after
