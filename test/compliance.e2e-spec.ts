@@ -985,30 +985,38 @@ describe('retention and audit', () => {
       session_id: s.sessionId,
       request_id: expect.any(String),
     });
-    // Audit entries are written after the action (an event): poll for the newest run's.
-    const latestRun = async (trigger: string) => {
+    // Audit entries are written after the action (an event): poll until a run newer than
+    // the newest before it appears (an earlier test's manual run may still be the newest).
+    const newestRun = async () => {
+      const res = await t
+        .http()
+        .get('/api/admin/audit?action=retention_run&limit=1')
+        .set('authorization', admin.bearer)
+        .expect(200);
+      return res.body.items[0] as { id: number } | undefined;
+    };
+    const runAfter = async (action: () => Promise<unknown>) => {
+      const before = (await newestRun())?.id ?? 0;
+      await action();
       for (let i = 0; ; i++) {
-        const res = await t
-          .http()
-          .get('/api/admin/audit?action=retention_run&limit=1')
-          .set('authorization', admin.bearer)
-          .expect(200);
-        const [entry] = res.body.items;
-        if (entry?.details.trigger === trigger || i >= 40) return entry;
+        const entry = await newestRun();
+        if ((entry && entry.id > before) || i >= 40) return entry;
         await sleep(50);
       }
     };
     // A manual run is the admin's who asked for it; a scheduled one the system's.
-    await t.http().post('/api/admin/retention/run').set('authorization', admin.bearer).expect(200);
-    expect(await latestRun('manual')).toMatchObject({
+    const manual = await runAfter(() =>
+      t.http().post('/api/admin/retention/run').set('authorization', admin.bearer).expect(200),
+    );
+    expect(manual).toMatchObject({
       actor_type: 'admin',
       actor_user_id: admin.userId,
       session_id: admin.sessionId,
       target_user_id: null,
       details: { trigger: 'manual' },
     });
-    await t.app.get(DataRetentionService).run('schedule');
-    expect(await latestRun('schedule')).toMatchObject({
+    const scheduled = await runAfter(() => t.app.get(DataRetentionService).run('schedule'));
+    expect(scheduled).toMatchObject({
       actor_type: 'system',
       actor_user_id: null,
       session_id: null,
