@@ -12,7 +12,12 @@ import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createLogger, logRequests, PinoNestLogger } from './common/logging/logger.js';
+import {
+  createLogger,
+  lazyRequestLogger,
+  logRequests,
+  PinoNestLogger,
+} from './common/logging/logger.js';
 import { APP_INFO } from './app.info.js';
 import { AppModule } from './app.module.js';
 import { AppConfig } from './common/config/config.js';
@@ -42,6 +47,7 @@ export async function createApp(
     trustProxy: config.http.trustProxy,
     requestIdHeader: false,
     genReqId: generateRequestId,
+    childLoggerFactory: lazyRequestLogger,
     // Path parameters longer than this get 414; session data keys alone may be 128 characters.
     routerOptions: { maxParamLength: 512 },
     // Close idle keep-alive sockets on shutdown so SIGTERM is not held up by them.

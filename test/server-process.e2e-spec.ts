@@ -54,7 +54,7 @@ describe('server process', () => {
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     await fetch(`${base}/api/session`, { headers: { cookie: `session_id=${token}` } });
     await fetch(`${base}/api/session`, { headers: { authorization: `Bearer ${token}` } });
-    await fetch(`${base}/api/admin/users`, { headers: { 'x-session-id': token } });
+    const refused = await fetch(`${base}/api/admin/users`, { headers: { 'x-session-id': token } });
     await fetch(`${base}/api/me?session_id=${token}`);
     await fetch(`${base}/auth/login`, {
       method: 'POST',
@@ -74,7 +74,8 @@ describe('server process', () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((line) => line.msg === 'request completed' && line.route === '/api/admin/users');
     expect(forbidden).toMatchObject({ session_id: session.id, status: 403, method: 'GET' });
-    expect(typeof forbidden?.request_id).toBe('string');
+    // Request loggers are built on first use (lazyRequestLogger): still bound to the request id.
+    expect(forbidden?.request_id).toBe(refused.headers.get('x-request-id'));
 
     server.child.kill('SIGTERM');
     const result = await server.exited;

@@ -1,6 +1,9 @@
 import type { LoggerService } from '@nestjs/common';
-import type { FastifyInstance } from 'fastify';
-import pino, { Logger } from 'pino';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import pino, { Bindings, ChildLoggerOptions, Level, LogFn, Logger } from 'pino';
+
+/** pino's `(object?, message?, ...interpolation)` (the widest of LogFn's overloads). */
+type LogArgs = Parameters<LogFn>;
 import type { AppConfig } from '../config/config.js';
 import { getRequestIdentity } from '../http/request-context.js';
 
@@ -23,6 +26,81 @@ export function createLogger(config: AppConfig): Logger {
     level: config.log.level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   });
+}
+
+/**
+ * A request's logger (`request.log`) that becomes a pino child, bound to the
+ * request id, only when something is logged through it at an enabled level.
+ * Fastify's default builds the child for every request (its bindings
+ * serialised, a new object): about 4 µs of a session check's CPU and garbage
+ * for every request (measured), while at the production level `warn` almost
+ * no request logs anything.
+ */
+class LazyRequestLogger {
+  private bound: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Bindings,
+    private readonly options: ChildLoggerOptions,
+  ) {}
+
+  private get logger(): Logger {
+    return (this.bound ??= this.parent.child(this.bindings, this.options));
+  }
+
+  get level(): string {
+    return this.bound?.level ?? this.options.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.logger.level = level;
+  }
+
+  /** The child, or undefined when `level` is off (the child is then not built). */
+  private at(level: Level): Logger | undefined {
+    if (this.bound) return this.bound;
+    const enabled =
+      this.options.level === undefined
+        ? this.parent.isLevelEnabled(level)
+        : this.parent.levels.values[level] >= this.parent.levels.values[this.options.level];
+    return enabled ? this.logger : undefined;
+  }
+
+  // Prototype methods, not arrow-function fields: no closures built per request.
+  fatal(...args: LogArgs): void {
+    this.at('fatal')?.fatal(...args);
+  }
+  error(...args: LogArgs): void {
+    this.at('error')?.error(...args);
+  }
+  warn(...args: LogArgs): void {
+    this.at('warn')?.warn(...args);
+  }
+  info(...args: LogArgs): void {
+    this.at('info')?.info(...args);
+  }
+  debug(...args: LogArgs): void {
+    this.at('debug')?.debug(...args);
+  }
+  trace(...args: LogArgs): void {
+    this.at('trace')?.trace(...args);
+  }
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger.child(bindings, options);
+  }
+}
+
+/** Fastify's `childLoggerFactory`: request loggers built on first use (see LazyRequestLogger). */
+export function lazyRequestLogger(
+  logger: FastifyBaseLogger,
+  bindings: Bindings,
+  options: ChildLoggerOptions,
+): FastifyBaseLogger {
+  // Structurally a FastifyBaseLogger; pino's overloaded LogFn types don't admit a spread.
+  return new LazyRequestLogger(logger as Logger, bindings, options);
 }
 
 /**
