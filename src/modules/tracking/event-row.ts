@@ -39,6 +39,13 @@ export const EVENT_COLUMNS =
 /** One row's placeholders for EVENT_COLUMNS. */
 export const EVENT_PLACEHOLDERS = `(${Array<string>(12).fill('?').join(', ')})`;
 
+/**
+ * A resent event (same dedupe key) is skipped. The predicate names the
+ * partial unique index (migration 0009): without it neither database takes
+ * that index as the conflict target.
+ */
+export const SKIP_RESENT = 'ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING';
+
 /** Column values of a row, in EVENT_COLUMNS order. */
 export function eventValues(r: EventRow): unknown[] {
   return [

@@ -9,7 +9,13 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
-import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, usersOf } from './event-row.js';
+import {
+  EVENT_COLUMNS,
+  EVENT_PLACEHOLDERS,
+  eventValues,
+  SKIP_RESENT,
+  usersOf,
+} from './event-row.js';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SummaryBatch } from './session-summaries.js';
@@ -303,7 +309,7 @@ export class EventWriter implements OnModuleInit {
           const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(
             `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${chunk.map(() => EVENT_PLACEHOLDERS).join(', ')}
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, event_id`,
+             ${SKIP_RESENT} RETURNING id, event_id`,
             chunk.flatMap(eventValues),
             manager,
           );

@@ -1,5 +1,11 @@
 import type { SqliteStatements } from '../../common/database/sqlite-connection.js';
-import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, usersOf } from './event-row.js';
+import {
+  EVENT_COLUMNS,
+  EVENT_PLACEHOLDERS,
+  eventValues,
+  SKIP_RESENT,
+  usersOf,
+} from './event-row.js';
 import type { EventRow } from './event-row.js';
 import { SummaryBatch } from './session-summaries.js';
 
@@ -21,7 +27,7 @@ export interface SqliteBatchResult {
   rebuiltSummaries: number;
 }
 
-const INSERT_ONE = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${EVENT_PLACEHOLDERS} ON CONFLICT (dedupe_key) DO NOTHING`;
+const INSERT_ONE = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${EVENT_PLACEHOLDERS} ${SKIP_RESENT}`;
 const USER_EXISTS = 'SELECT 1 FROM users WHERE id = ?';
 
 /**

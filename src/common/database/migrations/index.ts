@@ -7,6 +7,7 @@ import { SessionSummaries1763800000005 } from './0005-session-summaries.js';
 import { PageViewIndex1763800000006 } from './0006-page-view-index.js';
 import { SessionPaths1763800000007 } from './0007-session-paths.js';
 import { SessionSummarySpanIndexes1763800000008 } from './0008-session-summary-span-indexes.js';
+import { LeanerEventIndexes1763800000009 } from './0009-leaner-event-indexes.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -21,4 +22,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   PageViewIndex1763800000006,
   SessionPaths1763800000007,
   SessionSummarySpanIndexes1763800000008,
+  LeanerEventIndexes1763800000009,
 ];

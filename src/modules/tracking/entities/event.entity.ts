@@ -19,10 +19,13 @@ export const PAGE_VIEW_INDEX = 'ix_events_page_views';
 @Index('ix_events_user_id_occurred_at', ['userId', 'occurredAt'])
 @Index('ix_events_session_id_occurred_at', ['sessionId', 'occurredAt'])
 @Index('ix_events_type_occurred_at', ['type', 'occurredAt'])
-@Index('ix_events_type_name_occurred_at', ['type', 'name', 'occurredAt'])
 @Index('ix_events_occurred_at_actor', ['occurredAt', 'type', 'userId', 'sessionId'])
 @Index(PAGE_VIEW_INDEX, ['path', 'occurredAt', 'userId', 'sessionId'], {
   where: "type = 'page_view'",
+})
+/** Actions by name and time, with their actors (migration 0009). */
+@Index('ix_events_actions', ['name', 'occurredAt', 'userId', 'sessionId'], {
+  where: "type = 'action'",
 })
 export class Event {
   @PrimaryGeneratedColumn({ type: 'integer' })
@@ -36,9 +39,10 @@ export class Event {
    * `event_id` scoped to who sent it (`u:<user>:` or `s:<session>:`): a
    * resent event is a duplicate, not a second row. Identity stitching
    * rewrites an anonymous session's keys to its user's (TrackingService.stitch).
-   * Null for events the server makes itself (unique indexes allow many NULLs).
+   * Null for events the server makes itself, which the unique index leaves
+   * out (migration 0009).
    */
-  @Index('uq_events_dedupe_key', { unique: true })
+  @Index('uq_events_dedupe_key', { unique: true, where: 'dedupe_key IS NOT NULL' })
   @Column({ name: 'dedupe_key', type: 'varchar', length: 112, nullable: true })
   dedupeKey!: string | null;
 
