@@ -126,21 +126,22 @@ export async function createApp(
       credentials: true,
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     });
-    // The CORS plugin answers an OPTIONS request that is no preflight (no Origin or no
-    // Access-Control-Request-Method) with a plain-text 400 from its preflight route; every
-    // error is JSON here. Attached to that route alone: other responses run no hook for it.
-    const preflightErrorAsJson: onSendHookHandler = (request, reply, payload, done) => {
+    // The CORS plugin answers preflights from its own onRequest hook, which runs before the
+    // one that sets the security headers and the request id: its answers get them here. It
+    // also answers an OPTIONS request that is no preflight (no Origin or no
+    // Access-Control-Request-Method) with a plain-text 400; every error is JSON here.
+    // Attached to the plugin's OPTIONS route alone: other responses run no hook for it.
+    const preflightResponses: onSendHookHandler = (request, reply, payload, done) => {
+      void reply.headers(securityHeaders).header('x-request-id', request.id);
       if (reply.statusCode !== 400 || typeof payload !== 'string') return done(null, payload);
-      // The plugin answers from its own onRequest hook, which can come before the one that
-      // sets the request id header.
-      void reply.type('application/json; charset=utf-8').header('x-request-id', request.id);
+      void reply.type('application/json; charset=utf-8');
       const message =
         'Not a CORS preflight request: OPTIONS needs the Origin and Access-Control-Request-Method headers';
       done(null, JSON.stringify(errorBody(400, message, request.id, null)));
     };
     fastify.addHook('onRoute', (route) => {
       if (route.method === 'OPTIONS')
-        route.onSend = [...[route.onSend ?? []].flat(), preflightErrorAsJson];
+        route.onSend = [...[route.onSend ?? []].flat(), preflightResponses];
     });
   }
 

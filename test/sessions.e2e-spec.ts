@@ -46,6 +46,10 @@ describe('sessions', () => {
         expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
         expect(allowed.headers['access-control-allow-credentials']).toBe('true');
         expect(allowed.headers['access-control-allow-methods'].split(/,\s*/)).toContain(method);
+        // Answered by the CORS plugin before the app's own hooks ran, yet with their headers.
+        expect(allowed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+        expect(allowed.headers['x-content-type-options']).toBe('nosniff');
+        expect(allowed.headers['x-frame-options']).toBe('SAMEORIGIN');
         const foreign = await t
           .http()
           .options('/api/preferences')
@@ -67,6 +71,7 @@ describe('sessions', () => {
           'Not a CORS preflight request: OPTIONS needs the Origin and Access-Control-Request-Method headers',
         ]);
         expect(res.body.request_id).toBe(res.headers['x-request-id']);
+        expect(res.headers['x-content-type-options']).toBe('nosniff');
       }
     });
 
