@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DatabaseService } from '../src/common/database/database.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import type { EventRow } from '../src/modules/tracking/event-row';
 import type { SqliteWriterThread } from '../src/modules/tracking/sqlite-writer-thread';
@@ -844,6 +845,131 @@ describe('event queue limits', () => {
         "SELECT COUNT(*) AS others FROM events WHERE type IN ('page_view', 'custom')",
       );
       expect(Number(others)).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('when queued events are committed', () => {
+  it('holds automatic events for TRACKING_AUTO_FLUSH_MS, and commits them with the next explicit write', async () => {
+    const t = await startTestApp({ TRACKING_FLUSH_MS: '20', TRACKING_AUTO_FLUSH_MS: '10000' });
+    const writer = t.app.get(EventWriter);
+    const count = async (type: string) => {
+      const [{ n }] = await t.app
+        .get(DatabaseService)
+        .query<{ n: number }>('SELECT COUNT(*) AS n FROM events WHERE type = ?', [type]);
+      return Number(n);
+    };
+    try {
+      const s = await registerAndLogin(t, 'patient');
+      await writer.drain();
+      for (let i = 0; i < 3; i++) {
+        await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      }
+      // Well past TRACKING_FLUSH_MS (20 ms), far from the automatic events' own timer (10 s).
+      await sleep(300);
+      expect(writer.stats().queued).toBe(3);
+      expect(await count('api_request')).toBe(0);
+      // An explicit write is committed within TRACKING_FLUSH_MS, and takes them along.
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/now' })
+        .expect(200);
+      expect(writer.stats().queued).toBe(0);
+      expect([await count('page_view'), await count('api_request')]).toEqual([1, 3]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('after a commit, commits the explicit writes that came in meanwhile at once, and leaves automatic events alone to their timer', async () => {
+    const t = await startTestApp({ TRACKING_FLUSH_MS: '20', TRACKING_AUTO_FLUSH_MS: '10000' });
+    const writer = t.app.get(EventWriter);
+    const database = t.app.get(DatabaseService);
+    /** Holds the writer's commits up (SQLite's write mutex, PostgreSQL's table lock) until release(). */
+    const holdCommits = async () => {
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      if (!database.isPostgres) return { release, done: database.exclusively(() => held) };
+      const runner = t.dataSource.createQueryRunner();
+      await runner.startTransaction();
+      await runner.query('LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE');
+      const done = held.then(() => runner.commitTransaction()).finally(() => runner.release());
+      return { release, done };
+    };
+    const track = (page: string) =>
+      Promise.resolve(
+        t.http().post('/api/track/page').set('authorization', s.bearer).send({ page }),
+      );
+    const automaticEvent = async () => {
+      const before = writer.stats().queued;
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      // Queued after the policy check, a moment after the response.
+      for (let i = 0; i < 100 && writer.stats().queued === before; i++) await sleep(5);
+    };
+    const s = await registerAndLogin(t, 'meanwhile');
+    try {
+      await writer.drain();
+      // An explicit write arriving during a commit is committed right after it, and takes
+      // the automatic event queued before it along.
+      let hold = await holdCommits();
+      const first = track('/first');
+      await sleep(200); // its flush (20 ms) has taken it, and waits for the lock
+      expect(writer.stats().queued).toBe(0);
+      await automaticEvent();
+      const second = track('/second');
+      for (let i = 0; i < 100 && writer.stats().queued < 2; i++) await sleep(5);
+      expect(writer.stats().queued).toBe(2);
+      hold.release();
+      await hold.done;
+      expect([(await first).status, (await second).status]).toEqual([200, 200]);
+      expect(writer.stats().queued).toBe(0);
+      // An automatic event alone arriving during a commit waits for its own timer.
+      hold = await holdCommits();
+      const third = track('/third');
+      await sleep(200);
+      await automaticEvent();
+      expect(writer.stats().queued).toBe(1);
+      hold.release();
+      await hold.done;
+      expect((await third).status).toBe(200);
+      await sleep(100);
+      expect(writer.stats().queued).toBe(1);
+      const stored = await t.dataSource.query(
+        "SELECT type, path FROM events WHERE type = 'page_view' OR name = 'GET /api/session' ORDER BY id",
+      );
+      expect(stored).toEqual([
+        { type: 'page_view', path: '/first' },
+        { type: 'api_request', path: null },
+        { type: 'page_view', path: '/second' },
+        { type: 'page_view', path: '/third' },
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('commits automatic events alone once TRACKING_AUTO_FLUSH_MS has passed', async () => {
+    const t = await startTestApp({ TRACKING_AUTO_FLUSH_MS: '50' });
+    const writer = t.app.get(EventWriter);
+    try {
+      const s = await registerAndLogin(t, 'auto');
+      await writer.drain();
+      await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
+      // No drain: the timer alone commits it.
+      let stored = 0;
+      for (let i = 0; i < 200 && stored === 0; i++) {
+        await sleep(10);
+        const [{ n }] = await t.dataSource.query(
+          "SELECT COUNT(*) AS n FROM events WHERE type = 'api_request'",
+        );
+        stored = Number(n);
+      }
+      expect(stored).toBe(1);
+      expect(writer.stats().queued).toBe(0);
     } finally {
       await t.close();
     }

@@ -55,7 +55,10 @@ export class AppConfig {
   readonly tracking: {
     /** Automatic `api_request` events; explicit tracking is always on. */
     readonly enabled: boolean;
+    /** How long explicit writes may wait for their commit (group commit). */
     readonly flushMs: number;
+    /** How long automatic events alone may wait: nobody waits for them (see EventWriter). */
+    readonly autoFlushMs: number;
     readonly batchMax: number;
     readonly queueMax: number;
     readonly streamHeartbeatS: number;
@@ -125,6 +128,7 @@ export class AppConfig {
     this.tracking = {
       enabled: env.TRACKING_ENABLED,
       flushMs: env.TRACKING_FLUSH_MS,
+      autoFlushMs: env.TRACKING_AUTO_FLUSH_MS,
       batchMax: env.TRACKING_BATCH_MAX,
       queueMax: env.TRACKING_QUEUE_MAX,
       streamHeartbeatS: env.TRACKING_STREAM_HEARTBEAT_S,

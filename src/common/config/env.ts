@@ -178,6 +178,7 @@ export const envSpec = {
 
   TRACKING_ENABLED: bool({ default: true }),
   TRACKING_FLUSH_MS: int(1, 10_000)({ default: 25 }),
+  TRACKING_AUTO_FLUSH_MS: int(1, 10_000)({ default: 250 }),
   TRACKING_BATCH_MAX: int(1, 10_000)({ default: 1000 }),
   TRACKING_QUEUE_MAX: int(1, 10_000_000)({ default: 100_000 }),
   TRACKING_STREAM_HEARTBEAT_S: int(1, 3600)({ default: 15 }),

@@ -53,12 +53,22 @@ export interface WriterStats {
 
 /**
  * The one way events reach the database: group commit. Writes queue in
- * memory and are inserted in one transaction per batch (every
- * TRACKING_FLUSH_MS, or at once when TRACKING_BATCH_MAX rows wait).
+ * memory and are inserted in one transaction per batch (at once when
+ * TRACKING_BATCH_MAX rows wait).
  *
  * - `write()` resolves only after the transaction holding the rows
- *   committed, so an acknowledged explicit event survives a crash.
- * - `enqueue()` (automatic events) does not wait.
+ *   committed, so an acknowledged explicit event survives a crash. Its rows
+ *   are committed within TRACKING_FLUSH_MS, or right after the commit that
+ *   is running when they arrive.
+ * - `enqueue()` (automatic events) does not wait. While only such rows are
+ *   queued, they are committed every TRACKING_AUTO_FLUSH_MS: much of a
+ *   commit's cost is the pages it writes, nearly as many for ten rows as
+ *   for a thousand, and committing them as they trickled in (every
+ *   TRACKING_FLUSH_MS, or right after the previous commit, as explicit
+ *   writes are) made transactions of about 75 rows at 4,100 requests/s.
+ *   Measured with better-sqlite3 on the events schema: 51 µs a row in
+ *   batches of 125 against 23 µs in batches of 1,000. They join any
+ *   earlier commit an explicit write triggers.
  * - The queue is bounded (TRACKING_QUEUE_MAX): `write()` then throws 503
  *   with Retry-After, `enqueue()` drops and counts. Nothing is dropped
  *   silently: counts are logged and shown by GET /health/ready.
@@ -79,6 +89,10 @@ export class EventWriter implements OnModuleInit {
   private queue: Job[] = [];
   private queuedRows = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** When the armed timer fires (ms since the epoch). */
+  private timerDue = 0;
+  /** Queued jobs someone waits for (`write()`). */
+  private awaitedJobs = 0;
   private flushing: Promise<void> | null = null;
   private dropped = 0;
   private failed = 0;
@@ -200,11 +214,27 @@ export class EventWriter implements OnModuleInit {
   private push(job: Job): void {
     this.queue.push(job);
     this.queuedRows += job.rows.length;
-    if (this.queuedRows >= this.config.tracking.batchMax) {
-      this.startFlush();
-    } else if (!this.timer && !this.flushing) {
-      this.timer = setTimeout(() => this.startFlush(), this.config.tracking.flushMs);
+    if (job.awaited) this.awaitedJobs += 1;
+    if (this.queuedRows >= this.config.tracking.batchMax) this.startFlush();
+    else if (!this.flushing) this.arm();
+    // While a flush runs, it takes the queue up when its commit is done (see flushBatches).
+  }
+
+  /**
+   * Arms the flush timer: TRACKING_FLUSH_MS while someone waits for a
+   * commit, TRACKING_AUTO_FLUSH_MS for automatic events alone. An armed
+   * timer is only ever brought forward.
+   */
+  private arm(): void {
+    const { flushMs, autoFlushMs } = this.config.tracking;
+    const delay = this.awaitedJobs > 0 ? flushMs : autoFlushMs;
+    const due = Date.now() + delay;
+    if (this.timer) {
+      if (this.timerDue <= due) return;
+      clearTimeout(this.timer);
     }
+    this.timerDue = due;
+    this.timer = setTimeout(() => this.startFlush(), delay);
   }
 
   private startFlush(): void {
@@ -219,6 +249,7 @@ export class EventWriter implements OnModuleInit {
   private flush(): Promise<void> {
     this.flushing = this.flushBatches().finally(() => {
       this.flushing = null;
+      if (this.queue.length > 0) this.arm();
     });
     return this.flushing;
   }
@@ -233,6 +264,9 @@ export class EventWriter implements OnModuleInit {
       } catch (error) {
         await this.retryOneByOne(batch, error);
       }
+      // Rows that came in during the commit: explicit writes are committed at once, automatic
+      // events alone wait for their timer (unless a whole batch is there).
+      if (this.awaitedJobs === 0 && this.queuedRows < this.config.tracking.batchMax) break;
     }
   }
 
@@ -245,6 +279,7 @@ export class EventWriter implements OnModuleInit {
       if (batch.length > 0 && rows + next.rows.length > this.config.tracking.batchMax) break;
       batch.push(this.queue.shift()!);
       rows += next.rows.length;
+      if (next.awaited) this.awaitedJobs -= 1;
     }
     this.queuedRows -= rows;
     return batch;
