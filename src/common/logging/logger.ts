@@ -1,11 +1,11 @@
 import type { LoggerService } from '@nestjs/common';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino, { Bindings, ChildLoggerOptions, Level, LogFn, Logger } from 'pino';
-
-/** pino's `(object?, message?, ...interpolation)` (the widest of LogFn's overloads). */
-type LogArgs = Parameters<LogFn>;
 import type { AppConfig } from '../config/config.js';
 import { getRequestIdentity } from '../http/request-context.js';
+
+/** A log call's arguments: `(object?, message?, ...interpolation values)`. */
+type LogArgs = Parameters<LogFn>;
 
 /**
  * Paths that must never reach a log line with their values. Tokens travel in
@@ -99,7 +99,6 @@ export function lazyRequestLogger(
   bindings: Bindings,
   options: ChildLoggerOptions,
 ): FastifyBaseLogger {
-  // Structurally a FastifyBaseLogger; pino's overloaded LogFn types don't admit a spread.
   return new LazyRequestLogger(logger as Logger, bindings, options);
 }
 
