@@ -747,6 +747,78 @@ describe('tracking', () => {
   });
 });
 
+describe('identity stitching with several instances', () => {
+  /**
+   * Instance `b` holds an anonymous session's automatic event in its queue (nobody waits
+   * for it: TRACKING_AUTO_FLUSH_MS) while the session logs in on instance `a`, whose
+   * stitching waits for its own queue only; then `b` commits it.
+   */
+  async function loginWhileAnotherInstanceHoldsAnEvent(username: string, refuseAnalytics: boolean) {
+    const { instances, close } = await startInstances(2, { TRACKING_AUTO_FLUSH_MS: '10000' });
+    const [a, b] = instances;
+    try {
+      const owner = await registerAndLogin(a, username);
+      if (refuseAnalytics) {
+        await a
+          .http()
+          .put('/api/preferences/privacy.allow_analytics')
+          .set('authorization', owner.bearer)
+          .send({ value: false })
+          .expect(200);
+      }
+      const anonymous = await b.http().post('/api/session').expect(201);
+      const token = anonymous.body.session_id as string;
+      await b.http().get('/api/session').set('authorization', `Bearer ${token}`).expect(200);
+      const held = b.app.get(EventWriter);
+      for (let i = 0; i < 100 && held.stats().queued === 0; i++) await sleep(5);
+      expect(held.stats().queued).toBe(1);
+      const s = await login(a, username, PASSWORD, { headers: { 'x-session-id': token } });
+      expect(s.sessionId).toBe(anonymous.body.session.id); // upgraded in place
+      await a.app.get(EventWriter).drain();
+      await held.drain();
+      const query = (sql: string) =>
+        a.app.get(DatabaseService).query<Record<string, unknown>>(sql, [s.sessionId]);
+      return {
+        s,
+        close,
+        /** The held event's user (none once deleted). */
+        heldEvent: () =>
+          query("SELECT user_id FROM events WHERE session_id = ? AND name = 'GET /api/session'"),
+        summary: () => query('SELECT user_id FROM session_summaries WHERE session_id = ?'),
+      };
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
+
+  it("attributes to the user an anonymous event another instance committed after the session's login", async () => {
+    const { s, close, heldEvent, summary } = await loginWhileAnotherInstanceHoldsAnEvent(
+      'late-event',
+      false,
+    );
+    try {
+      // Stitched once it committed (after the commit, asynchronously).
+      for (let i = 0; i < 200 && (await heldEvent())[0]?.user_id !== s.userId; i++) await sleep(10);
+      expect(await heldEvent()).toEqual([{ user_id: s.userId }]);
+      // The session's rollup row is the user's too: analytics count it as theirs.
+      expect(await summary()).toEqual([{ user_id: s.userId }]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('deletes it instead when the user refused analytics', async () => {
+    const { close, heldEvent } = await loginWhileAnotherInstanceHoldsAnEvent('late-private', true);
+    try {
+      for (let i = 0; i < 200 && (await heldEvent()).length > 0; i++) await sleep(10);
+      expect(await heldEvent()).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+});
+
 if (TEST_DB_TYPE === 'postgres') {
   describe('live stream with several instances', () => {
     it('streams events that another instance wrote', async () => {

@@ -99,6 +99,7 @@ export class EventWriter implements OnModuleInit {
   private rebuiltSummaries = 0;
   private readonly pendingDecisions = new Set<Promise<void>>();
   private thread: SqliteWriterThread | null = null;
+  private readonly anonymousListeners: ((sessionIds: string[]) => void)[] = [];
 
   constructor(
     private readonly database: DatabaseService,
@@ -192,6 +193,15 @@ export class EventWriter implements OnModuleInit {
     this.pendingDecisions.add(pending);
   }
 
+  /**
+   * Calls `listener` after every commit that stored events without a user,
+   * with their sessions: another instance may have logged such a session in
+   * while they were still queued here (see TrackingService.attributeLate).
+   */
+  onAnonymousCommitted(listener: (sessionIds: string[]) => void): void {
+    this.anonymousListeners.push(listener);
+  }
+
   stats(): WriterStats {
     return {
       queued: this.queuedRows,
@@ -260,7 +270,7 @@ export class EventWriter implements OnModuleInit {
       try {
         const stored = await this.insertJobs(batch);
         batch.forEach((job, i) => job.resolve(stored[i]));
-        this.live.publish(stored.flat());
+        this.committed(batch, stored.flat());
       } catch (error) {
         await this.retryOneByOne(batch, error);
       }
@@ -268,6 +278,27 @@ export class EventWriter implements OnModuleInit {
       // events alone wait for their timer (unless a whole batch is there).
       if (this.awaitedJobs === 0 && this.queuedRows < this.config.tracking.batchMax) break;
     }
+  }
+
+  /**
+   * Tells the live stream what a commit stored, and the anonymous-event
+   * listeners which sessions its jobs had events without a user for (from
+   * the rows: on SQLite the stored rows come back only for jobs someone
+   * waits for).
+   */
+  private committed(jobs: Job[], stored: StoredEvent[]): void {
+    this.live.publish(stored);
+    let anonymous: Set<string> | undefined;
+    for (const job of jobs) {
+      for (const row of job.rows) {
+        if (row.userId === null && row.sessionId !== null) {
+          (anonymous ??= new Set()).add(row.sessionId);
+        }
+      }
+    }
+    if (!anonymous) return;
+    const sessionIds = [...anonymous];
+    for (const listener of this.anonymousListeners) listener(sessionIds);
   }
 
   /** Whole jobs, up to TRACKING_BATCH_MAX rows (a single larger job goes alone). */
@@ -296,7 +327,7 @@ export class EventWriter implements OnModuleInit {
       try {
         const [stored] = await this.insertJobs([job]);
         job.resolve(stored);
-        this.live.publish(stored);
+        this.committed([job], stored);
       } catch (error) {
         this.logger.error(`Event write failed: ${(error as Error).message}`);
         job.reject(error);

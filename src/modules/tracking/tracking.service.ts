@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomUUID } from 'node:crypto';
@@ -46,7 +46,9 @@ const DAY_MS = 24 * 3600 * 1000;
 const MAX_FUTURE_MS = 5 * 60 * 1000;
 
 @Injectable()
-export class TrackingService {
+export class TrackingService implements OnModuleInit {
+  private readonly logger = new Logger(TrackingService.name);
+
   constructor(
     private readonly writer: EventWriter,
     private readonly policy: TrackingPolicy,
@@ -54,6 +56,14 @@ export class TrackingService {
     private readonly config: AppConfig,
     private readonly summaries: SessionSummaries,
   ) {}
+
+  onModuleInit(): void {
+    this.writer.onAnonymousCommitted((sessionIds) => {
+      this.attributeLate(sessionIds).catch((error: Error) =>
+        this.logger.error(`Late identity stitching failed: ${error.message}`),
+      );
+    });
+  }
 
   /**
    * Stores one explicit event and resolves after it committed. Returns the
@@ -98,16 +108,42 @@ export class TrackingService {
   }
 
   /**
-   * Attributes an anonymous session's events to the user who logged in with
-   * it (identity stitching). Waits for queued events to commit first.
-   *
-   * When the user does not allow analytics (consent, privacy setting), the
-   * session's anonymous events are deleted instead: tied to the user through
-   * their session they would be personal data, kept against the user's
-   * choice. Returns how many events were attributed.
+   * Identity stitching: attributes an anonymous session's events to the
+   * user who logged in with it, once the events queued here committed.
+   * Events another instance still held then are attributed when they commit
+   * (attributeLate). Returns how many events were attributed.
    */
   async stitch(sessionId: string, userId: string): Promise<number> {
     await this.writer.drain();
+    return this.attribute(sessionId, userId);
+  }
+
+  /**
+   * Anonymous events that committed after their session was logged in: the
+   * login's stitching (on whichever instance served it) waited only for its
+   * own instance's queue, so events another instance still held then arrive
+   * afterwards (automatic ones wait up to TRACKING_AUTO_FLUSH_MS). Each
+   * commit with anonymous events looks their sessions up; the few that now
+   * belong to a user are stitched again. Nothing is missed in between: the
+   * login's stitching sees every event committed before its UPDATE began,
+   * and this lookup runs after the commit, so after any login it missed.
+   */
+  private async attributeLate(sessionIds: string[]): Promise<void> {
+    const placeholders = sessionIds.map(() => '?').join(', ');
+    const upgraded = await this.database.query<{ id: string; user_id: string }>(
+      `SELECT id, user_id FROM sessions WHERE id IN (${placeholders}) AND user_id IS NOT NULL`,
+      sessionIds,
+    );
+    for (const session of upgraded) await this.attribute(session.id, session.user_id);
+  }
+
+  /**
+   * The session's anonymous events become the user's. When the user does
+   * not allow analytics (consent, privacy setting), they are deleted
+   * instead: tied to the user through their session they would be personal
+   * data, kept against the user's choice.
+   */
+  private async attribute(sessionId: string, userId: string): Promise<number> {
     if (!(await this.policy.allows({ userId, sessionId }))) {
       await this.database.transaction(async (manager) => {
         await this.database.executeIn(
