@@ -126,6 +126,9 @@ export class EventWriter implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onClose', async () => {
       await this.drain();
+      // Drained: a timer still armed has nothing left to commit.
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
       await this.thread?.close();
       this.thread = null;
       if (this.dropped + this.failed > 0) {
@@ -244,7 +247,8 @@ export class EventWriter implements OnModuleInit {
       clearTimeout(this.timer);
     }
     this.timerDue = due;
-    this.timer = setTimeout(() => this.startFlush(), delay);
+    // Unref'd: a queue is drained at shutdown (onClose), not kept alive by its timer.
+    this.timer = setTimeout(() => this.startFlush(), delay).unref();
   }
 
   private startFlush(): void {
