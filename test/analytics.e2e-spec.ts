@@ -1,7 +1,9 @@
+import type { Worker } from 'node:worker_threads';
+import { AnalyticsReader } from '../src/modules/analytics/analytics-reader';
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { ADMIN_ENV, LoggedIn, login, loginAdmin, register, registerAndLogin } from './support/auth';
 import { insertEvents, uid } from './support/events';
-import { startTestApp, TestApp } from './support/test-app';
+import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const S = 1000;
 const DAY = 86_400_000;
@@ -1353,4 +1355,53 @@ describe('analytics of one user', () => {
     expect(csv.text).toContain('summary,,total_activities,2');
     expect(csv.text).toContain('"/x,y%22z"');
   });
+});
+
+describe('the analytics reader', () => {
+  /** Long enough (hundreds of ms) that the fast queries are done well before it. */
+  const SLOW = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000)
+    SELECT COUNT(*) AS n FROM c`;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('gives a waiting query to the first worker free, not to one busy with a long query', async () => {
+    const reader = t.app.get(AnalyticsReader);
+    const finished: string[] = [];
+    const run = (name: string, sql: string) =>
+      reader.query(sql, []).then(() => finished.push(name));
+    await Promise.all([
+      run('slow', SLOW),
+      run('fast-1', 'SELECT 1 AS n'),
+      run('fast-2', 'SELECT 2 AS n'),
+      run('fast-3', 'SELECT 3 AS n'),
+    ]);
+    expect(finished).toEqual(['fast-1', 'fast-2', 'fast-3', 'slow']);
+  });
+
+  if (TEST_DB_TYPE === 'sqlite') {
+    it('fails the queries of a worker that stopped, and runs the waiting ones on a new worker', async () => {
+      const reader = t.app.get(AnalyticsReader);
+      // Internals: the worker to stop.
+      const slots = (reader as unknown as { slots: { worker: Worker }[] }).slots;
+      await Promise.all([reader.query('SELECT 1', []), reader.query('SELECT 1', [])]);
+      expect(slots).toHaveLength(2);
+      const [first] = slots;
+      const stopped = reader.query(SLOW, []);
+      // Busy for about four times as long: still running when the first worker has stopped
+      // (a thread stops only once SQLite hands control back).
+      const other = reader.query(SLOW.replace('2000000', '8000000'), []);
+      const waiting = reader.query('SELECT 42 AS n', []);
+      await first.worker.terminate();
+      await expect(stopped).rejects.toThrow('The analytics worker stopped');
+      expect(await waiting).toEqual([{ n: 42 }]);
+      expect(slots).toHaveLength(2);
+      expect(slots).not.toContain(first);
+      expect(await other).toEqual([{ n: 8_000_000 }]);
+    });
+  }
 });

@@ -49,6 +49,11 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+interface Waiting extends Pending {
+  sql: string;
+  params: unknown[];
+}
+
 /**
  * Where analytics queries run. better-sqlite3 is synchronous: a 1 s query on
  * the main connection would freeze every request for 1 s. On a SQLite file,
@@ -62,7 +67,11 @@ export class AnalyticsReader implements OnApplicationShutdown {
   private readonly logger = new Logger(AnalyticsReader.name);
   /** Lazily started workers, each with the queries it is answering. */
   private readonly slots: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  /** Queries no worker has taken yet, in arrival order. */
+  private readonly waiting: Waiting[] = [];
   private nextId = 1;
+  /** Shut down: no worker is started any more. */
+  private closed = false;
 
   constructor(
     private readonly database: DatabaseService,
@@ -102,12 +111,28 @@ export class AnalyticsReader implements OnApplicationShutdown {
 
   query<T>(sql: string, params: unknown[]): Promise<T[]> {
     if (!this.usesWorker) return this.database.query<T>(sql, params);
-    const slot = this.leastBusySlot();
-    const id = this.nextId++;
     return new Promise<T[]>((resolve, reject) => {
-      slot.pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
-      slot.worker.postMessage({ id, sql, params });
+      this.waiting.push({ sql, params, resolve: resolve as (rows: unknown[]) => void, reject });
+      this.dispatch();
     });
+  }
+
+  /**
+   * Hands waiting queries to idle workers, one query per worker at a time:
+   * a worker that finishes takes the next, so a report's queries of unequal
+   * cost spread over both workers instead of queueing behind a long one.
+   */
+  private dispatch(): void {
+    while (this.waiting.length > 0 && !this.closed) {
+      const slot =
+        this.slots.find((candidate) => candidate.pending.size === 0) ??
+        (this.slots.length < WORKERS ? this.startWorker() : undefined);
+      if (!slot) return;
+      const query = this.waiting.shift()!;
+      const id = this.nextId++;
+      slot.pending.set(id, query);
+      slot.worker.postMessage({ id, sql: query.sql, params: query.params });
+    }
   }
 
   /**
@@ -116,19 +141,11 @@ export class AnalyticsReader implements OnApplicationShutdown {
    * Shutdown hooks run after the server has finished them.
    */
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
+    for (const query of this.waiting.splice(0))
+      query.reject(new Error('The analytics reader stopped'));
     const workers = this.slots.splice(0).map((slot) => slot.worker);
     await Promise.all(workers.map((worker) => worker.terminate()));
-  }
-
-  /**
-   * Up to WORKERS workers, so independent queries of one report (current and
-   * previous period of the overview) run side by side.
-   */
-  private leastBusySlot() {
-    const idle = this.slots.find((slot) => slot.pending.size === 0);
-    if (idle) return idle;
-    if (this.slots.length < WORKERS) return this.startWorker();
-    return this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   }
 
   private startWorker() {
@@ -146,6 +163,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
       slot.pending.clear();
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);
+      this.dispatch(); // a new worker takes the waiting queries up
     };
     worker.on('message', (message: { id: number; rows?: unknown[]; error?: string }) => {
       const waiting = slot.pending.get(message.id);
@@ -153,6 +171,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
       slot.pending.delete(message.id);
       if (message.error !== undefined) waiting.reject(new Error(message.error));
       else waiting.resolve(message.rows ?? []);
+      this.dispatch();
     });
     worker.on('error', (error) => {
       this.logger.error(`Analytics worker failed: ${error.message}`);
