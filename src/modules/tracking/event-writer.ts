@@ -99,7 +99,9 @@ export class EventWriter implements OnModuleInit {
   private rebuiltSummaries = 0;
   private readonly pendingDecisions = new Set<Promise<void>>();
   private thread: SqliteWriterThread | null = null;
-  private readonly anonymousListeners: ((sessionIds: string[]) => void)[] = [];
+  private readonly anonymousListeners: ((sessionIds: string[]) => Promise<void>)[] = [];
+  /** What those listeners are still doing (drain() waits for it). */
+  private readonly listening = new Set<Promise<void>>();
 
   constructor(
     private readonly database: DatabaseService,
@@ -200,8 +202,9 @@ export class EventWriter implements OnModuleInit {
    * Calls `listener` after every commit that stored events without a user,
    * with their sessions: another instance may have logged such a session in
    * while they were still queued here (see TrackingService.attributeLate).
+   * `drain()` waits for the listeners too; they handle their own errors.
    */
-  onAnonymousCommitted(listener: (sessionIds: string[]) => void): void {
+  onAnonymousCommitted(listener: (sessionIds: string[]) => Promise<void>): void {
     this.anonymousListeners.push(listener);
   }
 
@@ -215,12 +218,17 @@ export class EventWriter implements OnModuleInit {
     };
   }
 
-  /** Commits everything queued so far (and anything queued meanwhile). */
+  /**
+   * Commits everything queued so far (and anything queued meanwhile), and
+   * waits for the anonymous-event listeners those commits started.
+   */
   async drain(): Promise<void> {
-    while (this.pendingDecisions.size > 0 || this.queue.length > 0 || this.flushing) {
+    for (;;) {
       if (this.pendingDecisions.size > 0) await Promise.all(this.pendingDecisions);
       else if (this.flushing) await this.flushing;
-      else await this.flush();
+      else if (this.queue.length > 0) await this.flush();
+      else if (this.listening.size > 0) await Promise.all(this.listening);
+      else return;
     }
   }
 
@@ -302,7 +310,10 @@ export class EventWriter implements OnModuleInit {
     }
     if (!anonymous) return;
     const sessionIds = [...anonymous];
-    for (const listener of this.anonymousListeners) listener(sessionIds);
+    for (const listener of this.anonymousListeners) {
+      const running = listener(sessionIds).finally(() => this.listening.delete(running));
+      this.listening.add(running);
+    }
   }
 
   /** Whole jobs, up to TRACKING_BATCH_MAX rows (a single larger job goes alone). */

@@ -58,11 +58,11 @@ export class TrackingService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.writer.onAnonymousCommitted((sessionIds) => {
+    this.writer.onAnonymousCommitted((sessionIds) =>
       this.attributeLate(sessionIds).catch((error: Error) =>
         this.logger.error(`Late identity stitching failed: ${error.message}`),
-      );
-    });
+      ),
+    );
   }
 
   /**
