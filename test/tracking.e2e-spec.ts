@@ -956,9 +956,23 @@ describe('when queued events are committed', () => {
   });
 
   it('after a commit, commits the explicit writes that came in meanwhile at once, and leaves automatic events alone to their timer', async () => {
-    const t = await startTestApp({ TRACKING_FLUSH_MS: '20', TRACKING_AUTO_FLUSH_MS: '10000' });
+    const t = await startTestApp({ TRACKING_FLUSH_MS: '300', TRACKING_AUTO_FLUSH_MS: '10000' });
     const writer = t.app.get(EventWriter);
     const database = t.app.get(DatabaseService);
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) await sleep(5);
+      expect(done()).toBe(true);
+    };
+    /**
+     * Sends an explicit write and returns (its response still to come) once its flush
+     * (300 ms) has taken it and waits for the held commit.
+     */
+    const trackWhileHeld = async (page: string) => {
+      const response = track(page);
+      await until(() => writer.stats().queued === 1);
+      await until(() => writer.stats().queued === 0);
+      return { response };
+    };
     /** Holds the writer's commits up (SQLite's write mutex, PostgreSQL's table lock) until release(). */
     const holdCommits = async () => {
       let release: () => void = () => undefined;
@@ -986,21 +1000,17 @@ describe('when queued events are committed', () => {
       // An explicit write arriving during a commit is committed right after it, and takes
       // the automatic event queued before it along.
       let hold = await holdCommits();
-      const first = track('/first');
-      await sleep(200); // its flush (20 ms) has taken it, and waits for the lock
-      expect(writer.stats().queued).toBe(0);
+      const first = (await trackWhileHeld('/first')).response;
       await automaticEvent();
       const second = track('/second');
-      for (let i = 0; i < 100 && writer.stats().queued < 2; i++) await sleep(5);
-      expect(writer.stats().queued).toBe(2);
+      await until(() => writer.stats().queued === 2);
       hold.release();
       await hold.done;
       expect([(await first).status, (await second).status]).toEqual([200, 200]);
       expect(writer.stats().queued).toBe(0);
       // An automatic event alone arriving during a commit waits for its own timer.
       hold = await holdCommits();
-      const third = track('/third');
-      await sleep(200);
+      const third = (await trackWhileHeld('/third')).response;
       await automaticEvent();
       expect(writer.stats().queued).toBe(1);
       hold.release();
