@@ -1405,5 +1405,26 @@ describe('the analytics reader', () => {
       expect(slots).not.toContain(first);
       expect(await other).toEqual([{ n: 8_000_000 }]);
     });
+
+    it('refuses the queries still waiting for a worker at shutdown, and starts no worker for them', async () => {
+      const app = await startTestApp();
+      const reader = app.app.get(AnalyticsReader);
+      const slots = (reader as unknown as { slots: unknown[] }).slots;
+      const running = [reader.query(SLOW, []), reader.query(SLOW, [])];
+      const waiting = reader.query('SELECT 42 AS n', []);
+      const settled = Promise.allSettled([...running, waiting]);
+      await app.close();
+      const [first, second, third] = await settled;
+      const outcome = (result: PromiseSettledResult<unknown>) =>
+        result.status === 'rejected' ? (result.reason as Error).message : result.value;
+      expect(outcome(third)).toBe('The analytics reader stopped');
+      // The running ones end with their workers, or finish first.
+      for (const result of [first, second]) {
+        expect([[{ n: 2_000_000 }], 'The analytics worker stopped']).toContainEqual(
+          outcome(result),
+        );
+      }
+      expect(slots).toEqual([]);
+    });
   }
 });

@@ -4,8 +4,16 @@ import type { Database as BetterSqlite3Database, Statement } from 'better-sqlite
 import { DataSource, EntityManager } from 'typeorm';
 import { PreparedStatements, SqliteStatements } from './sqlite-connection.js';
 
-/** Values per `IN (...)` list in executeInChunks. */
+/** Values per `IN (...)` list in executeInChunks and queryInChunks. */
 const IN_LIST_CHUNK = 500;
+
+/** `values` in chunks of IN_LIST_CHUNK, each with its placeholders (`?, ?, ...`). */
+function* inLists(values: readonly unknown[]): Generator<{ list: string; chunk: unknown[] }> {
+  for (let i = 0; i < values.length; i += IN_LIST_CHUNK) {
+    const chunk = values.slice(i, i + IN_LIST_CHUNK);
+    yield { list: chunk.map(() => '?').join(', '), chunk };
+  }
+}
 
 /**
  * The database as the modules use it beyond repositories: transactions, raw
@@ -193,12 +201,27 @@ export class DatabaseService implements SqliteStatements {
     statement: (list: string) => string,
   ): Promise<number> {
     let affected = 0;
-    for (let i = 0; i < values.length; i += IN_LIST_CHUNK) {
-      const chunk = values.slice(i, i + IN_LIST_CHUNK);
-      const list = chunk.map(() => '?').join(', ');
+    for (const { list, chunk } of inLists(values)) {
       affected += await this.executeIn(manager, statement(list), chunk);
     }
     return affected;
+  }
+
+  /**
+   * The rows of `statement(list)` run once per chunk of up to 500 `values`
+   * (inside `manager`'s transaction when given), `list` being that chunk's
+   * placeholders: `... IN (list)` reads over lists of any length.
+   */
+  async queryInChunks<T>(
+    values: readonly unknown[],
+    statement: (list: string) => string,
+    manager?: EntityManager,
+  ): Promise<T[]> {
+    const rows: T[] = [];
+    for (const { list, chunk } of inLists(values)) {
+      rows.push(...(await this.query<T>(statement(list), chunk, manager)));
+    }
+    return rows;
   }
 
   /**
@@ -237,16 +260,13 @@ export class DatabaseService implements SqliteStatements {
    * at a time.
    */
   async missingUsers(userIds: string[], manager: EntityManager): Promise<Set<string>> {
-    const existing = new Set<string>();
-    for (let i = 0; i < userIds.length; i += IN_LIST_CHUNK) {
-      const chunk = userIds.slice(i, i + IN_LIST_CHUNK);
-      const rows = await this.query<{ id: string }>(
-        `SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(', ')})${this.isPostgres ? ' FOR KEY SHARE' : ''}`,
-        chunk,
-        manager,
-      );
-      for (const row of rows) existing.add(row.id);
-    }
+    const rows = await this.queryInChunks<{ id: string }>(
+      userIds,
+      (list) =>
+        `SELECT id FROM users WHERE id IN (${list})${this.isPostgres ? ' FOR KEY SHARE' : ''}`,
+      manager,
+    );
+    const existing = new Set(rows.map((row) => row.id));
     return new Set(userIds.filter((id) => !existing.has(id)));
   }
 

@@ -26,7 +26,7 @@ const db = new Database(workerData.path, { readonly: true, fileMustExist: true }
 db.pragma('busy_timeout = 5000');
 db.pragma('mmap_size = ' + workerData.mmapBytes);
 const statements = new Map();
-parentPort.on('message', ({ id, sql, params }) => {
+parentPort.on('message', ({ sql, params }) => {
   try {
     let statement = statements.get(sql);
     if (!statement) {
@@ -34,9 +34,9 @@ parentPort.on('message', ({ id, sql, params }) => {
       statements.set(sql, statement);
       if (statements.size > 256) statements.delete(statements.keys().next().value);
     }
-    parentPort.postMessage({ id, rows: statement.all(...params) });
+    parentPort.postMessage({ rows: statement.all(...params) });
   } catch (error) {
-    parentPort.postMessage({ id, error: String(error && error.message || error) });
+    parentPort.postMessage({ error: String(error && error.message || error) });
   }
 });
 `;
@@ -44,14 +44,17 @@ parentPort.on('message', ({ id, sql, params }) => {
 /** Worker threads for analytics reads; the machine has two cores, one of them for requests. */
 const WORKERS = 2;
 
-interface Pending {
+interface Query {
+  sql: string;
+  params: unknown[];
   resolve: (rows: unknown[]) => void;
   reject: (error: Error) => void;
 }
 
-interface Waiting extends Pending {
-  sql: string;
-  params: unknown[];
+/** A worker and the one query it is answering, if any. */
+interface Slot {
+  worker: Worker;
+  running: Query | null;
 }
 
 /**
@@ -65,11 +68,10 @@ interface Waiting extends Pending {
 @Injectable()
 export class AnalyticsReader implements OnApplicationShutdown {
   private readonly logger = new Logger(AnalyticsReader.name);
-  /** Lazily started workers, each with the queries it is answering. */
-  private readonly slots: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  /** Lazily started workers. */
+  private readonly slots: Slot[] = [];
   /** Queries no worker has taken yet, in arrival order. */
-  private readonly waiting: Waiting[] = [];
-  private nextId = 1;
+  private readonly waiting: Query[] = [];
   /** Shut down: no worker is started any more. */
   private closed = false;
 
@@ -125,13 +127,12 @@ export class AnalyticsReader implements OnApplicationShutdown {
   private dispatch(): void {
     while (this.waiting.length > 0 && !this.closed) {
       const slot =
-        this.slots.find((candidate) => candidate.pending.size === 0) ??
+        this.slots.find((candidate) => candidate.running === null) ??
         (this.slots.length < WORKERS ? this.startWorker() : undefined);
       if (!slot) return;
       const query = this.waiting.shift()!;
-      const id = this.nextId++;
-      slot.pending.set(id, query);
-      slot.worker.postMessage({ id, sql: query.sql, params: query.params });
+      slot.running = query;
+      slot.worker.postMessage({ sql: query.sql, params: query.params });
     }
   }
 
@@ -157,27 +158,27 @@ export class AnalyticsReader implements OnApplicationShutdown {
         mmapBytes: MMAP_BYTES,
       },
     });
-    const slot = { worker, pending: new Map<number, Pending>() };
-    const failAll = (error: Error) => {
-      for (const waiting of slot.pending.values()) waiting.reject(error);
-      slot.pending.clear();
+    const slot: Slot = { worker, running: null };
+    const fail = (error: Error) => {
+      slot.running?.reject(error);
+      slot.running = null;
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);
       this.dispatch(); // a new worker takes the waiting queries up
     };
-    worker.on('message', (message: { id: number; rows?: unknown[]; error?: string }) => {
-      const waiting = slot.pending.get(message.id);
-      if (!waiting) return;
-      slot.pending.delete(message.id);
-      if (message.error !== undefined) waiting.reject(new Error(message.error));
-      else waiting.resolve(message.rows ?? []);
+    worker.on('message', (message: { rows?: unknown[]; error?: string }) => {
+      const query = slot.running;
+      if (!query) return;
+      slot.running = null;
+      if (message.error !== undefined) query.reject(new Error(message.error));
+      else query.resolve(message.rows ?? []);
       this.dispatch();
     });
     worker.on('error', (error) => {
       this.logger.error(`Analytics worker failed: ${error.message}`);
-      failAll(error);
+      fail(error);
     });
-    worker.on('exit', () => failAll(new Error('The analytics worker stopped')));
+    worker.on('exit', () => fail(new Error('The analytics worker stopped')));
     worker.unref();
     this.slots.push(slot);
     return slot;

@@ -129,10 +129,9 @@ export class TrackingService implements OnModuleInit {
    * and this lookup runs after the commit, so after any login it missed.
    */
   private async attributeLate(sessionIds: string[]): Promise<void> {
-    const placeholders = sessionIds.map(() => '?').join(', ');
-    const upgraded = await this.database.query<{ id: string; user_id: string }>(
-      `SELECT id, user_id FROM sessions WHERE id IN (${placeholders}) AND user_id IS NOT NULL`,
+    const upgraded = await this.database.queryInChunks<{ id: string; user_id: string }>(
       sessionIds,
+      (list) => `SELECT id, user_id FROM sessions WHERE id IN (${list}) AND user_id IS NOT NULL`,
     );
     for (const session of upgraded) await this.attribute(session.id, session.user_id);
   }
