@@ -1,5 +1,7 @@
 import { login, PASSWORD, register, registerAndLogin, sleep } from './support/auth';
 import { startTestApp, TestApp } from './support/test-app';
+import { AppConfig } from '../src/common/config/config';
+import { PasswordHasher } from '../src/modules/users/password-hasher';
 
 const UNAUTHORIZED = 'Authentication required: no valid session';
 
@@ -126,6 +128,76 @@ describe('accounts and login', () => {
       expect(unknown.body.message).toBe('Invalid username or password');
       expect(unknown.headers['set-cookie']).toBeUndefined();
       expect(unknown.headers['cache-control']).toBe('no-store');
+    });
+
+    describe('a password hash from another PASSWORD_HASH_COST', () => {
+      // The test apps hash at cost 10; this hash is at cost 11, as before a change of the setting.
+      const olderCost = new PasswordHasher({ users: { passwordHashCost: 11 } } as AppConfig);
+      const storedHash = async (username: string): Promise<string> =>
+        (
+          await t.dataSource.query(`SELECT password_hash FROM users WHERE username = '${username}'`)
+        )[0].password_hash;
+      const setHash = (username: string, hash: string) =>
+        t.dataSource.query(
+          `UPDATE users SET password_hash = '${hash}' WHERE username = '${username}'`,
+        );
+
+      it('is replaced at the current cost by the next login', async () => {
+        await register(t, 'olga');
+        await setHash('olga', await olderCost.hash(PASSWORD));
+        await login(t, 'olga');
+        expect(await storedHash('olga')).toMatch(/^scrypt\$10\$8\$1\$/);
+        await login(t, 'olga');
+      });
+
+      it('is not written over a password changed while the login checked the old one', async () => {
+        await register(t, 'oscar');
+        await setHash('oscar', await olderCost.hash(PASSWORD));
+        const hasher = t.app.get(PasswordHasher);
+        const changed = await hasher.hash('a brand new password');
+        const hash = hasher.hash.bind(hasher);
+        // The change commits after the login verified the old password, before its rehash is stored.
+        const spy = jest.spyOn(hasher, 'hash').mockImplementationOnce(async (password: string) => {
+          await setHash('oscar', changed);
+          return hash(password);
+        });
+        try {
+          const res = await t
+            .http()
+            .post('/auth/login')
+            .send({ username: 'oscar', password: PASSWORD })
+            .expect(401);
+          expect(res.body.message).toBe('Invalid username or password');
+        } finally {
+          spy.mockRestore();
+        }
+        expect(await storedHash('oscar')).toBe(changed);
+        await login(t, 'oscar', 'a brand new password');
+      });
+
+      it('costs a wrong password the current cost too, as an unknown username does', async () => {
+        await register(t, 'otto');
+        await setHash('otto', await olderCost.hash(PASSWORD));
+        const dummy = jest.spyOn(t.app.get(PasswordHasher), 'verifyDummy');
+        try {
+          await t
+            .http()
+            .post('/auth/login')
+            .send({ username: 'otto', password: 'wrong one' })
+            .expect(401);
+          expect(dummy).toHaveBeenCalledTimes(1);
+          dummy.mockClear();
+          // A wrong password against a hash of the current cost needs nothing more.
+          await t
+            .http()
+            .post('/auth/login')
+            .send({ username: 'carol', password: 'wrong one' })
+            .expect(401);
+          expect(dummy).not.toHaveBeenCalled();
+        } finally {
+          dummy.mockRestore();
+        }
+      });
     });
 
     it('rejects missing fields with 400', async () => {

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import {
   ADMIN_ENV,
   login,
@@ -1047,5 +1048,29 @@ describe('bootstrap admin', () => {
     await users.onApplicationBootstrap();
     expect(await roleOf(ADMIN_ENV.ADMIN_USERNAME)).toBe('admin');
     expect((await loginAdmin(t)).body.role).toBe('admin');
+  });
+
+  it('does not promote an account of that name whose password is not ADMIN_PASSWORD', async () => {
+    const users = t.app.get(UsersService);
+    // As if someone had registered the name first (open registration), with a password of theirs,
+    // and no enabled admin were left.
+    const theirs = await users.hashPassword('registrant-password');
+    await t.dataSource.query(
+      `UPDATE users SET role = 'user', password_hash = '${theirs}' WHERE username = '${ADMIN_ENV.ADMIN_USERNAME}'`,
+    );
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      await users.onApplicationBootstrap();
+      expect(errors).toHaveBeenCalledWith(
+        expect.stringContaining(
+          `"${ADMIN_ENV.ADMIN_USERNAME}" is an account whose password is not ADMIN_PASSWORD`,
+        ),
+      );
+    } finally {
+      errors.mockRestore();
+    }
+    expect((await users.findByUsername(ADMIN_ENV.ADMIN_USERNAME))!.role).toBe('user');
+    const registrant = await login(t, ADMIN_ENV.ADMIN_USERNAME, 'registrant-password');
+    expect(registrant.body.role).toBe('user');
   });
 });

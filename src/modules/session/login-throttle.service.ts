@@ -79,25 +79,36 @@ export class LoginThrottleService {
     return run;
   }
 
-  /** Records an attempt as a failure; 429 (recording nothing) when the key is blocked. */
+  /**
+   * Records an attempt as a failure; 429 (recording nothing) when the key is
+   * blocked. One transaction: on SQLite a write outside one would run
+   * outside the write lock and could join, and be rolled back with, another
+   * request's transaction (see DatabaseService).
+   */
   private async begin(key: string, now = Date.now()): Promise<void> {
     const { loginMaxAttempts, loginWindowS } = this.config.session;
-    const [attempt] = await this.database.query<{ id: number }>(
-      'INSERT INTO login_failures (key_hash, failed_at) VALUES (?, ?) RETURNING id',
-      [key, now],
-    );
-    const recent = await this.database.query<{ id: number; failed_at: number }>(
-      `SELECT id, failed_at FROM login_failures WHERE key_hash = ? AND failed_at > ?
-       ORDER BY failed_at DESC, id DESC LIMIT ?`,
-      [key, now - loginWindowS * 1000, loginMaxAttempts + 1],
-    );
-    if (recent.length <= loginMaxAttempts) return;
-    await this.database.execute('DELETE FROM login_failures WHERE id = ?', [attempt.id]);
-    // Allowed again when the oldest of the last `max` other failures leaves the window.
-    const others = recent.filter((r) => r.id !== attempt.id).slice(0, loginMaxAttempts);
-    const oldest = others[others.length - 1].failed_at;
-    const retryAfterS = Math.max(1, Math.ceil((oldest + loginWindowS * 1000 - now) / 1000));
-    throw new TooManyLoginAttemptsException(retryAfterS);
+    const retryAfterS = await this.database.transaction(async (manager) => {
+      const [attempt] = await this.database.query<{ id: number }>(
+        'INSERT INTO login_failures (key_hash, failed_at) VALUES (?, ?) RETURNING id',
+        [key, now],
+        manager,
+      );
+      const recent = await this.database.query<{ id: number; failed_at: number }>(
+        `SELECT id, failed_at FROM login_failures WHERE key_hash = ? AND failed_at > ?
+         ORDER BY failed_at DESC, id DESC LIMIT ?`,
+        [key, now - loginWindowS * 1000, loginMaxAttempts + 1],
+        manager,
+      );
+      if (recent.length <= loginMaxAttempts) return null;
+      await this.database.executeIn(manager, 'DELETE FROM login_failures WHERE id = ?', [
+        attempt.id,
+      ]);
+      // Allowed again when the oldest of the last `max` other failures leaves the window.
+      const others = recent.filter((r) => r.id !== attempt.id).slice(0, loginMaxAttempts);
+      const oldest = Number(others[others.length - 1].failed_at);
+      return Math.max(1, Math.ceil((oldest + loginWindowS * 1000 - now) / 1000));
+    });
+    if (retryAfterS !== null) throw new TooManyLoginAttemptsException(retryAfterS);
   }
 
   private async reset(key: string): Promise<void> {

@@ -57,7 +57,10 @@ export class UsersService implements OnApplicationBootstrap {
    * Creates the bootstrap admin from ADMIN_USERNAME / ADMIN_PASSWORD when it
    * does not exist. When it exists but no enabled admin is left (its last
    * admin demoted it, then erased their own account), it is made an enabled
-   * admin again: the documented way back in. Its password is left as is.
+   * admin again: the documented way back in. Only if its password is
+   * ADMIN_PASSWORD, though: with open registration anyone may have taken the
+   * name first, and promoting that account would hand its registrant the
+   * service. Otherwise start-up logs an error and promotes nobody.
    */
   async onApplicationBootstrap(): Promise<void> {
     const { adminUsername, adminPassword } = this.config.users;
@@ -77,6 +80,13 @@ export class UsersService implements OnApplicationBootstrap {
       }
     }
     if (await this.users.existsBy({ role: 'admin', disabled: false })) return;
+    if (!(await this.checkPassword(existing.id, adminPassword))) {
+      this.logger.error(
+        `No enabled admin left, and "${adminUsername}" is an account whose password is not ADMIN_PASSWORD: ` +
+          'not promoted. Set ADMIN_PASSWORD to its password, or ADMIN_USERNAME to an unused name.',
+      );
+      return;
+    }
     await this.users.update({ id: existing.id }, { role: 'admin', disabled: false });
     this.logger.warn(`No enabled admin left: "${adminUsername}" is an enabled admin again`);
   }
@@ -109,9 +119,11 @@ export class UsersService implements OnApplicationBootstrap {
   /**
    * The user when `password` is theirs and the account is enabled, else null.
    * Unknown users cost the same hashing work as known ones, so timing does
-   * not reveal which usernames exist. Comes with the hash it was checked
-   * against (after a rehash, the new one): the login re-reads the hash in its
-   * own transaction and refuses if it changed meanwhile.
+   * not reveal which usernames exist; so do known users whose hash is from a
+   * cheaper PASSWORD_HASH_COST (a wrong password also pays the current cost).
+   * Comes with the hash it was checked against (after a rehash, the new one):
+   * the login re-reads the hash in its own transaction and refuses if it
+   * changed meanwhile.
    */
   async verifyCredentials(
     username: string,
@@ -124,11 +136,19 @@ export class UsersService implements OnApplicationBootstrap {
       .getOne();
     if (!user) return this.hasher.verifyDummy(password).then(() => null);
     const valid = await this.hasher.verify(password, user.passwordHash);
+    const outdated = this.hasher.needsRehash(user.passwordHash);
+    if (!valid && outdated) await this.hasher.verifyDummy(password);
     if (!valid || user.disabled) return null;
     let passwordHash = user.passwordHash;
-    if (this.hasher.needsRehash(passwordHash)) {
+    if (outdated) {
       passwordHash = await this.hasher.hash(password);
-      await this.storePasswordHash(user.id, passwordHash);
+      // Only over the hash just verified: a password change committed meanwhile must not be
+      // overwritten with the old password (the login then fails, as its password is stale).
+      const replaced = await this.database.execute(
+        'UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?',
+        [passwordHash, Date.now(), user.id, user.passwordHash],
+      );
+      if (replaced === 0) return null;
     }
     return { id: user.id, username: user.username, role: user.role, passwordHash };
   }
