@@ -31,6 +31,12 @@ import { setupSwagger } from './common/swagger/swagger.js';
  * Builds the fully configured application (used by main.ts, the e2e tests and
  * the benchmarks, so all three run the same pipeline). Not yet listening.
  */
+/** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
+const trustHops =
+  (hops: number) =>
+  (_address: string, hop: number): boolean =>
+    hop < hops;
+
 export async function createApp(
   config: AppConfig,
   extraImports: Type[] = [],
@@ -44,7 +50,11 @@ export async function createApp(
       disableRequestLogging: true,
     }),
     bodyLimit: config.http.bodyLimitBytes,
-    trustProxy: config.http.trustProxy,
+    // A number of hops as Fastify's function form (the adapter's types take no number).
+    trustProxy:
+      typeof config.http.trustProxy === 'number'
+        ? trustHops(config.http.trustProxy)
+        : config.http.trustProxy,
     requestIdHeader: false,
     genReqId: generateRequestId,
     childLoggerFactory: lazyRequestLogger,

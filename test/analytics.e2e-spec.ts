@@ -930,6 +930,31 @@ describe('analytics', () => {
       });
     });
 
+    it('treats names of Object members (constructor, __proto__, toString) as action names', async () => {
+      await insertEvents(t, [
+        {
+          user: uid('o', 1),
+          session: uid('p', 1),
+          type: 'action',
+          name: 'constructor',
+          at: '2026-07-20T10:00:00Z',
+        },
+      ]);
+      const res = await get(
+        '/api/analytics/features?features=constructor,__proto__,toString&from=2026-07-20T00:00:00Z&to=2026-07-21T00:00:00Z',
+      ).expect(200);
+      expect(res.body.items).toEqual([
+        ...['constructor', '__proto__', 'toString'].map((feature) => ({
+          feature,
+          actions: null,
+          users: feature === 'constructor' ? 1 : 0,
+          adoption_rate: feature === 'constructor' ? 1 : 0,
+          events: feature === 'constructor' ? 1 : 0,
+          first_time_users: feature === 'constructor' ? 1 : 0,
+        })),
+      ]);
+    });
+
     it('requires valid feature names', async () => {
       for (const query of ['', '?features=a b', '?features=ok,']) {
         const res = await get(`/api/analytics/features${query}`).expect(400);

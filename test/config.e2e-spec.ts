@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnServer } from './support/spawn-server';
+import { loadConfig } from '../src/common/config/config';
 
 describe('configuration validation at start-up', () => {
   let cwd: string;
@@ -52,5 +53,72 @@ describe('configuration validation at start-up', () => {
     const result = await start({ TRUST_PROXY: 'maybe' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('TRUST_PROXY');
+  });
+});
+
+describe('configuration values', () => {
+  const error = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('reads TRUST_PROXY as no proxy, a number of proxies, or proxy addresses', () => {
+    const trust = (value: string) => loadConfig({ TRUST_PROXY: value }).http.trustProxy;
+    expect(trust('false')).toBe(false);
+    expect(trust('true')).toBe(1);
+    expect(trust('3')).toBe(3);
+    expect(trust('10.0.0.0/8, 192.168.1.7, ::1, fd00::/8')).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.7',
+      '::1',
+      'fd00::/8',
+    ]);
+    for (const bad of ['maybe', '11', '10.0.0.0/33', '::1/129', '10.0.0.1/8/1', 'proxy.local']) {
+      expect(error({ TRUST_PROXY: bad })).toBe(
+        `Invalid configuration: TRUST_PROXY must be false, true (one proxy), a number of proxies from 1 to 10, or comma-separated proxy addresses or CIDR ranges (got "${bad}")`,
+      );
+    }
+  });
+
+  it('refuses a blank DATABASE_PATH, which would be a throwaway database', () => {
+    expect(error({ DATABASE_PATH: '' })).toBe(
+      'Invalid configuration: DATABASE_PATH must be a file path (or :memory:) (got "")',
+    );
+    expect(error({ DATABASE_PATH: '  ' })).toContain('DATABASE_PATH must be a file path');
+  });
+
+  it('refuses an ADMIN_USERNAME that could never log in', () => {
+    for (const name of ['x'.repeat(65), 'bad name!', 'ab']) {
+      expect(error({ ADMIN_USERNAME: name, ADMIN_PASSWORD: 'long-enough-pw' })).toBe(
+        `Invalid configuration: ADMIN_USERNAME must be 3-64 characters of A-Z, a-z, 0-9, ".", "_" or "-" (got "${name}")`,
+      );
+    }
+    expect(error({ ADMIN_USERNAME: 'ops.admin-1', ADMIN_PASSWORD: 'long-enough-pw' })).toBe(
+      'accepted',
+    );
+  });
+
+  it('requires analytics among CONSENT_TYPES, each type once', () => {
+    expect(error({ CONSENT_TYPES: 'marketing' })).toBe(
+      'Invalid configuration: CONSENT_TYPES must include "analytics": it is the consent that tracking follows (got "marketing")',
+    );
+    expect(error({ CONSENT_TYPES: 'analytics,analytics' })).toBe(
+      'Invalid configuration: CONSENT_TYPES must not name a type twice (got "analytics,analytics")',
+    );
+    expect(loadConfig({ CONSENT_TYPES: 'analytics, ads' }).compliance.consentTypes).toEqual([
+      'analytics',
+      'ads',
+    ]);
+  });
+
+  it('keeps FEATURES names of Object members as plain features', () => {
+    const features = loadConfig({ FEATURES: 'constructor=a.b;x=c' }).analytics.features;
+    expect(Object.getPrototypeOf(features)).toBeNull();
+    expect(features.constructor).toEqual(['a.b']);
+    expect(Object.hasOwn(features, 'toString')).toBe(false);
   });
 });

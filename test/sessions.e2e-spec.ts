@@ -522,9 +522,17 @@ describe('sessions', () => {
     });
     const put = () => t.http().put('/api/session/data/k').set('cookie', s.cookie);
 
-    it('refuses a cookie request from a foreign origin', async () => {
+    it('refuses a cookie request from a foreign origin, naming the session in the error', async () => {
       const res = await put().set('origin', 'https://evil.example').send({ value: 1 }).expect(403);
       expect(res.body.error).toBe('csrf_rejected');
+      expect(res.body.session_id).toBe(s.sessionId);
+      for (const origin of ['https://api.local:3001', 'ftp://api.local:3000', 'null']) {
+        const other = await put()
+          .set('host', 'api.local:3000')
+          .set('origin', origin)
+          .send({ value: 1 });
+        expect([origin, other.status, other.body.error]).toEqual([origin, 403, 'csrf_rejected']);
+      }
     });
 
     it('refuses a cookie request marked Sec-Fetch-Site: cross-site', async () => {
@@ -539,6 +547,12 @@ describe('sessions', () => {
         .set('origin', 'http://api.local:3000')
         .send({ value: 3 });
       expect(own.status).toBe(200);
+      // Behind a proxy that ends TLS, the service sees http and the browser says https.
+      const proxied = await put()
+        .set('host', 'api.local:3000')
+        .set('origin', 'https://api.local:3000')
+        .send({ value: 4 });
+      expect(proxied.status).toBe(200);
     });
 
     it('does not apply to bearer or header tokens', async () => {
@@ -888,6 +902,70 @@ describe('session check after direct database writes', () => {
     ).rejects.toThrow('roll back');
     await check(frank.bearer).expect(200);
     await check(frank.bearer).expect(200);
+  });
+});
+
+describe('client address behind proxies (TRUST_PROXY)', () => {
+  /** The address the session of a login with this X-Forwarded-For records. */
+  async function addressOf(t: TestApp, username: string, forwardedFor: string) {
+    const s = await login(t, username, PASSWORD, { headers: { 'x-forwarded-for': forwardedFor } });
+    return s.body.session.ip_address as string | null;
+  }
+
+  it('believes only as many X-Forwarded-For entries as there are proxies, from the right', async () => {
+    for (const [setting, expected] of [
+      ['true', '203.0.113.9'],
+      ['1', '203.0.113.9'],
+      ['2', '198.51.100.4'],
+      ['false', '127.0.0.1'],
+      // The test client connects from loopback: a trusted proxy address; the entry it added is not.
+      ['127.0.0.0/8, ::1', '203.0.113.9'],
+    ]) {
+      const t = await startTestApp({ TRUST_PROXY: setting });
+      try {
+        await register(t, 'traveller');
+        const address = await addressOf(t, 'traveller', '10.3.0.1, 198.51.100.4, 203.0.113.9');
+        expect([setting, address?.replace(/^::ffff:/, '')]).toEqual([setting, expected]);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+
+  it('throttles logins per proxy-seen address, whatever the client puts in front', async () => {
+    const t = await startTestApp({ TRUST_PROXY: 'true', LOGIN_MAX_ATTEMPTS: '2' });
+    try {
+      await register(t, 'target');
+      const attempt = (i: number) =>
+        t
+          .http()
+          .post('/auth/login')
+          .set('x-forwarded-for', `10.3.0.${i}, 203.0.113.9`)
+          .send({ username: 'target', password: 'wrong password' });
+      expect((await attempt(1)).status).toBe(401);
+      expect((await attempt(2)).status).toBe(401);
+      expect((await attempt(3)).status).toBe(429);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('stores no address when the trusted entry is not an IP, and drops an IPv6 zone', async () => {
+    const t = await startTestApp({ TRUST_PROXY: 'true' });
+    try {
+      await register(t, 'oddity');
+      expect(await addressOf(t, 'oddity', `not-an-ip-${'z'.repeat(60)}`)).toBeNull();
+      const zoned = 'fe80::1%a-very-long-interface-name-that-overflows-the-column';
+      expect(await addressOf(t, 'oddity', zoned)).toBe('fe80::1');
+      const anonymous = await t
+        .http()
+        .post('/api/session')
+        .set('x-forwarded-for', `not-an-ip-${'z'.repeat(60)}`)
+        .expect(201);
+      expect(anonymous.body.session.ip_address).toBeNull();
+    } finally {
+      await t.close();
+    }
   });
 });
 

@@ -10,7 +10,8 @@ export class AppConfig {
     readonly port: number;
     readonly host: string;
     readonly bodyLimitBytes: number;
-    readonly trustProxy: boolean;
+    /** Fastify's trustProxy: false, a number of proxy hops, or proxy addresses/CIDRs. */
+    readonly trustProxy: false | number | string[];
     readonly corsOrigins: readonly string[];
     readonly shutdownTimeoutMs: number;
   };

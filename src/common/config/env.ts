@@ -1,4 +1,6 @@
 import { CronTime } from 'cron';
+import { isIP } from 'node:net';
+import { USERNAME_PATTERN, USERNAME_RULE } from '../validation/username.js';
 import { bool, cleanEnv, makeValidator, str } from 'envalid';
 
 /**
@@ -52,6 +54,38 @@ const origins = makeValidator<string[]>((input: string) => {
   return items.map((item) => item.replace(/\/$/, ''));
 });
 
+/**
+ * Which proxies to believe about the client address (Fastify's trustProxy):
+ * `false`; `true` or a number N, the N proxies nearest to the service (the
+ * address is the Nth `X-Forwarded-For` entry from the right, the one your
+ * own proxy wrote); or the proxies' addresses and CIDR ranges. Never "every
+ * hop": the left-most entry is whatever the client sent, and the per-IP
+ * limits would count whatever address it chose.
+ */
+const trustProxy = makeValidator<false | number | string[]>((input: string) => {
+  const value = input.trim().toLowerCase();
+  if (value === 'false' || value === '0') return false;
+  if (value === 'true') return 1;
+  if (/^\d+$/.test(value) && Number(value) <= 10) return Number(value);
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  const valid = (item: string) => {
+    const [address, bits, ...rest] = item.split('/');
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0) return false;
+    if (bits === undefined) return true;
+    return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  };
+  if (items.length === 0 || !items.every(valid)) {
+    throw new Error(
+      'must be false, true (one proxy), a number of proxies from 1 to 10, or comma-separated proxy addresses or CIDR ranges',
+    );
+  }
+  return items;
+});
+
 /** A cron pattern (5 or 6 fields) that the scheduler accepts. */
 const cron = makeValidator<string>((input: string) => {
   const fields = input.trim().split(/\s+/);
@@ -78,8 +112,11 @@ const languages = makeValidator<string[]>((input: string) => {
   return items;
 });
 
-/** Comma-separated lower-case words (`a-z`, `0-9`, `_`). */
-const words = makeValidator<string[]>((input: string) => {
+/**
+ * The consent types: comma-separated lower-case words (`a-z`, `0-9`, `_`),
+ * each once, `analytics` among them (the consent that tracking follows).
+ */
+const consentTypes = makeValidator<string[]>((input: string) => {
   const items = input
     .split(',')
     .map((i) => i.trim())
@@ -87,12 +124,32 @@ const words = makeValidator<string[]>((input: string) => {
   if (items.length === 0 || !items.every((i) => /^[a-z][a-z0-9_]{0,63}$/.test(i))) {
     throw new Error('must be comma-separated lower-case words like "analytics,marketing"');
   }
+  if (new Set(items).size !== items.length) throw new Error('must not name a type twice');
+  if (!items.includes('analytics')) {
+    throw new Error('must include "analytics": it is the consent that tracking follows');
+  }
   return items;
 });
 
-/** `name=action|action;name2=action` → { name: [actions] } for feature-usage analytics. */
+/** A file path: not blank (better-sqlite3 would open a temporary database for ""). */
+const filePath = makeValidator<string>((input: string) => {
+  if (input.trim() === '') throw new Error('must be a file path (or :memory:)');
+  return input;
+});
+
+/** A username that registration would accept, so that the account can log in. */
+const username = makeValidator<string>((input: string) => {
+  if (!USERNAME_PATTERN.test(input)) throw new Error(USERNAME_RULE);
+  return input;
+});
+
+/**
+ * `name=action|action;name2=action` → { name: [actions] } for feature-usage
+ * analytics. No prototype: a name like `__proto__` or `constructor` is a
+ * feature like any other, and looking up an unconfigured name finds nothing.
+ */
 const features = makeValidator<Record<string, string[]>>((input: string) => {
-  const result: Record<string, string[]> = {};
+  const result = Object.create(null) as Record<string, string[]>;
   const word = /^[A-Za-z0-9._:/-]{1,128}$/;
   for (const entry of input
     .split(';')
@@ -141,14 +198,14 @@ export const envSpec = {
     default: 'info',
   }),
   BODY_LIMIT_BYTES: int(1024, 104_857_600)({ default: 262_144 }),
-  TRUST_PROXY: bool({ default: false }),
+  TRUST_PROXY: trustProxy({ default: false }),
   CORS_ORIGINS: origins({ default: [] }),
   RATE_LIMIT_TTL_S: int(1, 86_400)({ default: 60 }),
   RATE_LIMIT_MAX: int(0, 1_000_000)({ default: 1000 }),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000)({ default: 10_000 }),
 
   DB_TYPE: oneOf('sqlite', 'postgres')({ default: 'sqlite' }),
-  DATABASE_PATH: str({ default: './data/app.db' }),
+  DATABASE_PATH: filePath({ default: './data/app.db' }),
   DATABASE_URL: postgresUrl({
     default: undefined,
     requiredWhen: (env) => env.DB_TYPE === 'postgres',
@@ -157,7 +214,7 @@ export const envSpec = {
   MIGRATIONS_RUN: bool({ default: true }),
 
   REGISTRATION_OPEN: bool({ default: true }),
-  ADMIN_USERNAME: str({ default: undefined }),
+  ADMIN_USERNAME: username({ default: undefined }),
   ADMIN_PASSWORD: str({ default: undefined }),
   PASSWORD_HASH_COST: int(10, 20)({ default: 17 }),
 
@@ -184,12 +241,12 @@ export const envSpec = {
   TRACKING_STREAM_HEARTBEAT_S: int(1, 3600)({ default: 15 }),
   IP_ANONYMIZATION: bool({ default: true }),
 
-  FEATURES: features({ default: {} }),
+  FEATURES: features({ default: Object.create(null) as Record<string, string[]> }),
 
   SUPPORTED_LANGUAGES: languages({
     default: ['en', 'de', 'fr', 'es', 'it', 'pt', 'nl', 'pl', 'ja', 'zh'],
   }),
-  CONSENT_TYPES: words({ default: ['analytics', 'marketing', 'personalization'] }),
+  CONSENT_TYPES: consentTypes({ default: ['analytics', 'marketing', 'personalization'] }),
   TRACKING_CONSENT_MODE: oneOf('opt-out', 'opt-in')({ default: 'opt-out' }),
   RETENTION_EVENTS_DAYS: int(0, 36_500)({ default: 90 }),
   RETENTION_SESSION_EVENTS_DAYS: int(0, 36_500)({ default: 180 }),

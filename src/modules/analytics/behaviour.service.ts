@@ -274,7 +274,9 @@ export class BehaviourService {
 
   /** Users, events (in range) and first-time users (first use ever in range) of one feature. */
   private async featureFigures(range: Range, feature: string) {
-    const actions = this.config.analytics.features[feature];
+    // Own properties only: `constructor` or `toString` name actions, not Object's members.
+    const configured = this.config.analytics.features;
+    const actions = Object.hasOwn(configured, feature) ? configured[feature] : undefined;
     const p = new Params();
     // Placeholders are numbered in text order: the range comes first in the SQL below.
     const withinRange = inRange(p, range.from, range.to);

@@ -89,11 +89,12 @@ export class SessionGuard implements CanActivate {
       throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
     }
 
+    // Known before the CSRF check, so that its refusal names the session like any error.
+    setRequestIdentity(request, { sessionId: auth.session.id, userId: auth.user?.id ?? null });
     if (credential.transport === 'cookie' && UNSAFE_METHODS.has(request.method)) {
       this.assertSameOrigin(request);
     }
     request.auth = { ...auth, transport: credential.transport };
-    setRequestIdentity(request, { sessionId: auth.session.id, userId: auth.user?.id ?? null });
     if (isPublic) {
       request.trackResponse = tracked;
       return true;
@@ -166,11 +167,25 @@ export class SessionGuard implements CanActivate {
     }
     const origin = request.headers.origin;
     if (origin === undefined) return;
-    const own = `${request.protocol}://${request.host}`;
-    if (origin === own || this.config.http.corsOrigins.includes(origin)) return;
+    if (this.isOwnOrigin(origin, request) || this.config.http.corsOrigins.includes(origin)) return;
     throw new ForbiddenException({
       error: 'csrf_rejected',
       message: `Cross-site request from origin ${origin} refused`,
     });
+  }
+
+  /**
+   * `origin` is this service's: the same host and port, over http or https.
+   * The scheme is not compared: behind a proxy that ends TLS the service
+   * sees http while the browser says `https://`, and secure cookies are only
+   * sent over https anyway.
+   */
+  private isOwnOrigin(origin: string, request: FastifyRequest): boolean {
+    try {
+      const url = new URL(origin);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.host === request.host;
+    } catch {
+      return false;
+    }
   }
 }

@@ -12,14 +12,13 @@ import {
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { ROLES, type Role } from '../../../common/auth/auth-context.js';
 import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
-
-export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{3,64}$/;
+import { USERNAME_PATTERN, USERNAME_RULE } from '../../../common/validation/username.js';
 
 export class RegisterDto {
   /** 3-64 characters of `[A-Za-z0-9._-]`, unique regardless of case. */
   @IsString()
   @Matches(USERNAME_PATTERN, {
-    message: 'username must be 3-64 characters of A-Z, a-z, 0-9, ".", "_" or "-"',
+    message: `username ${USERNAME_RULE}`,
   })
   readonly username!: string;
 
