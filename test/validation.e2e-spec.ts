@@ -128,6 +128,25 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'Validation failed: action must be shorter than or equal to 64 characters',
   ],
   ['audit: bad cursor', 'get', '/api/admin/audit?cursor=garbage', null, 'admin', 400, BAD_CURSOR],
+  // Crafted cursors that PostgreSQL itself would refuse with an error (once a 500 there).
+  [
+    'session events: cursor id past the integer column',
+    'get',
+    `/api/admin/session-events?cursor=${Buffer.from('[2147483648]').toString('base64url')}`,
+    null,
+    'admin',
+    400,
+    BAD_CURSOR,
+  ],
+  [
+    'users: cursor with a NUL in its text',
+    'get',
+    `/api/admin/users?cursor=${Buffer.from('[1,"\\u0000"]').toString('base64url')}`,
+    null,
+    'admin',
+    400,
+    BAD_CURSOR,
+  ],
   [
     'session events: user_id not a UUID',
     'get',

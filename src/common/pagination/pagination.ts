@@ -37,14 +37,27 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-/** What each value of a list's cursor is: an integer (times, row ids) or a string (uuids). */
-export type CursorShape = readonly ('integer' | 'string')[];
+/**
+ * What each value of a list's cursor is: `time` (epoch milliseconds, any
+ * safe integer), `id` (a row id: the schema declares them `integer`, which
+ * is 32-bit on PostgreSQL, so larger values are no id of any list) or `uuid`.
+ */
+export type CursorShape = readonly ('time' | 'id' | 'uuid')[];
+
+const MAX_ROW_ID = 2_147_483_647;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const FITS: Record<CursorShape[number], (value: unknown) => boolean> = {
+  time: (v) => Number.isSafeInteger(v),
+  id: (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_ROW_ID,
+  uuid: (v) => typeof v === 'string' && UUID.test(v),
+};
 
 /**
  * Decodes a cursor made by `encodeCursor` for a list whose keys have
  * `shape`; 400 otherwise. Every value is checked against its kind, so a
- * crafted cursor (`[1e400, 1]`, `["a", "b"]`) cannot put Infinity or text
- * into a query where a number belongs.
+ * crafted cursor (`[1e400, 1]`, `["a", "b"]`, an id past the column's range,
+ * text with a NUL) cannot reach a query where the database would fail on it.
  */
 export function decodeCursor(cursor: string, shape: CursorShape): CursorKey {
   try {
@@ -52,9 +65,7 @@ export function decodeCursor(cursor: string, shape: CursorShape): CursorKey {
     if (
       Array.isArray(key) &&
       key.length === shape.length &&
-      key.every((v, i) =>
-        shape[i] === 'integer' ? Number.isSafeInteger(v) : typeof v === 'string',
-      )
+      key.every((value, i) => FITS[shape[i]](value))
     ) {
       return key as CursorKey;
     }

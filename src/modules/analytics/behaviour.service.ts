@@ -96,7 +96,7 @@ export class BehaviourService {
     if (filter.sessionId) where.push(`session_id = ${p.add(filter.sessionId)}`);
     if (filter.range) where.push(inRange(p, filter.range.from, filter.range.to));
     if (filter.cursor) {
-      const [at, id] = decodeCursor(filter.cursor, ['integer', 'integer']);
+      const [at, id] = decodeCursor(filter.cursor, ['time', 'id']);
       where.push(
         `(occurred_at < ${p.add(at)} OR (occurred_at = ${p.add(at)} AND id < ${p.add(id)}))`,
       );

@@ -91,7 +91,7 @@ export class AuditService {
       params.push(query.userId, query.userId);
     }
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, ['integer']);
+      const [id] = decodeCursor(query.cursor, ['id']);
       where.push('id < ?');
       params.push(id);
     }

@@ -156,7 +156,7 @@ export class ConsentService implements OnModuleInit {
     const params: unknown[] = [userId];
     let where = 'user_id = ?';
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, ['integer']);
+      const [id] = decodeCursor(query.cursor, ['id']);
       where += ' AND id < ?';
       params.push(id);
     }

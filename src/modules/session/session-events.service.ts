@@ -72,7 +72,7 @@ export class SessionEventsService {
       .take(limit + 1);
     if (query.userId) qb.andWhere('e.userId = :userId', { userId: query.userId });
     if (query.cursor) {
-      const [id] = decodeCursor(query.cursor, ['integer']);
+      const [id] = decodeCursor(query.cursor, ['id']);
       qb.andWhere('e.id < :id', { id });
     }
     const rows = await qb.getMany();

@@ -291,7 +291,7 @@ export class TrackingService implements OnModuleInit {
     if (query.from) qb.andWhere('e.occurredAt >= :from', { from: Date.parse(query.from) });
     if (query.to) qb.andWhere('e.occurredAt < :to', { to: Date.parse(query.to) });
     if (query.cursor) {
-      const [occurredAt, id] = decodeCursor(query.cursor, ['integer', 'integer']);
+      const [occurredAt, id] = decodeCursor(query.cursor, ['time', 'id']);
       qb.andWhere('(e.occurredAt < :cAt OR (e.occurredAt = :cAt AND e.id < :cId))', {
         cAt: occurredAt,
         cId: id,

@@ -190,7 +190,7 @@ export class UsersService implements OnApplicationBootstrap {
       .addOrderBy('u.id', 'DESC')
       .take(limit + 1);
     if (query.cursor) {
-      const [createdAt, id] = decodeCursor(query.cursor, ['integer', 'string']);
+      const [createdAt, id] = decodeCursor(query.cursor, ['time', 'uuid']);
       qb.where('(u.createdAt < :createdAt OR (u.createdAt = :createdAt AND u.id < :id))', {
         createdAt,
         id,
