@@ -8,6 +8,8 @@ import { PreferencesService } from '../src/modules/preferences/preferences.servi
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { SessionSummaries } from '../src/modules/tracking/session-summaries.service';
 import { DatabaseService } from '../src/common/database/database.service';
+import { loadConfig } from '../src/common/config/config';
+import { processingRecord } from '../src/modules/compliance/processing';
 import {
   ADMIN_ENV,
   login,
@@ -345,6 +347,23 @@ describe('export', () => {
     ).toBe(200_000);
   }, 120_000);
 
+  it('contains the session events of a session from before its login', async () => {
+    await register(t, 'newcomer');
+    const anonymous = await t.http().post('/api/session').expect(201);
+    const token = anonymous.body.session_id as string;
+    const sessionId = anonymous.body.session.id as string;
+    const s = await login(t, 'newcomer', PASSWORD, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(s.sessionId).toBe(sessionId);
+    const res = await t.http().get('/api/gdpr/export').set('authorization', s.bearer).expect(200);
+    const events = JSON.parse(res.text).session_events as { session_id: string; type: string }[];
+    expect(events.map((e) => `${e.session_id}:${e.type}`)).toEqual([
+      `${sessionId}:created`,
+      `${sessionId}:rotated`,
+    ]);
+  });
+
   it('lets admins export any user, and only admins', async () => {
     const admin = await loginAdmin(t);
     const target = await registerAndLogin(t, 'exported');
@@ -627,6 +646,40 @@ describe('erasure', () => {
       `SELECT COUNT(*) AS n FROM events WHERE user_id = '${other.userId}' AND type = 'api_request' AND name = 'GET /api/session'`,
     );
     expect(Number(bystanderRows.n)).toBe(1);
+  });
+
+  it('erases the session events of a session from before its login, its row cleaned up long ago', async () => {
+    // Without analytics no event names the session: only the session events do.
+    const first = await registerAndLogin(t, 'walker');
+    await t
+      .http()
+      .patch('/api/preferences')
+      .set('authorization', first.bearer)
+      .send({ privacy: { allow_analytics: false } })
+      .expect(200);
+    const anonymous = await t.http().post('/api/session').expect(201);
+    const sessionId = anonymous.body.session.id as string;
+    const s = await login(t, 'walker', PASSWORD, {
+      headers: { authorization: `Bearer ${anonymous.body.session_id}` },
+    });
+    await t.http().post('/auth/logout').set('authorization', s.bearer).expect(200);
+    // What the cleanup job does to a revoked session: the row goes, its session events stay.
+    await t.dataSource.query(`DELETE FROM sessions WHERE id = '${sessionId}'`);
+    const { receipt_id: receiptId } = await t.app.get(ErasureService).erase(s.userId, 'self', {
+      actorType: 'user',
+      actorUserId: s.userId,
+      requestId: 'test',
+    });
+    const [left] = await t.dataSource.query(
+      `SELECT COUNT(*) AS n FROM session_events WHERE session_id = '${sessionId}'`,
+    );
+    expect(Number(left.n)).toBe(0);
+    const [receipt] = await t.dataSource.query(
+      `SELECT counts, verified FROM erasure_receipts WHERE id = '${receiptId}'`,
+    );
+    // created, rotated and revoked of this session, created of the first.
+    expect(JSON.parse(receipt.counts).session_events).toBe(4);
+    expect(Boolean(receipt.verified)).toBe(true);
   });
 
   it('deletes everything about the user, leaves a receipt, and leaves others untouched', async () => {
@@ -1039,5 +1092,17 @@ describe('retention and audit', () => {
       res.body.purposes.find((p: { purpose: string }) => p.purpose === 'product analytics')
         .retention,
     ).toEqual({ events: '90 days' });
+  });
+
+  it('names the IP that analytics events keep, anonymised or not', async () => {
+    const categories = (env: Record<string, string>) =>
+      processingRecord(loadConfig(env)).purposes.find((p) => p.purpose === 'product analytics')!
+        .data_categories;
+    expect(categories({})).toContain('anonymised IP');
+    expect(categories({ IP_ANONYMIZATION: 'false' })).toEqual([
+      'activity events (pages, actions, API requests)',
+      'IP address',
+      'user agent',
+    ]);
   });
 });

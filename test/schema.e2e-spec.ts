@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { DatabaseService } from '../src/common/database/database.service';
 import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { MIGRATIONS } from '../src/common/database/migrations';
+import { SessionEventsOfUpgradedSessions1763800000010 } from '../src/common/database/migrations/0010-session-events-of-upgraded-sessions';
 import { sleep } from './support/auth';
 import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
@@ -24,6 +25,36 @@ describe('database schema', () => {
   it('leaves no difference between the migrated schema and the entities', async () => {
     const pending = await t.dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it('migration 0010 gives the rows of an upgraded session its user, and no other rows', async () => {
+    const [upgraded, anonymous, owner] = [
+      '5d1c0b5e-0000-4000-8000-000000000001',
+      '5d1c0b5e-0000-4000-8000-000000000002',
+      '5d1c0b5e-0000-4000-8000-0000000000aa',
+    ];
+    const row = (session: string, user: string | null, type: string) =>
+      `('${session}', ${user ? `'${user}'` : 'NULL'}, '${type}', NULL, '198.51.100.9', 1)`;
+    await t.dataSource.query(
+      `INSERT INTO session_events (session_id, user_id, type, reason, ip, created_at) VALUES
+       ${[row(upgraded, null, 'created'), row(upgraded, owner, 'rotated'), row(anonymous, null, 'created')].join(', ')}`,
+    );
+    const runner = t.dataSource.createQueryRunner();
+    try {
+      await new SessionEventsOfUpgradedSessions1763800000010().up(runner);
+    } finally {
+      await runner.release();
+    }
+    const rows: { session_id: string; user_id: string | null; type: string }[] =
+      await t.dataSource.query(
+        `SELECT session_id, user_id, type FROM session_events
+         WHERE session_id IN ('${upgraded}', '${anonymous}') ORDER BY id`,
+      );
+    expect(rows).toEqual([
+      { session_id: upgraded, user_id: owner, type: 'created' },
+      { session_id: upgraded, user_id: owner, type: 'rotated' },
+      { session_id: anonymous, user_id: null, type: 'created' },
+    ]);
   });
 
   if (TEST_DB_TYPE === 'sqlite') {

@@ -35,7 +35,8 @@ export function processingRecord(config: AppConfig) {
             : 'legitimate interest with opt-out (Art. 6(1)(f))',
         data_categories: [
           'activity events (pages, actions, API requests)',
-          'anonymised IP',
+          // Retention anonymises the IPs of sessions, not of events: what is stored is what stays.
+          config.tracking.ipAnonymization ? 'anonymised IP' : 'IP address',
           'user agent',
         ],
         retention: { events: days(r.eventsDays) },

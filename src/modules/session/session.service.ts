@@ -516,6 +516,13 @@ export class SessionService implements OnApplicationBootstrap {
       ],
     );
     if (changed === 0) return null;
+    // The session's history is the user's now: its `created` row holds their address and time,
+    // and exports and erasure find session events by user.
+    await this.database.executeIn(
+      manager,
+      'UPDATE session_events SET user_id = ? WHERE session_id = ? AND user_id IS NULL',
+      [user.id, current.id],
+    );
     await this.sessionEvents.record(manager, [
       {
         sessionId: current.id,

@@ -8,6 +8,7 @@ import { PageViewIndex1763800000006 } from './0006-page-view-index.js';
 import { SessionPaths1763800000007 } from './0007-session-paths.js';
 import { SessionSummarySpanIndexes1763800000008 } from './0008-session-summary-span-indexes.js';
 import { LeanerEventIndexes1763800000009 } from './0009-leaner-event-indexes.js';
+import { SessionEventsOfUpgradedSessions1763800000010 } from './0010-session-events-of-upgraded-sessions.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -23,4 +24,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   SessionPaths1763800000007,
   SessionSummarySpanIndexes1763800000008,
   LeanerEventIndexes1763800000009,
+  SessionEventsOfUpgradedSessions1763800000010,
 ];
