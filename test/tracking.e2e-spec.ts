@@ -265,6 +265,33 @@ describe('tracking', () => {
       expect(await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`)).toHaveLength(3);
     });
 
+    it('keeps the normalised page of any event type, and rejects a bad one on any type', async () => {
+      const s = await registerAndLogin(t, 'page-keeper');
+      const res = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({
+          events: [
+            { event_id: 'err', type: 'error', name: 'js.TypeError', page: '/checkout?card=1' },
+            { event_id: 'act', type: 'action', name: 'buy', page: 'https://shop.example/cart/' },
+            { event_id: 'cus', type: 'custom', name: 'no.page' },
+            { event_id: 'bad', type: 'action', name: 'buy', page: 'mailto:a@example.com' },
+          ],
+        })
+        .expect(200);
+      expect(res.body.accepted).toBe(3);
+      expect(res.body.rejected).toEqual([
+        { index: 3, reason: 'page must be a path or an http(s) URL' },
+      ]);
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
+      expect(
+        Object.fromEntries(
+          rows.map((r: { event_id: string; path: string | null }) => [r.event_id, r.path]),
+        ),
+      ).toEqual({ err: '/checkout', act: '/cart', cus: null });
+    });
+
     it('rejects dates Date.parse cannot read, times without an offset and non-web pages by index, storing the rest', async () => {
       const s = await registerAndLogin(t, 'odd-dates');
       // An hour ago, without the Z: the server's time zone would decide what it means.

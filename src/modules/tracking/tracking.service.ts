@@ -362,12 +362,10 @@ export class TrackingService implements OnModuleInit {
     if ((dto.type === 'action' || dto.type === 'custom') && !dto.name) {
       return `name is required for ${dto.type} events`;
     }
-    let path: string | null = null;
-    if (dto.type === 'page_view') {
-      if (!dto.page) return 'page is required for page_view events';
-      path = normalizePagePath(dto.page);
-      if (!path) return 'page must be a path or an http(s) URL';
-    }
+    // Any event may say on which page it happened (an error, an action); page views must.
+    if (dto.type === 'page_view' && !dto.page) return 'page is required for page_view events';
+    const path = dto.page === undefined ? null : normalizePagePath(dto.page);
+    if (dto.page !== undefined && !path) return 'page must be a path or an http(s) URL';
     let occurredAt: number | undefined;
     if (dto.occurred_at) {
       occurredAt = Date.parse(dto.occurred_at);

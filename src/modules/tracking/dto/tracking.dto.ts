@@ -57,7 +57,13 @@ export class TrackActionDto {
   @IsBoundedJsonObject(PROPERTIES_LIMITS)
   readonly details?: Record<string, unknown>;
 
-  /** Feature the action belongs to (for feature-usage analytics). */
+  /**
+   * Feature the action belongs to, stored with it as `properties.feature`
+   * (seed field). Feature-usage analytics count actions by name: those that
+   * FEATURES maps to the feature, else the action `<feature>` and actions
+   * named `<feature>.*` (name actions that way, e.g. `export.csv`). Matching
+   * this field instead would read every action's properties of all time.
+   */
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
@@ -86,7 +92,7 @@ export class BatchEventDto {
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   readonly name?: string;
 
-  /** Page path (required for `page_view`). */
+  /** Page path: required for `page_view`, kept (normalised) for any type, e.g. where an error happened. */
   @IsOptional()
   @IsString()
   @Length(1, MAX_PATH_LENGTH)
