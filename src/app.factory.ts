@@ -99,6 +99,17 @@ export async function createApp(
   // and form bodies (bodyParser: false above) as objects. A form posted from another site
   // must not be able to sign someone in or change their settings.
   fastify.removeContentTypeParser(['text/plain']);
+  // An empty body with a JSON content type is no body (some clients label every request
+  // that way, DELETE included); routes that need a body then refuse its absence themselves.
+  // Anything else goes to Fastify's own parser, prototype-poisoning guard included.
+  const parseJson = fastify.getDefaultJsonParser(
+    fastify.initialConfig.onProtoPoisoning ?? 'error',
+    fastify.initialConfig.onConstructorPoisoning ?? 'error',
+  );
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else void parseJson(request, body as string, done);
+  });
   // Security headers, the request id, and no-store where responses may carry tokens or
   // session state: one synchronous hook, no per-request middleware chain.
   const securityHeaders = staticSecurityHeaders(config);

@@ -69,6 +69,22 @@ describe('preferences', () => {
     expect((await http().get('/api/preferences').expect(200)).body.theme).toBe('light');
   });
 
+  it('takes a time zone only as it is named, and aliases as given', async () => {
+    for (const [zone, named] of [
+      ['Europe/berlin', 'Europe/Berlin'],
+      ['utc', 'UTC'],
+    ]) {
+      const res = await http().put('/api/preferences/timezone').send({ value: zone }).expect(400);
+      expect(res.body.message).toContain(`must be written as the zone is named: "${named}"`);
+    }
+    expect((await http().get('/api/preferences').expect(200)).body.timezone).toBe('UTC');
+    for (const zone of ['Asia/Kolkata', 'US/Pacific', 'Etc/UTC']) {
+      await http().put('/api/preferences/timezone').send({ value: zone }).expect(200);
+      expect((await http().get('/api/preferences').expect(200)).body.timezone).toBe(zone);
+    }
+    await http().delete('/api/preferences/timezone').expect(200);
+  });
+
   it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
     'treats %s (an Object.prototype name) as an unknown preference: 400, nothing changed',
     async (key) => {

@@ -450,5 +450,25 @@ describe('bodies sent to routes that take none', () => {
       .send('null')
       .expect(201);
     await t.http().post('/api/session').send({}).expect(201);
+    // Some clients label every request JSON, an empty one too.
+    await t.http().post('/api/session').set('content-type', 'application/json').expect(201);
+    await t
+      .http()
+      .post('/api/session')
+      .set('content-type', 'application/json; charset=utf-8')
+      .send('')
+      .expect(201);
+  });
+
+  it('still refuses a body-taking route an empty JSON body, naming the fields', async () => {
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .expect(400);
+    expect(res.body.details.map((d: { field: string }) => d.field)).toEqual([
+      'username',
+      'password',
+    ]);
   });
 });

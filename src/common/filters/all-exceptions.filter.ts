@@ -76,7 +76,6 @@ function isFastifyClientError(exception: unknown): exception is FastifyError {
 const FASTIFY_MESSAGES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'Request body is larger than the allowed limit',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Unsupported Media Type: send application/json',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'Body cannot be empty when content-type is application/json',
 };
 
 /**

@@ -35,10 +35,18 @@ export const PREFERENCES: Record<string, PreferenceDefinition> = {
   timezone: {
     category: 'locale',
     default: 'UTC',
-    check: (value) =>
-      typeof value === 'string' && value.length <= 64 && IANAZone.isValidZone(value)
-        ? null
-        : 'must be an IANA time zone such as Europe/Berlin',
+    check: (value) => {
+      if (typeof value !== 'string' || value.length > 64 || !IANAZone.isValidZone(value)) {
+        return 'must be an IANA time zone such as Europe/Berlin';
+      }
+      // Zones are found regardless of case, but clients read the stored value with their own
+      // zone databases, which are case-sensitive: "Europe/berlin" must be written as it is
+      // named. Aliases stay as given (ICU would turn Asia/Kolkata into Asia/Calcutta).
+      const named = new Intl.DateTimeFormat('en', { timeZone: value }).resolvedOptions().timeZone;
+      return named !== value && named.toLowerCase() === value.toLowerCase()
+        ? `must be written as the zone is named: "${named}"`
+        : null;
+    },
   },
   'notifications.email': { category: 'notifications', default: true, check: boolean },
   'notifications.push': { category: 'notifications', default: false, check: boolean },
