@@ -666,6 +666,65 @@ describe('analytics', () => {
       ]);
     });
 
+    it('takes only cohorts whose period starts in [from, to)', async () => {
+      // Two actors first seen a day apart, across a Monday (week start in UTC).
+      await insertEvents(t, [
+        {
+          user: uid('w', 1),
+          session: uid('v', 1),
+          type: 'custom',
+          name: 'weekly',
+          at: '2026-11-01T10:00:00Z',
+        },
+        {
+          user: uid('w', 2),
+          session: uid('v', 2),
+          type: 'custom',
+          name: 'weekly',
+          at: '2026-11-02T10:00:00Z',
+        },
+      ]);
+      const cohortsOf = async (from: string) =>
+        (
+          await post('/api/analytics/retention', {
+            start: { type: 'custom', name: 'weekly' },
+            period: 'week',
+            periods: 1,
+            from,
+            to: '2026-11-09T00:00:00Z',
+          }).expect(200)
+        ).body.cohorts.map((c: { cohort: string; size: number }) => [c.cohort, c.size]);
+      // From Sunday: the week of Oct 26 starts before `from`, and is not a cohort.
+      expect(await cohortsOf('2026-11-01T00:00:00Z')).toEqual([['2026-11-02', 1]]);
+      expect(await cohortsOf('2026-10-26T00:00:00Z')).toEqual([
+        ['2026-10-26', 1],
+        ['2026-11-02', 1],
+      ]);
+      const none = await post('/api/analytics/retention', {
+        period: 'week',
+        from: '2026-11-03T00:00:00Z',
+        to: '2026-11-08T00:00:00Z',
+      }).expect(200);
+      expect(none.body.cohorts).toEqual([]);
+    });
+
+    it('defaults to `periods` cohorts: the current period and those before it', async () => {
+      const res = await post('/api/analytics/retention', { period: 'week', periods: 2 }).expect(
+        200,
+      );
+      const monday = (weeksBack: number) => {
+        const today = new Date(Math.floor(Date.now() / DAY) * DAY);
+        const sinceMonday = (today.getUTCDay() + 6) % 7;
+        return new Date(today.getTime() - (sinceMonday + 7 * weeksBack) * DAY)
+          .toISOString()
+          .slice(0, 10);
+      };
+      expect(res.body.cohorts.map((c: { cohort: string }) => c.cohort)).toEqual([
+        monday(1),
+        monday(0),
+      ]);
+    });
+
     it.each([
       ['a bad period', { period: 'year' }, 'period must be one of'],
       ['too many periods', { period: 'day', periods: 53 }, 'periods must not be greater than 52'],

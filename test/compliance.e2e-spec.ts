@@ -1094,7 +1094,7 @@ describe('retention and audit', () => {
     ).toEqual({ events: '90 days' });
   });
 
-  it('names the IP that analytics events keep, anonymised or not', async () => {
+  it('names the IP that analytics events keep, anonymised or not', () => {
     const categories = (env: Record<string, string>) =>
       processingRecord(loadConfig(env)).purposes.find((p) => p.purpose === 'product analytics')!
         .data_categories;

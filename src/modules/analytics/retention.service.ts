@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { DateTime } from 'luxon';
 import { AnalyticsReader } from './analytics-reader.js';
 import { toIso } from '../../common/time.js';
 import { EventMatcherDto } from './dto/analytics.dto.js';
@@ -26,7 +25,12 @@ export class RetentionService {
 
   async retention(request: RetentionRequest, now = Date.now()) {
     const { period, periods: k, zone } = request;
-    const cohorts = bucketsCovering(request.range, period, zone);
+    // Cohorts are the periods that start in [from, to): a week starting before `from` would
+    // count actors first seen before it.
+    const cohorts = bucketsCovering(request.range, period, zone).filter(
+      (bucket) => bucket.start >= request.range.from,
+    );
+    if (cohorts.length === 0) return { period, periods: k, tz: zone, cohorts: [] };
     const first = periodStart(cohorts[0].start, period, zone);
     const all = periodsFrom(first, period, cohorts.length + k);
     const values = all.map((b, i) => `(${i}, ${b.start}, ${b.end})`).join(', ');
@@ -89,9 +93,12 @@ export class RetentionService {
     };
   }
 
-  /** Default cohort range: the last `periods` whole periods up to now. */
+  /**
+   * Default cohort range: `periods` cohorts, the current period (its cohort
+   * still growing, its cells null) and the `periods - 1` before it.
+   */
   static defaultRange(period: Period, periods: number, zone: string, now = Date.now()): Range {
-    const end = DateTime.fromMillis(now, { zone });
-    return { from: end.minus({ [`${period}s`]: periods }).toMillis(), to: now };
+    const current = periodStart(now, period, zone);
+    return { from: current.minus({ [`${period}s`]: periods - 1 }).toMillis(), to: now };
   }
 }
