@@ -920,6 +920,7 @@ describe('event queue limits', () => {
       expect(res.headers['retry-after']).toBe('1');
       expect(res.body.message).toBe('The event queue is full; retry shortly');
       // The other explicit routes too (the first action still waits for its flush).
+      const sessionsBefore = await t.dataSource.query('SELECT COUNT(*) AS n FROM sessions');
       for (const [path, body] of [
         ['/api/track/page', { page: '/full' }],
         ['/api/track/events', { events: [{ type: 'custom', name: 'full' }] }],
@@ -930,7 +931,13 @@ describe('event queue limits', () => {
           '1',
           'The event queue is full; retry shortly',
         ]);
+        // Without a session too, and no anonymous session is started for a refused request.
+        const anonymous = await t.http().post(path).send(body);
+        expect([anonymous.status, anonymous.headers['set-cookie']]).toEqual([503, undefined]);
       }
+      expect(await t.dataSource.query('SELECT COUNT(*) AS n FROM sessions')).toEqual(
+        sessionsBefore,
+      );
       expect((await first).status).toBe(200);
       const ready = await t.http().get('/health/ready').expect(200);
       expect(ready.body.tracking.dropped_events).toBe(1);
@@ -1131,6 +1138,14 @@ describe('a batch larger than the whole queue', () => {
         'The batch holds 6 events; this server queues at most 5 (TRACKING_QUEUE_MAX): send smaller batches',
       );
       expect(res.headers['retry-after']).toBeUndefined();
+      // Without a session: refused before an anonymous session is started (no row, no cookie).
+      const sessionsBefore = await t.dataSource.query('SELECT COUNT(*) AS n FROM sessions');
+      const anonymous = await t.http().post('/api/track/events').send(batch(6)).expect(413);
+      expect(anonymous.headers['set-cookie']).toBeUndefined();
+      expect(anonymous.body.session_id).toBeNull();
+      expect(await t.dataSource.query('SELECT COUNT(*) AS n FROM sessions')).toEqual(
+        sessionsBefore,
+      );
       await t.app.get(EventWriter).drain();
       const custom = "SELECT COUNT(*) AS n FROM events WHERE type = 'custom'";
       expect(Number((await t.dataSource.query(custom))[0].n)).toBe(0);

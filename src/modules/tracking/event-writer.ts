@@ -141,22 +141,31 @@ export class EventWriter implements OnModuleInit {
     });
   }
 
-  /** Queues rows and resolves with those stored (duplicates left out) once committed. */
-  write(rows: EventRow[]): Promise<StoredEvent[]> {
-    if (rows.length === 0) return Promise.resolve([]);
+  /**
+   * Throws what `write` would for `count` rows: 413 when they could never
+   * fit the queue, 503 while it is too full for them now. Lets a request
+   * refuse before it changes anything (such as starting a session).
+   */
+  assertRoomFor(count: number): void {
     const { queueMax } = this.config.tracking;
     // Not 503 (retry): a batch larger than the whole queue would never fit.
-    if (rows.length > queueMax) {
+    if (count > queueMax) {
       throw new PayloadTooLargeException(
-        `The batch holds ${rows.length} events; this server queues at most ${queueMax} (TRACKING_QUEUE_MAX): send smaller batches`,
+        `The batch holds ${count} events; this server queues at most ${queueMax} (TRACKING_QUEUE_MAX): send smaller batches`,
       );
     }
-    if (this.queuedRows + rows.length > queueMax) {
+    if (this.queuedRows + count > queueMax) {
       throw new ServiceUnavailableException({
         message: 'The event queue is full; retry shortly',
         headers: { 'retry-after': '1' },
       });
     }
+  }
+
+  /** Queues rows and resolves with those stored (duplicates left out) once committed. */
+  write(rows: EventRow[]): Promise<StoredEvent[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    this.assertRoomFor(rows.length);
     return new Promise<StoredEvent[]>((resolve, reject) => {
       this.push({ rows, awaited: true, resolve, reject });
     });

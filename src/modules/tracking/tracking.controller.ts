@@ -60,7 +60,7 @@ export class TrackingController {
   ): Promise<TrackedDto> {
     const path = normalizePagePath(dto.page);
     if (!path) throw new BadRequestException('page must be a path or an http(s) URL');
-    const { actor, token } = await this.actorFor(request, reply);
+    const { actor, token } = await this.actorFor(request, reply, 1);
     const properties: Record<string, unknown> = { ...(dto.properties ?? {}) };
     if (dto.title !== undefined) properties.title = dto.title;
     if (dto.referrer !== undefined) properties.referrer = normalizeReferrer(dto.referrer);
@@ -83,7 +83,7 @@ export class TrackingController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TrackedDto> {
-    const { actor, token } = await this.actorFor(request, reply);
+    const { actor, token } = await this.actorFor(request, reply, 1);
     const properties: Record<string, unknown> = { ...(dto.details ?? {}) };
     if (dto.feature !== undefined) properties.feature = dto.feature;
     const eventId = await this.tracking.trackOne(actor, {
@@ -110,7 +110,7 @@ export class TrackingController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<BatchResultDto> {
-    const { actor, token } = await this.actorFor(request, reply);
+    const { actor, token } = await this.actorFor(request, reply, dto.events.length);
     const result = await this.tracking.trackBatch(actor, dto.events);
     return token ? { ...result, session_id: token } : result;
   }
@@ -125,10 +125,15 @@ export class TrackingController {
     return token ? { ...body, session_id: token } : body;
   }
 
-  /** The caller as an actor, starting an anonymous session if needed and allowed. */
+  /**
+   * The caller as an actor, starting an anonymous session if needed and
+   * allowed: only once the `events` could be queued, so that a request
+   * refused with 413 or 503 leaves no session behind.
+   */
   private async actorFor(
     request: FastifyRequest,
     reply: FastifyReply,
+    events: number,
   ): Promise<{ actor: TrackingActor; token?: string }> {
     const meta = clientMeta(request);
     if (request.auth) {
@@ -143,6 +148,7 @@ export class TrackingController {
     if (!this.config.session.anonymousSessions) {
       throw new UnauthorizedException(UNAUTHORIZED_MESSAGE);
     }
+    this.tracking.assertRoomFor(events);
     const issued = await this.sessions.createAnonymous(meta);
     setSessionCookie(reply, issued.token, { secure: this.config.session.cookieSecure });
     setRequestIdentity(request, { sessionId: issued.session.id, userId: null });

@@ -98,6 +98,11 @@ export class TrackingService implements OnModuleInit {
     };
   }
 
+  /** 413 or 503 now if `count` explicit events could not be queued (see EventWriter.assertRoomFor). */
+  assertRoomFor(count: number): void {
+    this.writer.assertRoomFor(count);
+  }
+
   /** Automatic and server-side events: queued, never awaited by the request. */
   record(actor: TrackingActor, input: EventInput): void {
     const decision = this.policy.allows(actor);
