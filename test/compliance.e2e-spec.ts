@@ -364,6 +364,46 @@ describe('export', () => {
     ]);
   });
 
+  it('shows each party of an audit entry the entry, not the other party', async () => {
+    const admin = await loginAdmin(t);
+    const carol = await registerAndLogin(t, 'carol-audited');
+    await t
+      .http()
+      .patch(`/api/admin/users/${carol.userId}`)
+      .set('authorization', admin.bearer)
+      .send({ role: 'admin' })
+      .expect(200);
+    type Entry = Record<string, unknown>;
+    const update = async (bearer: string) => {
+      // Audit records are written asynchronously: poll briefly.
+      for (let i = 0; i < 50; i++) {
+        const res = await t.http().get('/api/gdpr/export').set('authorization', bearer).expect(200);
+        const entry = (JSON.parse(res.text).audit as Entry[]).find(
+          (a) => a.action === 'admin_user_update',
+        );
+        if (entry) return entry;
+        await sleep(20);
+      }
+      throw new Error('no admin_user_update entry');
+    };
+    // The admin sees what they did and when, not to whom or with what.
+    expect(await update(admin.bearer)).toMatchObject({
+      actor_type: 'admin',
+      actor_user_id: admin.userId,
+      session_id: admin.sessionId,
+      target_user_id: null,
+      details: null,
+    });
+    // Carol sees what was done to her, not by whom.
+    expect(await update(carol.bearer)).toMatchObject({
+      actor_type: 'admin',
+      actor_user_id: null,
+      session_id: null,
+      target_user_id: carol.userId,
+      details: { role: 'admin' },
+    });
+  });
+
   it('lets admins export any user, and only admins', async () => {
     const admin = await loginAdmin(t);
     const target = await registerAndLogin(t, 'exported');

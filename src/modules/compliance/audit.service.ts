@@ -103,12 +103,28 @@ export class AuditService {
   }
 
   /** Entries about a user, oldest first, for exports. */
+  /**
+   * The entries about the user or by them, for their export. An export must
+   * not disclose other people (Art. 15(4)): the other party of an entry
+   * loses its ids, and an entry about someone else its details, which
+   * describe that person. What happened and when stays.
+   */
   async exportUser(userId: string) {
     const rows = await this.database.query<AuditRow>(
       'SELECT * FROM audit_log WHERE target_user_id = ? OR actor_user_id = ? ORDER BY id',
       [userId, userId],
     );
-    return rows.map(toDto);
+    return rows.map((row) => {
+      const byOther = row.actor_user_id !== null && row.actor_user_id !== userId;
+      const aboutOther = row.target_user_id !== null && row.target_user_id !== userId;
+      return toDto({
+        ...row,
+        actor_user_id: byOther ? null : row.actor_user_id,
+        session_id: byOther ? null : row.session_id,
+        target_user_id: aboutOther ? null : row.target_user_id,
+        details: aboutOther ? null : row.details,
+      });
+    });
   }
 
   /** Erasure: the entries stay, without the user's ids or their sessions' ids. */
