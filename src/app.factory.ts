@@ -27,16 +27,16 @@ import { refuseUnexpectedBodies, routeRules } from './common/http/route-rules.js
 import { generateRequestId } from './common/http/request-id.js';
 import { setupSwagger } from './common/swagger/swagger.js';
 
-/**
- * Builds the fully configured application (used by main.ts, the e2e tests and
- * the benchmarks, so all three run the same pipeline). Not yet listening.
- */
 /** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
 const trustHops =
   (hops: number) =>
   (_address: string, hop: number): boolean =>
     hop < hops;
 
+/**
+ * Builds the fully configured application (used by main.ts, the e2e tests and
+ * the benchmarks, so all three run the same pipeline). Not yet listening.
+ */
 export async function createApp(
   config: AppConfig,
   extraImports: Type[] = [],

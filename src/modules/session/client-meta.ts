@@ -10,7 +10,7 @@ const USER_AGENT_MAX = 512;
  * anything when it reaches the service without the configured proxies. An
  * IPv6 zone (`fe80::1%eth0`) is dropped: it only names an interface here.
  */
-export function clientIp(request: FastifyRequest): string | null {
+function clientIp(request: FastifyRequest): string | null {
   const ip = (request.ip ?? '').split('%')[0];
   return isIP(ip) === 0 ? null : ip;
 }
