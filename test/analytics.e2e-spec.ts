@@ -670,15 +670,15 @@ describe('analytics', () => {
       // Two actors first seen a day apart, across a Monday (week start in UTC).
       await insertEvents(t, [
         {
-          user: uid('w', 1),
-          session: uid('v', 1),
+          user: uid('k', 1),
+          session: uid('j', 1),
           type: 'custom',
           name: 'weekly',
           at: '2026-11-01T10:00:00Z',
         },
         {
-          user: uid('w', 2),
-          session: uid('v', 2),
+          user: uid('k', 2),
+          session: uid('j', 2),
           type: 'custom',
           name: 'weekly',
           at: '2026-11-02T10:00:00Z',

@@ -150,7 +150,8 @@ describe('sessions', () => {
         `SELECT type, reason, user_id FROM session_events WHERE session_id = '${s.sessionId}' ORDER BY id`,
       );
       expect(events).toEqual([
-        { type: 'created', reason: null, user_id: null },
+        // The session's history went to its user at login (exports and erasure find it by user).
+        { type: 'created', reason: null, user_id: s.userId },
         { type: 'rotated', reason: 'login', user_id: s.userId },
       ]);
     });
