@@ -27,6 +27,22 @@ import { refuseUnexpectedBodies, routeRules } from './common/http/route-rules.js
 import { generateRequestId } from './common/http/request-id.js';
 import { setupSwagger } from './common/swagger/swagger.js';
 
+const isJson = (text: string): boolean => {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The 400 for a JSON body with a key that could pollute prototypes. */
+const forbiddenKey = () =>
+  Object.assign(
+    new Error('Body contains a forbidden key: __proto__, or prototype inside constructor'),
+    { statusCode: 400, code: 'FST_ERR_CTP_FORBIDDEN_KEY' },
+  );
+
 /** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
 const trustHops =
   (hops: number) =>
@@ -107,8 +123,13 @@ export async function createApp(
     fastify.initialConfig.onConstructorPoisoning ?? 'error',
   );
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else void parseJson(request, body as string, done);
+    if (body.length === 0) return done(null, undefined);
+    void parseJson(request, body as string, (error, value) => {
+      // Valid JSON refused all the same: a `__proto__` or `constructor.prototype` key, which
+      // Fastify's guard refuses; "not valid JSON" would send the client looking for a typo.
+      if (error && isJson(body as string)) done(forbiddenKey(), undefined);
+      else done(error, value);
+    });
   });
   // Security headers, the request id, and no-store where responses may carry tokens or
   // session state: one synchronous hook, no per-request middleware chain.

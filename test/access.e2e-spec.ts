@@ -180,7 +180,9 @@ describe('access rules of every route', () => {
       const expected = [
         ...(route.isPublic ? [] : ['401']),
         ...(route.adminOnly || route.method !== 'GET' ? ['403'] : []),
-        ...(route.takesBody ? ['413', '415'] : []),
+        // Routes without a body refuse one: 400 for fields, 413 and 415 like the others.
+        ...(route.takesBody || route.method !== 'GET' ? ['413', '415'] : []),
+        ...(route.method !== 'GET' && !route.takesBody ? ['400'] : []),
       ];
       for (const code of expected) {
         if (responses[code]?.content?.['application/json'].schema.$ref !== errorSchema) {
@@ -227,6 +229,19 @@ describe('access rules of every route', () => {
     const erase = responsesOf(routes.find((r) => key(r) === 'DELETE /api/gdpr/delete')!);
     expect(erase['403'].description).toContain('`reauth_required`');
     expect(erase['403'].description).toContain('`csrf_rejected`');
+    expect(erase['400'].description).toBe('A body with fields: this route takes none');
+    // A session is optional on public routes, required elsewhere.
+    const auth = [{ session_cookie: [] }, { bearer: [] }, { session_header: [] }];
+    expect(doc.security).toEqual(auth);
+    expect(doc.paths['/health'].get.security).toEqual([{}, ...auth]);
+    expect(doc.paths['/auth/login'].post.security).toEqual([{}, ...auth]);
+    expect(doc.paths['/api/me'].get.security).toBeUndefined();
+    expect(doc.components.securitySchemes.bearer.bearerFormat).toBe('opaque');
+    // CSV downloads are text; session data values any JSON.
+    expect(doc.paths['/api/analytics/report'].get.responses['200'].content['text/csv']).toEqual({
+      schema: { type: 'string' },
+    });
+    expect(doc.components.schemas.PutSessionDataDto.properties.value.oneOf).toHaveLength(5);
     expect(doc.components.schemas.ErrorResponseDto.required).toEqual(
       expect.arrayContaining(['status_code', 'error', 'message', 'request_id', 'session_id']),
     );

@@ -46,7 +46,25 @@ describe('error responses', () => {
       .send('{"count": 1,')
       .expect(400);
     expectErrorShape(res.body, 400, 'Bad Request');
-    expect(res.body.message).toMatch(/JSON/);
+    expect(res.body.message).toMatch(/^Malformed JSON body: /);
+  });
+
+  it('answers valid JSON with a prototype-polluting key with 400 naming the key, not the syntax', async () => {
+    for (const body of [
+      '{"a": 1, "__proto__": {"x": 1}}',
+      '{"constructor": {"prototype": {"x": 1}}}',
+    ]) {
+      const res = await t
+        .http()
+        .post('/probe/echo')
+        .set('content-type', 'application/json')
+        .send(body)
+        .expect(400);
+      expectErrorShape(res.body, 400, 'Bad Request');
+      expect(res.body.message).toBe(
+        'Body contains a forbidden key: __proto__, or prototype inside constructor',
+      );
+    }
   });
 
   it('answers a non-JSON content type with 415', async () => {

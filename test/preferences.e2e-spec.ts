@@ -96,7 +96,7 @@ describe('preferences', () => {
         .set('content-type', 'application/json')
         .expect(400);
       // A __proto__ key never gets past Fastify's JSON parser (prototype poisoning guard).
-      expect(patch.body.message).toContain(key === '__proto__' ? 'JSON' : key);
+      expect(patch.body.message).toContain(key === '__proto__' ? 'forbidden key: __proto__' : key);
       const reset = await http().delete(`/api/preferences/${key}`).expect(400);
       expect(reset.body.message).toBe(`Unknown preference "${key}"`);
       expect((await http().get('/api/preferences').expect(200)).body).toEqual(DEFAULTS);

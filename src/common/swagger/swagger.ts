@@ -33,7 +33,12 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
       SECURITY.cookie,
     )
     .addBearerAuth(
-      { type: 'http', scheme: 'bearer', description: 'The session token' },
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'opaque',
+        description: 'The session token (opaque, not a JWT)',
+      },
       SECURITY.bearer,
     )
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Session-ID' }, SECURITY.header)
@@ -65,7 +70,9 @@ export async function setupSwagger(app: INestApplication, version: string): Prom
  * rules (the session guard's decorators) instead of written on every
  * handler: 400 when it takes input, 401 unless public, 403 for admin routes,
  * fresh-auth routes and cookie writes from a foreign origin, 413 and 415
- * when it takes a body, 429 while the general rate limit counts it. Every
+ * when it takes a body or refuses one, 429 while the general rate limit
+ * counts it. Public operations say a session is optional (`security` with
+ * `{}`). Every
  * 4xx/5xx response gets the error body's schema; descriptions written on a
  * handler are kept.
  */
@@ -88,9 +95,16 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[], config: App
           : description,
       };
     };
+    // A session is optional on public routes (a stale token counts as none): `{}` says so.
+    if (rule.isPublic) {
+      operation.security = [{}, ...(document.security ?? [])];
+    }
+    const bodiless = UNSAFE_METHODS.has(rule.method) && !rule.takesBody;
     if ((operation.parameters?.length ?? 0) > 0 || operation.requestBody) {
       add('400', 'Invalid input: `message` says what, `details` names the fields');
     }
+    // Routes that take no body refuse one (refuseUnexpectedBodies) before the session check.
+    if (bodiless) add('400', 'A body with fields: this route takes none');
     if (!rule.isPublic) {
       add(
         '401',
@@ -106,7 +120,7 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[], config: App
     if (UNSAFE_METHODS.has(rule.method)) {
       add('403', '`csrf_rejected`: a cookie-authenticated request from a foreign origin');
     }
-    if (rule.takesBody) {
+    if (rule.takesBody || bodiless) {
       add('413', `The body is larger than ${config.http.bodyLimitBytes} bytes (BODY_LIMIT_BYTES)`);
       add('415', 'The body is not JSON (`Content-Type: application/json`)');
     }
@@ -117,8 +131,11 @@ function documentErrors(document: OpenAPIObject, rules: RouteRule[], config: App
       );
     }
     for (const [code, response] of Object.entries(responses)) {
-      if (/^[45]/.test(code) && response && !('$ref' in response))
-        response.content ??= errorContent;
+      if (!response || '$ref' in response) continue;
+      if (/^[45]/.test(code)) response.content ??= errorContent;
+      // A CSV download is text, not the JSON document's schema the decorator gave both types.
+      if (response.content?.['text/csv'])
+        response.content['text/csv'] = { schema: { type: 'string' } };
     }
   }
 }

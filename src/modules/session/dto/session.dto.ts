@@ -127,15 +127,29 @@ export class SessionDataDto {
   readonly data!: Record<string, unknown>;
 }
 
+/** Any JSON value in the OpenAPI document (the plugin would infer `object` from `unknown`). */
+const ANY_JSON = {
+  description: 'Any JSON value',
+  nullable: true,
+  oneOf: [
+    { type: 'object' },
+    { type: 'array', items: {} },
+    { type: 'string' },
+    { type: 'number' },
+    { type: 'boolean' },
+  ],
+};
+
 export class SessionDataEntryDto {
   readonly key!: string;
+  @ApiProperty(ANY_JSON)
   readonly value!: unknown;
 }
 
 export class PutSessionDataDto {
   /** Any JSON value (null included), at most SESSION_DATA_VALUE_MAX_BYTES as JSON. */
   @Allow()
-  @ApiProperty({ description: 'Any JSON value' })
+  @ApiProperty(ANY_JSON)
   @Transform(({ obj }: { obj: Record<string, unknown> }) => obj.value, { toClassOnly: true })
   readonly value!: unknown;
 }
