@@ -28,7 +28,12 @@ async function bootstrap(): Promise<void> {
   const app = await createApp(config);
   let shuttingDown = false;
   const shutdown = (signal: NodeJS.Signals) => {
-    if (shuttingDown) return;
+    // A repeated signal (systemd signals the whole group, npm passes them on) must not end the
+    // process before the first one's drain: it is logged and otherwise ignored.
+    if (shuttingDown) {
+      new Logger('Bootstrap').warn(`Received ${signal} again; still shutting down`);
+      return;
+    }
     shuttingDown = true;
     const logger = new Logger('Bootstrap');
     logger.log(`Received ${signal}; shutting down`);
@@ -45,8 +50,8 @@ async function bootstrap(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
 
   await app.listen({ port: config.http.port, host: config.http.host });
   new Logger('Bootstrap').log(
