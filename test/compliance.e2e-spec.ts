@@ -829,9 +829,14 @@ describe('erasure', () => {
       .get(`/api/admin/users/${victim.userId}/export`)
       .set('authorization', admin.bearer)
       .expect(200);
-    const about = await t.dataSource.query(
-      `SELECT id FROM audit_log WHERE target_user_id = '${victim.userId}' AND action IN ('consent_change', 'export') ORDER BY id`,
-    );
+    // The export's audit record is written asynchronously (an application event): poll briefly.
+    let about: { id: number }[] = [];
+    for (let i = 0; i < 100 && about.length < 2; i++) {
+      if (i > 0) await sleep(10);
+      about = await t.dataSource.query(
+        `SELECT id FROM audit_log WHERE target_user_id = '${victim.userId}' AND action IN ('consent_change', 'export') ORDER BY id`,
+      );
+    }
     expect(about).toHaveLength(2);
     const res = await t
       .http()

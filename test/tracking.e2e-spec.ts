@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DatabaseService } from '../src/common/database/database.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
+import { TrackingService } from '../src/modules/tracking/tracking.service';
 import type { EventRow } from '../src/modules/tracking/event-row';
 import type { SqliteWriterThread } from '../src/modules/tracking/sqlite-writer-thread';
 import {
@@ -956,6 +957,39 @@ describe('event queue limits', () => {
 });
 
 describe('when queued events are committed', () => {
+  it('drain() commits what was queued before it, now, though more keeps coming', async () => {
+    const t = await startTestApp({ TRACKING_AUTO_FLUSH_MS: '10000' });
+    const writer = t.app.get(EventWriter);
+    const tracking = t.app.get(TrackingService);
+    let stop = false;
+    try {
+      const s = await registerAndLogin(t, 'steady');
+      const actor = { userId: s.userId, sessionId: s.sessionId, ip: null, userAgent: null };
+      let recorded = 0;
+      // Steady traffic: automatic events queued on every turn of the event loop, so the queue
+      // is never empty (a drain waiting for an empty queue never returned).
+      const traffic = () => {
+        if (stop) return;
+        tracking.record(actor, { type: 'custom', name: 'tick' });
+        recorded += 1;
+        setImmediate(traffic);
+      };
+      traffic();
+      await sleep(50);
+      const before = recorded;
+      const drained = writer.drain().then(() => 'drained');
+      const timeout = sleep(5000).then(() => 'still waiting after 5 s');
+      expect(await Promise.race([drained, timeout])).toBe('drained');
+      const [{ n }] = await t.app
+        .get(DatabaseService)
+        .query<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE name = 'tick'");
+      expect(Number(n)).toBeGreaterThanOrEqual(before);
+    } finally {
+      stop = true;
+      await t.close();
+    }
+  });
+
   it('holds automatic events for TRACKING_AUTO_FLUSH_MS, and commits them with the next explicit write', async () => {
     const t = await startTestApp({ TRACKING_FLUSH_MS: '20', TRACKING_AUTO_FLUSH_MS: '10000' });
     const writer = t.app.get(EventWriter);

@@ -74,7 +74,7 @@ export interface WriterStats {
  *   silently: counts are logged and shown by GET /health/ready.
  * - Resent events (same dedupe key) are skipped by the database, and come
  *   back from `write()` as not stored.
- * - Shutdown drains the queue before the database closes (`drain()`).
+ * - Shutdown drains the queue before the database closes (`drainAll()`).
  * - Rows of users that no longer exist are not written, checked in the
  *   insert's transaction: a request of an erased user that was past its
  *   checks when the erasure ran (another device, a batch in flight) must not
@@ -102,6 +102,12 @@ export class EventWriter implements OnModuleInit {
   private readonly anonymousListeners: ((sessionIds: string[]) => Promise<void>)[] = [];
   /** What those listeners are still doing (drain() waits for it). */
   private readonly listening = new Set<Promise<void>>();
+  /** Jobs ever queued, and ever settled (committed or failed): jobs settle in queue order. */
+  private pushed = 0;
+  private settled = 0;
+  /** The job count that running drains wait to see settled (flushes go on until then). */
+  private drainTarget = 0;
+  private readonly drainWaiters: { target: number; reached: () => void }[] = [];
 
   constructor(
     private readonly database: DatabaseService,
@@ -127,7 +133,7 @@ export class EventWriter implements OnModuleInit {
     }
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onClose', async () => {
-      await this.drain();
+      await this.drainAll();
       // Drained: a timer still armed has nothing left to commit.
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
@@ -228,20 +234,53 @@ export class EventWriter implements OnModuleInit {
   }
 
   /**
-   * Commits everything queued so far (and anything queued meanwhile), and
-   * waits for the anonymous-event listeners those commits started.
+   * Commits everything queued so far, now (not on the timer), and waits for
+   * the anonymous-event listeners those commits started. Events queued
+   * meanwhile are not waited for: under steady traffic every request queues
+   * one, and a drain that waited for an empty queue (a login stitching its
+   * anonymous events, an erasure) took seconds.
    */
   async drain(): Promise<void> {
+    // Events whose policy check is still pending are queued when it ends: theirs too.
+    if (this.pendingDecisions.size > 0) await Promise.all([...this.pendingDecisions]);
+    const target = this.pushed;
+    if (this.settled < target) {
+      this.drainTarget = Math.max(this.drainTarget, target);
+      const reached = new Promise<void>((resolve) =>
+        this.drainWaiters.push({ target, reached: resolve }),
+      );
+      this.startFlush();
+      await reached;
+    }
+    if (this.listening.size > 0) await Promise.all([...this.listening]);
+  }
+
+  /** Shutdown: drains until nothing is queued, committing or listening any more. */
+  private async drainAll(): Promise<void> {
     for (;;) {
-      if (this.pendingDecisions.size > 0) await Promise.all(this.pendingDecisions);
-      else if (this.flushing) await this.flushing;
-      else if (this.queue.length > 0) await this.flush();
-      else if (this.listening.size > 0) await Promise.all(this.listening);
-      else return;
+      await this.drain();
+      const idle =
+        this.queue.length === 0 &&
+        !this.flushing &&
+        this.pendingDecisions.size === 0 &&
+        this.listening.size === 0;
+      if (idle) return;
+    }
+  }
+
+  /** `count` more jobs committed or failed: wakes the drains waiting for them. */
+  private settle(count: number): void {
+    this.settled += count;
+    for (let i = this.drainWaiters.length - 1; i >= 0; i--) {
+      if (this.drainWaiters[i].target <= this.settled) {
+        this.drainWaiters[i].reached();
+        this.drainWaiters.splice(i, 1);
+      }
     }
   }
 
   private push(job: Job): void {
+    this.pushed += 1;
     this.queue.push(job);
     this.queuedRows += job.rows.length;
     if (job.awaited) this.awaitedJobs += 1;
@@ -292,12 +331,15 @@ export class EventWriter implements OnModuleInit {
         const stored = await this.insertJobs(batch);
         batch.forEach((job, i) => job.resolve(stored[i]));
         this.committed(batch, stored.flat());
+        this.settle(batch.length);
       } catch (error) {
         await this.retryOneByOne(batch, error);
       }
-      // Rows that came in during the commit: explicit writes are committed at once, automatic
-      // events alone wait for their timer (unless a whole batch is there).
-      if (this.awaitedJobs === 0 && this.queuedRows < this.config.tracking.batchMax) break;
+      // Rows that came in during the commit: explicit writes, and rows a drain waits for, are
+      // committed at once; automatic events alone wait for their timer (unless a whole batch
+      // is there).
+      const waitedFor = this.awaitedJobs > 0 || this.settled < this.drainTarget;
+      if (!waitedFor && this.queuedRows < this.config.tracking.batchMax) break;
     }
   }
 
@@ -345,6 +387,7 @@ export class EventWriter implements OnModuleInit {
     if (batch.length === 1) {
       this.logger.error(`Event batch failed: ${(batchError as Error).message}`);
       batch[0].reject(batchError);
+      this.settle(1);
       return;
     }
     for (const job of batch) {
@@ -356,6 +399,7 @@ export class EventWriter implements OnModuleInit {
         this.logger.error(`Event write failed: ${(error as Error).message}`);
         job.reject(error);
       }
+      this.settle(1);
     }
   }
 
