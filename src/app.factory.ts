@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   FastifyError,
+  FastifyInstance,
   FastifyReply,
   FastifyRequest,
   LogController,
@@ -42,6 +43,42 @@ const forbiddenKey = () =>
     new Error('Body contains a forbidden key: __proto__, or prototype inside constructor'),
     { statusCode: 400, code: 'FST_ERR_CTP_FORBIDDEN_KEY' },
   );
+
+/**
+ * Bounds the bytes of request bodies being received and parsed at once
+ * (BODY_INFLIGHT_MAX_BYTES), by their declared length (a chunked body counts
+ * as BODY_LIMIT_BYTES): beyond it, 503 with Retry-After before the body is
+ * read. BODY_LIMIT_BYTES bounds one body; without this, a thousand
+ * concurrent 250 KB bodies (a parsed body takes several times its size)
+ * filled the default 256 MB heap and killed the process. Released when the
+ * response is done or the connection dropped.
+ */
+function limitBodiesInFlight(fastify: FastifyInstance, config: AppConfig): void {
+  const { bodyInflightMaxBytes: budget, bodyLimitBytes } = config.http;
+  let inFlight = 0;
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    const chunked = request.headers['transfer-encoding'] !== undefined;
+    const size = chunked
+      ? bodyLimitBytes
+      : Number.isFinite(declared)
+        ? Math.min(declared, bodyLimitBytes)
+        : 0;
+    if (size <= 0) return done();
+    if (inFlight + size > budget) {
+      void reply
+        .code(503)
+        .header('retry-after', '1')
+        .send(errorBody(503, 'Too many request bodies in flight; retry shortly', request.id, null));
+      return;
+    }
+    inFlight += size;
+    reply.raw.once('close', () => {
+      inFlight -= size;
+    });
+    done();
+  });
+}
 
 /** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
 const trustHops =
@@ -149,6 +186,8 @@ export async function createApp(
     }
     done();
   });
+  // After the headers hook: its 503 carries them like every answer.
+  limitBodiesInFlight(fastify, config);
 
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the

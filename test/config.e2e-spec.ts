@@ -84,6 +84,13 @@ describe('configuration values', () => {
     }
   });
 
+  it('refuses BODY_INFLIGHT_MAX_BYTES below BODY_LIMIT_BYTES (no largest body could pass)', () => {
+    expect(error({ BODY_LIMIT_BYTES: '4096', BODY_INFLIGHT_MAX_BYTES: '2048' })).toBe(
+      'Invalid configuration: BODY_INFLIGHT_MAX_BYTES must be at least BODY_LIMIT_BYTES (a body of the largest allowed size must fit)',
+    );
+    expect(error({ BODY_LIMIT_BYTES: '4096', BODY_INFLIGHT_MAX_BYTES: '4096' })).toBe('accepted');
+  });
+
   it('refuses a blank DATABASE_PATH, which would be a throwaway database', () => {
     expect(error({ DATABASE_PATH: '' })).toBe(
       'Invalid configuration: DATABASE_PATH must be a file path (or :memory:) (got "")',

@@ -1154,6 +1154,89 @@ describe('client timestamps under a short event retention', () => {
   });
 });
 
+describe('the queue bounded in bytes (TRACKING_QUEUE_MAX_BYTES)', () => {
+  it('answers 413 for a batch that could never fit, and 503 while queued rows fill it', async () => {
+    const t = await startTestApp({
+      TRACKING_QUEUE_MAX_BYTES: '65536',
+      TRACKING_FLUSH_MS: '1500',
+    });
+    try {
+      const s = await registerAndLogin(t, 'heavy');
+      await t.app.get(EventWriter).drain();
+      const batch = (n: number, tag: string) => ({
+        events: Array.from({ length: n }, (_, i) => ({
+          type: 'custom',
+          name: `${tag}${i}`,
+          properties: { blob: 'x'.repeat(7000) },
+        })),
+      });
+      const send = (body: object) =>
+        t.http().post('/api/track/events').set('authorization', s.bearer).send(body);
+      const tooLarge = await send(batch(10, 'big')).expect(413);
+      expect(tooLarge.body.message).toMatch(
+        /^The batch holds about \d+ bytes of events; this server queues at most 65536 \(TRACKING_QUEUE_MAX_BYTES\): send smaller batches$/,
+      );
+      // About 36 KB waits for its flush (1.5 s); another 36 KB does not fit beside it.
+      const first = Promise.resolve(send(batch(5, 'first')));
+      const writer = t.app.get(EventWriter);
+      for (let i = 0; i < 200 && writer.stats().queued === 0; i++) await sleep(5);
+      const full = await send(batch(5, 'second')).expect(503);
+      expect(full.headers['retry-after']).toBe('1');
+      expect((await first).status).toBe(200);
+      await send(batch(5, 'third')).expect(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('request bodies in flight (BODY_INFLIGHT_MAX_BYTES)', () => {
+  it('answers 503 while other bodies hold the budget, and lets requests in once they are done', async () => {
+    const t = await startTestApp({ BODY_LIMIT_BYTES: '1024', BODY_INFLIGHT_MAX_BYTES: '1536' });
+    try {
+      await t.app.listen(0, '127.0.0.1');
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      const body = JSON.stringify({ username: 'x', password: 'y', pad: 'p'.repeat(950) });
+      const post = (hold: boolean) =>
+        new Promise<{ status: number; text: string; finish: () => void }>((resolve, reject) => {
+          const req = http.request(
+            {
+              port,
+              host: '127.0.0.1',
+              method: 'POST',
+              path: '/auth/login',
+              headers: { 'content-type': 'application/json', 'content-length': body.length },
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, text, finish: () => {} }));
+            },
+          );
+          req.on('error', reject);
+          if (!hold) return req.end(body);
+          // Half the body now; the rest when the test says so.
+          req.write(body.slice(0, 100));
+          resolve({ status: 0, text: '', finish: () => req.end(body.slice(100)) });
+        });
+      const held = await post(true);
+      await sleep(100); // the held request has reached the server and holds its length
+      const refused = await post(false);
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.text)).toMatchObject({
+        status_code: 503,
+        message: 'Too many request bodies in flight; retry shortly',
+      });
+      held.finish();
+      await sleep(100);
+      const after = await post(false);
+      expect(after.status).toBe(400); // the padded body's unknown field: it got through
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('a batch larger than the whole queue', () => {
   it('answers 413 (not a 503 to retry forever) and stores nothing; a batch that fits is stored', async () => {
     const t = await startTestApp({ TRACKING_QUEUE_MAX: '5' });

@@ -10,6 +10,8 @@ export class AppConfig {
     readonly port: number;
     readonly host: string;
     readonly bodyLimitBytes: number;
+    /** Request bodies being received at once, in bytes (declared lengths): beyond, 503. */
+    readonly bodyInflightMaxBytes: number;
     /** Fastify's trustProxy: false, a number of proxy hops, or proxy addresses/CIDRs. */
     readonly trustProxy: false | number | string[];
     readonly corsOrigins: readonly string[];
@@ -62,6 +64,8 @@ export class AppConfig {
     readonly autoFlushMs: number;
     readonly batchMax: number;
     readonly queueMax: number;
+    /** Approximate bytes of the queued rows (their text): beyond, 503 (and 413 for one too large). */
+    readonly queueMaxBytes: number;
     readonly streamHeartbeatS: number;
     readonly ipAnonymization: boolean;
   };
@@ -91,6 +95,7 @@ export class AppConfig {
       port: env.PORT,
       host: env.HOST,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
+      bodyInflightMaxBytes: env.BODY_INFLIGHT_MAX_BYTES,
       trustProxy: env.TRUST_PROXY,
       corsOrigins: env.CORS_ORIGINS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
@@ -132,6 +137,7 @@ export class AppConfig {
       autoFlushMs: env.TRACKING_AUTO_FLUSH_MS,
       batchMax: env.TRACKING_BATCH_MAX,
       queueMax: env.TRACKING_QUEUE_MAX,
+      queueMaxBytes: env.TRACKING_QUEUE_MAX_BYTES,
       streamHeartbeatS: env.TRACKING_STREAM_HEARTBEAT_S,
       ipAnonymization: env.IP_ANONYMIZATION,
     };
@@ -163,6 +169,11 @@ export function loadConfig(raw: NodeJS.ProcessEnv = process.env): AppConfig {
   if ((adminUsername === undefined) !== (adminPassword === undefined)) {
     throw new ConfigError(
       'Invalid configuration: ADMIN_USERNAME and ADMIN_PASSWORD must be set together',
+    );
+  }
+  if (config.http.bodyInflightMaxBytes < config.http.bodyLimitBytes) {
+    throw new ConfigError(
+      'Invalid configuration: BODY_INFLIGHT_MAX_BYTES must be at least BODY_LIMIT_BYTES (a body of the largest allowed size must fit)',
     );
   }
   if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 256)) {

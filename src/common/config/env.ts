@@ -198,6 +198,7 @@ export const envSpec = {
     default: 'info',
   }),
   BODY_LIMIT_BYTES: int(1024, 104_857_600)({ default: 262_144 }),
+  BODY_INFLIGHT_MAX_BYTES: int(1024, 1_073_741_824)({ default: 16_777_216 }),
   TRUST_PROXY: trustProxy({ default: false }),
   CORS_ORIGINS: origins({ default: [] }),
   RATE_LIMIT_TTL_S: int(1, 86_400)({ default: 60 }),
@@ -238,6 +239,7 @@ export const envSpec = {
   TRACKING_AUTO_FLUSH_MS: int(1, 10_000)({ default: 250 }),
   TRACKING_BATCH_MAX: int(1, 10_000)({ default: 1000 }),
   TRACKING_QUEUE_MAX: int(1, 10_000_000)({ default: 100_000 }),
+  TRACKING_QUEUE_MAX_BYTES: int(65_536, 1_073_741_824)({ default: 33_554_432 }),
   TRACKING_STREAM_HEARTBEAT_S: int(1, 3600)({ default: 15 }),
   IP_ANONYMIZATION: bool({ default: true }),
 

@@ -25,8 +25,28 @@ import { SqliteWriterThread } from './sqlite-writer-thread.js';
 /** Rows per INSERT statement: 12 parameters each stays far below both databases' limits. */
 const ROWS_PER_STATEMENT = 500;
 
+/**
+ * Roughly what a queued row holds on the heap: its strings (properties JSON,
+ * path, name, user agent) and a fixed allowance for the rest of the object.
+ */
+const ROW_OVERHEAD_BYTES = 300;
+function jobBytes(rows: EventRow[]): number {
+  let bytes = 0;
+  for (const row of rows) {
+    bytes +=
+      ROW_OVERHEAD_BYTES +
+      (row.properties?.length ?? 0) +
+      (row.path?.length ?? 0) +
+      (row.name?.length ?? 0) +
+      (row.userAgent?.length ?? 0);
+  }
+  return bytes;
+}
+
 interface Job {
   rows: EventRow[];
+  /** jobBytes(rows). */
+  bytes: number;
   /** Someone waits for the stored rows (explicit writes); automatic events go unanswered. */
   awaited: boolean;
   resolve: (stored: StoredEvent[]) => void;
@@ -88,6 +108,8 @@ export class EventWriter implements OnModuleInit {
   private readonly logger = new Logger(EventWriter.name);
   private queue: Job[] = [];
   private queuedRows = 0;
+  /** rowBytes of the queued rows. */
+  private queuedBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   /** When the armed timer fires (ms since the epoch). */
   private timerDue = 0;
@@ -148,19 +170,26 @@ export class EventWriter implements OnModuleInit {
   }
 
   /**
-   * Throws what `write` would for `count` rows: 413 when they could never
-   * fit the queue, 503 while it is too full for them now. Lets a request
-   * refuse before it changes anything (such as starting a session).
+   * Throws what `write` would for `count` rows of `bytes` (rowBytes): 413
+   * when they could never fit the queue, 503 while it is too full for them
+   * now. Lets a request refuse before it changes anything (such as starting
+   * a session). The queue is bounded in rows and in bytes: 100,000 rows of
+   * 8 KB properties would hold 800 MB.
    */
-  assertRoomFor(count: number): void {
-    const { queueMax } = this.config.tracking;
+  assertRoomFor(count: number, bytes = 0): void {
+    const { queueMax, queueMaxBytes } = this.config.tracking;
     // Not 503 (retry): a batch larger than the whole queue would never fit.
     if (count > queueMax) {
       throw new PayloadTooLargeException(
         `The batch holds ${count} events; this server queues at most ${queueMax} (TRACKING_QUEUE_MAX): send smaller batches`,
       );
     }
-    if (this.queuedRows + count > queueMax) {
+    if (bytes > queueMaxBytes) {
+      throw new PayloadTooLargeException(
+        `The batch holds about ${bytes} bytes of events; this server queues at most ${queueMaxBytes} (TRACKING_QUEUE_MAX_BYTES): send smaller batches`,
+      );
+    }
+    if (this.queuedRows + count > queueMax || this.queuedBytes + bytes > queueMaxBytes) {
       throw new ServiceUnavailableException({
         message: 'The event queue is full; retry shortly',
         headers: { 'retry-after': '1' },
@@ -171,16 +200,19 @@ export class EventWriter implements OnModuleInit {
   /** Queues rows and resolves with those stored (duplicates left out) once committed. */
   write(rows: EventRow[]): Promise<StoredEvent[]> {
     if (rows.length === 0) return Promise.resolve([]);
-    this.assertRoomFor(rows.length);
+    const bytes = jobBytes(rows);
+    this.assertRoomFor(rows.length, bytes);
     return new Promise<StoredEvent[]>((resolve, reject) => {
-      this.push({ rows, awaited: true, resolve, reject });
+      this.push({ rows, bytes, awaited: true, resolve, reject });
     });
   }
 
   /** Queues rows without waiting; drops (and counts) them when the queue is full. */
   enqueue(rows: EventRow[]): void {
     if (rows.length === 0) return;
-    if (this.queuedRows + rows.length > this.config.tracking.queueMax) {
+    const bytes = jobBytes(rows);
+    const { queueMax, queueMaxBytes } = this.config.tracking;
+    if (this.queuedRows + rows.length > queueMax || this.queuedBytes + bytes > queueMaxBytes) {
       this.dropped += rows.length;
       if (this.dropped % 1000 === rows.length || rows.length >= 1000) {
         this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
@@ -189,6 +221,7 @@ export class EventWriter implements OnModuleInit {
     }
     this.push({
       rows,
+      bytes,
       awaited: false,
       resolve: () => undefined,
       reject: () => {
@@ -283,6 +316,7 @@ export class EventWriter implements OnModuleInit {
     this.pushed += 1;
     this.queue.push(job);
     this.queuedRows += job.rows.length;
+    this.queuedBytes += job.bytes;
     if (job.awaited) this.awaitedJobs += 1;
     if (this.queuedRows >= this.config.tracking.batchMax) this.startFlush();
     else if (!this.flushing) this.arm();
@@ -376,6 +410,7 @@ export class EventWriter implements OnModuleInit {
       if (batch.length > 0 && rows + next.rows.length > this.config.tracking.batchMax) break;
       batch.push(this.queue.shift()!);
       rows += next.rows.length;
+      this.queuedBytes -= next.bytes;
       if (next.awaited) this.awaitedJobs -= 1;
     }
     this.queuedRows -= rows;
