@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DatabaseService } from '../src/common/database/database.service';
 import { EventWriter } from '../src/modules/tracking/event-writer';
+import { LiveEventStream } from '../src/modules/tracking/live-stream.service';
 import { TrackingService } from '../src/modules/tracking/tracking.service';
 import type { EventRow } from '../src/modules/tracking/event-row';
 import type { SqliteWriterThread } from '../src/modules/tracking/sqlite-writer-thread';
@@ -1273,6 +1274,41 @@ describe('a batch larger than the whole queue', () => {
         .send(batch(5))
         .expect(200);
       expect(Number((await t.dataSource.query(custom))[0].n)).toBe(5);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('the live stream listener', () => {
+  it('keeps trying to listen again, with growing delays, until it can', async () => {
+    const t = await startTestApp();
+    try {
+      const stream = t.app.get<
+        LiveEventStream,
+        { listen: () => Promise<void>; reconnect: (delayMs: number) => void }
+      >(LiveEventStream);
+      const down = new Error('the database system is starting up');
+      const attempts: number[] = [];
+      const started = Date.now();
+      let succeeded!: () => void;
+      const done = new Promise<void>((resolve) => (succeeded = resolve));
+      const listen = jest.spyOn(stream, 'listen').mockImplementation(() => {
+        attempts.push(Date.now() - started);
+        if (attempts.length < 3) return Promise.reject(down);
+        succeeded();
+        return Promise.resolve();
+      });
+      try {
+        stream.reconnect(20);
+        await Promise.race([done, sleep(3000)]);
+        expect(attempts).toHaveLength(3);
+        // 20 ms, then 40 and 80 more: the delay doubles after each failure.
+        expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(35);
+        expect(attempts[2] - attempts[1]).toBeGreaterThanOrEqual(75);
+      } finally {
+        listen.mockRestore();
+      }
     } finally {
       await t.close();
     }

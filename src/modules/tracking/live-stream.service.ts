@@ -96,11 +96,39 @@ export class LiveEventStream implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`Live stream listener failed (${error.message}); reconnecting`);
       void client.end().catch(() => undefined);
       if (this.listener === client) this.listener = null;
-      if (!this.closing) setTimeout(() => void this.listen().catch(() => undefined), 1000);
+      this.reconnect(1000);
     });
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      // The caller retries: this client must not schedule a retry of its own as well.
+      client.removeAllListeners('error');
+      client.on('error', () => undefined);
+      void client.end().catch(() => undefined);
+      throw error;
+    }
     this.listener = client;
+  }
+
+  /**
+   * Listens again after `delayMs`, and keeps trying (doubling the delay up
+   * to a minute) while it fails: a failed connect emits no `error` event, so
+   * one attempt during a database restart left this instance's streams
+   * without the other instances' events until it restarted.
+   */
+  private reconnect(delayMs: number): void {
+    if (this.closing) return;
+    const timer = setTimeout(() => {
+      this.listen().then(
+        () => this.logger.log('Live stream listener reconnected'),
+        (error: Error) => {
+          this.logger.warn(`Live stream listener could not reconnect (${error.message})`);
+          this.reconnect(Math.min(delayMs * 2, 60_000));
+        },
+      );
+    }, delayMs);
+    timer.unref();
   }
 
   /** Streams the events another instance committed, while a stream is open here. */
