@@ -1411,6 +1411,46 @@ describe('the event writer on its own SQLite thread', () => {
     }
   });
 
+  it('commits on the main connection a flush that took the thread just before it died', async () => {
+    const t = await startTestApp();
+    try {
+      const s = await registerAndLogin(t, 'mid-crash');
+      await drain(t);
+      const thread = threadOf(t);
+      if (thread) {
+        // The flush takes the thread, then waits for the write lock, held here; the thread
+        // dies meanwhile. Its commit would never be answered: the write hung, and every drain.
+        let release!: () => void;
+        const held = t.app
+          .get(DatabaseService)
+          .exclusively(() => new Promise<void>((resolve) => (release = resolve)));
+        const tracked = t
+          .http()
+          .post('/api/track/page')
+          .set('authorization', s.bearer)
+          .send({ page: '/mid-crash' })
+          .then((res) => res.status);
+        await sleep(100); // the flush is waiting for the lock
+        await thread.terminate();
+        for (let i = 0; i < 100 && threadOf(t) !== null; i++) await sleep(5);
+        release();
+        await held;
+        const outcome = await Promise.race([tracked, sleep(3000).then(() => 'hung')]);
+        expect(outcome).toBe(200);
+      } else {
+        await t
+          .http()
+          .post('/api/track/page')
+          .set('authorization', s.bearer)
+          .send({ page: '/mid-crash' })
+          .expect(200);
+      }
+      expect(await countEvents(t, "path = '/mid-crash'")).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('keeps writing on the main connection once its thread died', async () => {
     const t = await startTestApp();
     try {

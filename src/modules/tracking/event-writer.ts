@@ -20,7 +20,7 @@ import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
 import { SummaryBatch } from './session-summaries.js';
 import { insertSqliteBatch } from './sqlite-event-batch.js';
-import { SqliteWriterThread } from './sqlite-writer-thread.js';
+import { SqliteWriterThread, WriterThreadGone } from './sqlite-writer-thread.js';
 
 /** Rows per INSERT statement: 12 parameters each stays far below both databases' limits. */
 const ROWS_PER_STATEMENT = 500;
@@ -449,10 +449,19 @@ export class EventWriter implements OnModuleInit {
     if (this.database.isPostgres) return this.insertJobsPostgres(jobs);
     const everyRow = this.live.observed;
     const sqliteJobs = jobs.map((job) => ({ rows: job.rows, keep: everyRow || job.awaited }));
+    const onMain = () =>
+      this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
     const thread = this.thread;
     const result = thread
-      ? await this.database.exclusively(() => thread.commit(sqliteJobs))
-      : await this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
+      ? await this.database
+          .exclusively(() => thread.commit(sqliteJobs))
+          .catch((error: unknown) => {
+            // The thread ended while this flush waited for the write lock: the jobs never
+            // reached it, so the main connection commits them (as it does from now on).
+            if (error instanceof WriterThreadGone) return onMain();
+            throw error;
+          })
+      : await onMain();
     this.rebuiltSummaries += result.rebuiltSummaries;
     return jobs.map((job, j) => {
       const ids = result.ids[j];

@@ -16,6 +16,13 @@ export type WriterReply =
   | { id: number; result: SqliteBatchResult }
   | { id: number; error: { message: string; code?: string } };
 
+/** A commit refused because the thread had already ended: it never reached the thread. */
+export class WriterThreadGone extends Error {
+  constructor(cause: Error) {
+    super(`The event writer's thread had ended: ${cause.message}`, { cause });
+  }
+}
+
 /**
  * Group commits of the SQLite event writer, run on a worker thread with its
  * own connection to the database file. better-sqlite3 is synchronous: on
@@ -46,6 +53,8 @@ export class SqliteWriterThread {
   >();
   private nextId = 1;
   private closing = false;
+  /** Why the thread ended, once it has: commits are refused from then on. */
+  private exitError: Error | null = null;
 
   constructor(databasePath: string, onExit: (error: Error) => void) {
     const workerData: WriterThreadData = {
@@ -70,6 +79,7 @@ export class SqliteWriterThread {
     this.worker.on('error', (error) => (failure = error));
     this.worker.on('exit', (code) => {
       const error = failure ?? new Error(`The event writer's thread exited with code ${code}`);
+      this.exitError = error;
       for (const waiting of this.pending.values()) waiting.reject(error);
       this.pending.clear();
       if (!this.closing) onExit(error);
@@ -78,6 +88,10 @@ export class SqliteWriterThread {
 
   /** Runs the jobs in one transaction on the thread; resolves once it committed. */
   commit(jobs: SqliteJob[]): Promise<SqliteBatchResult> {
+    // Exited already (a flush took this thread before waiting for the write lock): a message
+    // now would never be answered, and the flush, and every drain after it, would hang.
+    // Nothing was sent, so the caller may safely commit the jobs elsewhere.
+    if (this.exitError) return Promise.reject(new WriterThreadGone(this.exitError));
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
