@@ -3,7 +3,6 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   FastifyError,
-  FastifyInstance,
   FastifyReply,
   FastifyRequest,
   LogController,
@@ -51,33 +50,37 @@ const forbiddenKey = () =>
  * read. BODY_LIMIT_BYTES bounds one body; without this, a thousand
  * concurrent 250 KB bodies (a parsed body takes several times its size)
  * filled the default 256 MB heap and killed the process. Released when the
- * response is done or the connection dropped.
+ * response is done or the connection dropped. Returns the check, run in the
+ * onRequest hook (no hook of its own on the hot path); it answers and
+ * returns false when the request is refused.
  */
-function limitBodiesInFlight(fastify: FastifyInstance, config: AppConfig): void {
+function bodiesInFlight(config: AppConfig) {
   const { bodyInflightMaxBytes: budget, bodyLimitBytes } = config.http;
   let inFlight = 0;
-  fastify.addHook('onRequest', (request, reply, done) => {
-    const declared = Number(request.headers['content-length'] ?? 0);
-    const chunked = request.headers['transfer-encoding'] !== undefined;
-    const size = chunked
-      ? bodyLimitBytes
-      : Number.isFinite(declared)
-        ? Math.min(declared, bodyLimitBytes)
-        : 0;
-    if (size <= 0) return done();
+  return (request: FastifyRequest, reply: FastifyReply): boolean => {
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if (length === undefined && chunked === undefined) return true;
+    const declared = Number(length ?? 0);
+    const size =
+      chunked !== undefined
+        ? bodyLimitBytes
+        : Number.isFinite(declared)
+          ? Math.min(declared, bodyLimitBytes)
+          : 0;
+    if (size <= 0) return true;
     if (inFlight + size > budget) {
       void reply
         .code(503)
         .header('retry-after', '1')
         .send(errorBody(503, 'Too many request bodies in flight; retry shortly', request.id, null));
-      return;
+      return false;
     }
     inFlight += size;
     reply.raw.once('close', () => {
       inFlight -= size;
     });
-    done();
-  });
+    return true;
+  };
 }
 
 /** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
@@ -171,6 +174,7 @@ export async function createApp(
   // Security headers, the request id, and no-store where responses may carry tokens or
   // session state: one synchronous hook, no per-request middleware chain.
   const securityHeaders = staticSecurityHeaders(config);
+  const admitBody = bodiesInFlight(config);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.headers(securityHeaders).header('x-request-id', request.id);
     // PostgreSQL text cannot hold NUL: a %00 in a path or query value would fail the query
@@ -184,10 +188,8 @@ export async function createApp(
     if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
       void reply.header('cache-control', 'no-store');
     }
-    done();
+    if (admitBody(request, reply)) done();
   });
-  // After the headers hook: its 503 carries them like every answer.
-  limitBodiesInFlight(fastify, config);
 
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the
