@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DatabaseService } from '../src/common/database/database.service';
@@ -776,6 +777,51 @@ describe('tracking', () => {
   });
 });
 
+describe('late identity stitching', () => {
+  it('logs a failed lookup and leaves the writer working (events stay anonymous until the next)', async () => {
+    const t = await startTestApp();
+    const database = t.app.get(DatabaseService);
+    const writer = t.app.get(EventWriter);
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    // The lookup of upgraded sessions fails once (the writer's own chunked reads go through).
+    const queryInChunks = database.queryInChunks.bind(database);
+    let failures = 1;
+    let lookups = 0;
+    const lookup = jest
+      .spyOn(database, 'queryInChunks')
+      .mockImplementation((values, statement, manager) => {
+        if (!statement('?').includes('FROM sessions')) {
+          return queryInChunks(values, statement, manager);
+        }
+        lookups += 1;
+        if (failures-- > 0) return Promise.reject(new Error('connection reset'));
+        return queryInChunks(values, statement, manager);
+      });
+    try {
+      const anonymous = await t.http().post('/api/session').expect(201);
+      const token = anonymous.body.session_id as string;
+      await t.http().get('/api/session').set('authorization', `Bearer ${token}`).expect(200);
+      await writer.drain();
+      expect(lookups).toBe(1);
+      expect(errors).toHaveBeenCalledWith('Late identity stitching failed: connection reset');
+      // The writer goes on: the next anonymous commit is looked up again, without error.
+      await t.http().get('/api/session').set('authorization', `Bearer ${token}`).expect(200);
+      await writer.drain();
+      expect(lookups).toBe(2);
+      expect(errors).toHaveBeenCalledTimes(1);
+      const [{ n }] = await database.query<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM events WHERE type = 'api_request' AND session_id = ?",
+        [anonymous.body.session.id],
+      );
+      expect(Number(n)).toBe(2);
+    } finally {
+      lookup.mockRestore();
+      errors.mockRestore();
+      await t.close();
+    }
+  });
+});
+
 describe('identity stitching with several instances', () => {
   /**
    * Instance `b` holds an anonymous session's automatic event in its queue (nobody waits
@@ -1348,6 +1394,11 @@ describe('the event writer on its own SQLite thread', () => {
   /** The writer's thread: on a SQLite file only (PostgreSQL writes from the pool). */
   const threadOf = (t: TestApp) =>
     t.app.get<EventWriter, { thread: SqliteWriterThread | null }>(EventWriter).thread;
+  /** Ends the writer's thread as a crash would, and waits until the writer has noticed. */
+  const killThread = async (t: TestApp, thread: SqliteWriterThread) => {
+    await thread.terminate();
+    for (let i = 0; i < 100 && threadOf(t) !== null; i++) await sleep(5);
+  };
   /** Where the writer commits, as readiness reports it. */
   const writerNow = async (t: TestApp) =>
     (await t.http().get('/health/ready').expect(200)).body.tracking.writer;
@@ -1420,35 +1471,30 @@ describe('the event writer on its own SQLite thread', () => {
     try {
       const s = await registerAndLogin(t, 'mid-crash');
       await drain(t);
+      // SQLite: the flush takes the thread, then waits for the write lock, held here; the
+      // thread dies meanwhile. Its commit would never be answered: the write hung, and every
+      // drain. (PostgreSQL writes from the pool: the write simply commits.)
       const thread = threadOf(t);
+      let release = () => {};
+      const held = thread
+        ? t.app
+            .get(DatabaseService)
+            .exclusively(() => new Promise<void>((resolve) => (release = resolve)))
+        : Promise.resolve();
+      const tracked = t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: '/mid-crash' })
+        .then((res) => res.status);
       if (thread) {
-        // The flush takes the thread, then waits for the write lock, held here; the thread
-        // dies meanwhile. Its commit would never be answered: the write hung, and every drain.
-        let release!: () => void;
-        const held = t.app
-          .get(DatabaseService)
-          .exclusively(() => new Promise<void>((resolve) => (release = resolve)));
-        const tracked = t
-          .http()
-          .post('/api/track/page')
-          .set('authorization', s.bearer)
-          .send({ page: '/mid-crash' })
-          .then((res) => res.status);
         await sleep(100); // the flush is waiting for the lock
-        await thread.terminate();
-        for (let i = 0; i < 100 && threadOf(t) !== null; i++) await sleep(5);
+        await killThread(t, thread);
         release();
         await held;
-        const outcome = await Promise.race([tracked, sleep(3000).then(() => 'hung')]);
-        expect(outcome).toBe(200);
-      } else {
-        await t
-          .http()
-          .post('/api/track/page')
-          .set('authorization', s.bearer)
-          .send({ page: '/mid-crash' })
-          .expect(200);
       }
+      const outcome = await Promise.race([tracked, sleep(3000).then(() => 'hung')]);
+      expect(outcome).toBe(200);
       expect(await countEvents(t, "path = '/mid-crash'")).toBe(1);
     } finally {
       await t.close();
@@ -1463,10 +1509,7 @@ describe('the event writer on its own SQLite thread', () => {
       await drain(t);
       expect(await writerNow(t)).toBe(TEST_DB_TYPE === 'postgres' ? 'pool' : 'thread');
       const thread = threadOf(t);
-      if (thread) {
-        await thread.terminate();
-        for (let i = 0; i < 100 && threadOf(t) !== null; i++) await sleep(5);
-      }
+      if (thread) await killThread(t, thread);
       expect(threadOf(t)).toBeNull();
       await t
         .http()

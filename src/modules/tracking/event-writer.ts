@@ -108,7 +108,7 @@ export class EventWriter implements OnModuleInit {
   private readonly logger = new Logger(EventWriter.name);
   private queue: Job[] = [];
   private queuedRows = 0;
-  /** rowBytes of the queued rows. */
+  /** jobBytes of the queued rows. */
   private queuedBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   /** When the armed timer fires (ms since the epoch). */
@@ -170,7 +170,7 @@ export class EventWriter implements OnModuleInit {
   }
 
   /**
-   * Throws what `write` would for `count` rows of `bytes` (rowBytes): 413
+   * Throws what `write` would for `count` rows of `bytes` (jobBytes): 413
    * when they could never fit the queue, 503 while it is too full for them
    * now. Lets a request refuse before it changes anything (such as starting
    * a session). The queue is bounded in rows and in bytes: 100,000 rows of
@@ -189,12 +189,18 @@ export class EventWriter implements OnModuleInit {
         `The batch holds about ${bytes} bytes of events; this server queues at most ${queueMaxBytes} (TRACKING_QUEUE_MAX_BYTES): send smaller batches`,
       );
     }
-    if (this.queuedRows + count > queueMax || this.queuedBytes + bytes > queueMaxBytes) {
+    if (!this.hasRoomFor(count, bytes)) {
       throw new ServiceUnavailableException({
         message: 'The event queue is full; retry shortly',
         headers: { 'retry-after': '1' },
       });
     }
+  }
+
+  /** Whether the queue, bounded in rows and in bytes, has room for `count` more rows of `bytes`. */
+  private hasRoomFor(count: number, bytes: number): boolean {
+    const { queueMax, queueMaxBytes } = this.config.tracking;
+    return this.queuedRows + count <= queueMax && this.queuedBytes + bytes <= queueMaxBytes;
   }
 
   /** Queues rows and resolves with those stored (duplicates left out) once committed. */
@@ -211,8 +217,7 @@ export class EventWriter implements OnModuleInit {
   enqueue(rows: EventRow[]): void {
     if (rows.length === 0) return;
     const bytes = jobBytes(rows);
-    const { queueMax, queueMaxBytes } = this.config.tracking;
-    if (this.queuedRows + rows.length > queueMax || this.queuedBytes + bytes > queueMaxBytes) {
+    if (!this.hasRoomFor(rows.length, bytes)) {
       this.dropped += rows.length;
       if (this.dropped % 1000 === rows.length || rows.length >= 1000) {
         this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
