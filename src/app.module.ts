@@ -1,7 +1,6 @@
 import { DynamicModule, Module, Type } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import { AppController } from './app.controller.js';
 import { AppConfig } from './common/config/config.js';
@@ -9,6 +8,7 @@ import { ConfigModule } from './common/config/config.module.js';
 import { DatabaseModule } from './common/database/database.module.js';
 import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
+import { SchedulingModule } from './common/scheduling/scheduling.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
 import { ComplianceModule } from './modules/compliance/compliance.module.js';
@@ -31,7 +31,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         DatabaseModule,
         EventEmitterModule.forRoot(),
-        ScheduleModule.forRoot(),
+        SchedulingModule,
         ThrottlerModule.forRoot({
           throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
           // The default names the exception class ("ThrottlerException: Too Many Requests").

@@ -1,6 +1,7 @@
 import { Column, ColumnOptions } from 'typeorm';
 
-const toNumber = {
+/** bigint columns as numbers (PostgreSQL's driver returns int8 as text without it). */
+export const toNumber = {
   to: (value: number | null | undefined) => value,
   from: (value: string | number | null) => (value === null ? null : Number(value)),
 };

@@ -9,6 +9,7 @@ import { SessionPaths1763800000007 } from './0007-session-paths.js';
 import { SessionSummarySpanIndexes1763800000008 } from './0008-session-summary-span-indexes.js';
 import { LeanerEventIndexes1763800000009 } from './0009-leaner-event-indexes.js';
 import { SessionEventsOfUpgradedSessions1763800000010 } from './0010-session-events-of-upgraded-sessions.js';
+import { JobSlots1763800000011 } from './0011-job-slots.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -25,4 +26,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   SessionSummarySpanIndexes1763800000008,
   LeanerEventIndexes1763800000009,
   SessionEventsOfUpgradedSessions1763800000010,
+  JobSlots1763800000011,
 ];

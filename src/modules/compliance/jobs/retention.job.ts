@@ -1,7 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { AppConfig } from '../../../common/config/config.js';
-import { registerCronJob } from '../../../common/scheduling/cron.js';
+import { ScheduledJobs } from '../../../common/scheduling/scheduled-jobs.js';
 import { DataRetentionService } from '../data-retention.service.js';
 
 /** Runs the retention policies on RETENTION_CRON. */
@@ -11,13 +10,12 @@ export class RetentionJob implements OnApplicationBootstrap {
 
   constructor(
     private readonly retention: DataRetentionService,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly jobs: ScheduledJobs,
     private readonly config: AppConfig,
   ) {}
 
   onApplicationBootstrap(): void {
-    registerCronJob(
-      this.scheduler,
+    this.jobs.register(
       'retention',
       this.config.compliance.retention.cron,
       () => this.retention.run('schedule'),

@@ -1,7 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { AppConfig } from '../../../common/config/config.js';
-import { registerCronJob } from '../../../common/scheduling/cron.js';
+import { ScheduledJobs } from '../../../common/scheduling/scheduled-jobs.js';
 import { SessionCleanupService } from '../session-cleanup.service.js';
 
 export const SESSION_CLEANUP_JOB = 'session-cleanup';
@@ -13,13 +12,12 @@ export class SessionCleanupJob implements OnApplicationBootstrap {
 
   constructor(
     private readonly cleanup: SessionCleanupService,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly jobs: ScheduledJobs,
     private readonly config: AppConfig,
   ) {}
 
   onApplicationBootstrap(): void {
-    registerCronJob(
-      this.scheduler,
+    this.jobs.register(
       SESSION_CLEANUP_JOB,
       this.config.session.cleanupCron,
       () => this.cleanup.run(),

@@ -1,0 +1,16 @@
+import { Entity, PrimaryColumn } from 'typeorm';
+import { EpochMsColumn, toNumber } from '../database/columns.js';
+
+/** A scheduled run of a job that an instance claimed (migration 0011, ScheduledJobs). */
+@Entity('job_slots')
+export class JobSlot {
+  @PrimaryColumn({ type: 'varchar', length: 64 })
+  job!: string;
+
+  /** The cron time of the run, epoch ms: the same on every instance whatever its clock. */
+  @PrimaryColumn({ name: 'slot_at', type: 'bigint', transformer: toNumber })
+  slotAt!: number;
+
+  @EpochMsColumn({ name: 'claimed_at' })
+  claimedAt!: number;
+}
