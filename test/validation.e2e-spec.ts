@@ -7,7 +7,7 @@ type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 const FORMAT_MESSAGE = 'Validation failed: format must be one of the following values: json, csv';
 const BAD_CURSOR = 'cursor is not a cursor returned by this list';
-const NOT_A_UUID = 'Validation failed (uuid is expected)';
+const NOT_A_UUID = 'id must be a UUID';
 const UNKNOWN_USER = '00000000-0000-4000-8000-000000000000';
 const SESSION_DATA_KEY = 'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"';
 
@@ -16,7 +16,19 @@ const SESSION_DATA_KEY = 'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_
  * a 400 (or 404) with a message that names the problem, and changes nothing
  * in any table. `who` is the caller: a signed-in user or the admin.
  */
-const CASES: [string, Method, string, object | null, 'user' | 'admin', number, string][] = [
+/** The cases' columns; `field`: the one field a 400's `details` names (none: the body as a whole). */
+type Case = [
+  name: string,
+  method: Method,
+  url: string,
+  body: object | null,
+  who: 'user' | 'admin',
+  status: number,
+  message: string,
+  field?: string,
+];
+
+const CASES: Case[] = [
   // Journeys and reports
   [
     'journey: session_id not a UUID',
@@ -26,6 +38,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: session_id must be a UUID',
+    'session_id',
   ],
   [
     'journey: forged cursor',
@@ -35,6 +48,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     BAD_CURSOR,
+    'cursor',
   ],
   [
     'journey: from after to',
@@ -44,6 +58,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'from must be before to',
+    'from',
   ],
   [
     'user report: a range (it covers all activity)',
@@ -53,6 +68,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: property from should not exist',
+    'from',
   ],
   [
     'user report: unknown format',
@@ -62,6 +78,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     FORMAT_MESSAGE,
+    'format',
   ],
   [
     'system report: unknown format',
@@ -71,6 +88,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     FORMAT_MESSAGE,
+    'format',
   ],
   [
     'system report: unknown time zone',
@@ -80,6 +98,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'tz "Mars/Base" is not an IANA time zone',
+    'tz',
   ],
   [
     'live stream: user_id not a UUID',
@@ -89,6 +108,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'Validation failed: user_id must be a UUID',
+    'user_id',
   ],
   [
     'activities: from after to',
@@ -98,6 +118,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'from must be before to',
+    'from',
   ],
   [
     'admin activities: from equal to to',
@@ -107,6 +128,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'from must be before to',
+    'from',
   ],
   // Audit log and session events
   [
@@ -117,6 +139,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'Validation failed: user_id must be a UUID',
+    'user_id',
   ],
   [
     'audit: action too long',
@@ -126,8 +149,18 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'Validation failed: action must be shorter than or equal to 64 characters',
+    'action',
   ],
-  ['audit: bad cursor', 'get', '/api/admin/audit?cursor=garbage', null, 'admin', 400, BAD_CURSOR],
+  [
+    'audit: bad cursor',
+    'get',
+    '/api/admin/audit?cursor=garbage',
+    null,
+    'admin',
+    400,
+    BAD_CURSOR,
+    'cursor',
+  ],
   // Crafted cursors that PostgreSQL itself would refuse with an error (once a 500 there).
   [
     'session events: cursor id past the integer column',
@@ -137,6 +170,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     BAD_CURSOR,
+    'cursor',
   ],
   [
     'users: cursor with a NUL in its text',
@@ -146,6 +180,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     BAD_CURSOR,
+    'cursor',
   ],
   [
     'session events: user_id not a UUID',
@@ -155,6 +190,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'Validation failed: user_id must be a UUID',
+    'user_id',
   ],
   [
     'session events: bad cursor',
@@ -164,6 +200,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     BAD_CURSOR,
+    'cursor',
   ],
   [
     'session events: limit 0',
@@ -173,6 +210,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     'Validation failed: limit must not be less than 1',
+    'limit',
   ],
   // Consent
   [
@@ -183,6 +221,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     BAD_CURSOR,
+    'cursor',
   ],
   [
     'consent history: limit 0',
@@ -192,6 +231,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: limit must not be less than 1',
+    'limit',
   ],
   [
     'consent: bad policy version',
@@ -201,6 +241,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: policy_version must be 1-32 characters of A-Z, a-z, 0-9, ".", "_" or "-"',
+    'policy_version',
   ],
   // User ids in paths
   [
@@ -211,6 +252,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     NOT_A_UUID,
+    'id',
   ],
   [
     'admin revoke of a non-UUID',
@@ -220,6 +262,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     NOT_A_UUID,
+    'id',
   ],
   [
     'admin activities of a non-UUID',
@@ -229,6 +272,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     NOT_A_UUID,
+    'id',
   ],
   [
     'admin export of a non-UUID',
@@ -238,6 +282,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     NOT_A_UUID,
+    'id',
   ],
   [
     'admin erasure of a non-UUID',
@@ -247,6 +292,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'admin',
     400,
     NOT_A_UUID,
+    'id',
   ],
   [
     'admin sessions of an unknown user',
@@ -302,6 +348,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     SESSION_DATA_KEY,
+    'key',
   ],
   [
     'session data: delete a bad key',
@@ -311,6 +358,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     SESSION_DATA_KEY,
+    'key',
   ],
   [
     'session data: delete a missing key',
@@ -330,6 +378,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: password must be longer than or equal to 1 characters, password must be a string',
+    'password',
   ],
   [
     'reauth: password too long',
@@ -339,6 +388,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: password must be shorter than or equal to 256 characters',
+    'password',
   ],
   [
     'login: remember_me not a boolean',
@@ -348,6 +398,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: remember_me must be a boolean value',
+    'remember_me',
   ],
   [
     'login: username too long',
@@ -357,6 +408,7 @@ const CASES: [string, Method, string, object | null, 'user' | 'admin', number, s
     'user',
     400,
     'Validation failed: username must be shorter than or equal to 64 characters',
+    'username',
   ],
   // Preferences
   [
@@ -385,13 +437,19 @@ describe('bad input, route by route', () => {
     await t.close();
   });
 
-  it.each(CASES)('%s', async (_name, method, url, body, who, status, message) => {
+  // A rest parameter: with more named parameters than a row has, Jest would pass `done`.
+  it.each(CASES)('%s', async (...row: Case) => {
+    const [, method, url, body, who, status, message, field] = row;
     const before = await databaseSnapshot(t);
     // `:self`: the calling user's own id (a user that exists).
     const target = url.replace(':self', callers.user!.userId);
     const req = t.http()[method](target).set('authorization', callers[who]!.bearer);
     const res = await (body === null ? req : req.send(body));
     expect([res.status, res.body.message]).toEqual([status, message]);
+    // A 400 about a field names it in `details`, and each of its errors names it too.
+    const details = res.body.details as { field: string; errors: string[] }[] | undefined;
+    expect(details?.map((d) => d.field)).toEqual(field === undefined ? undefined : [field]);
+    for (const error of details?.[0]?.errors ?? []) expect(error).toContain(field);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(await databaseSnapshot(t)).toBe(before);
   });

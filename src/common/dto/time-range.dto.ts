@@ -1,6 +1,6 @@
-import { BadRequestException } from '@nestjs/common';
 import { IsOptional } from 'class-validator';
 import { IsIsoTimestamp } from '../validation/iso-timestamp.validator.js';
+import { invalidField } from '../validation/invalid-field.js';
 
 /** A half-open time range `[from, to)` given as ISO-8601 strings. */
 export class TimeRangeDto {
@@ -17,5 +17,5 @@ export class TimeRangeDto {
 
 /** 400 unless `from` is before `to`: an empty or reversed range is a mistake, not an empty answer. */
 export function assertRangeOrder(from: number, to: number): void {
-  if (from >= to) throw new BadRequestException('from must be before to');
+  if (from >= to) throw invalidField('from', 'must be before to');
 }

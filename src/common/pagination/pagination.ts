@@ -1,7 +1,7 @@
-import { BadRequestException } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { invalidField } from '../validation/invalid-field.js';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
@@ -72,7 +72,11 @@ export function decodeCursor(cursor: string, shape: CursorShape): CursorKey {
   } catch {
     // fall through to the error below
   }
-  throw new BadRequestException('cursor is not a cursor returned by this list');
+  throw invalidField(
+    'cursor',
+    'must be a cursor returned by this list',
+    'cursor is not a cursor returned by this list',
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
-import { BadRequestException } from '@nestjs/common';
 import { DateTime, IANAZone } from 'luxon';
 import { assertRangeOrder } from '../../common/dto/time-range.dto.js';
+import { invalidField } from '../../common/validation/invalid-field.js';
 
 export const MAX_RANGE_DAYS = 400;
 const DAY_MS = 86_400_000;
@@ -20,7 +20,11 @@ export function resolveRange(
   const from = input.from ? Date.parse(input.from) : to - defaultDays * DAY_MS;
   assertRangeOrder(from, to);
   if (to - from > MAX_RANGE_DAYS * DAY_MS) {
-    throw new BadRequestException(`The range may span at most ${MAX_RANGE_DAYS} days`);
+    throw invalidField(
+      'from',
+      `must be at most ${MAX_RANGE_DAYS} days before to`,
+      `The range may span at most ${MAX_RANGE_DAYS} days`,
+    );
   }
   return { from, to };
 }
@@ -28,7 +32,7 @@ export function resolveRange(
 export function resolveZone(tz: string | undefined): string {
   if (tz === undefined) return 'UTC';
   if (!IANAZone.isValidZone(tz))
-    throw new BadRequestException(`tz "${tz}" is not an IANA time zone`);
+    throw invalidField('tz', 'must be an IANA time zone', `tz "${tz}" is not an IANA time zone`);
   return tz;
 }
 

@@ -5,7 +5,6 @@ import {
   Get,
   HttpCode,
   Param,
-  ParseUUIDPipe,
   Post,
   Query,
   Req,
@@ -39,6 +38,7 @@ import { ErasureService } from './erasure.service.js';
 import { ExportService } from './export.service.js';
 import { processingRecord } from './processing.js';
 import { ApiNoSuchUser } from '../users/existing-user.pipe.js';
+import { parseUuid } from '../../common/validation/invalid-field.js';
 
 function attachment(
   stream: Awaited<ReturnType<ExportService['export']>>,
@@ -141,7 +141,7 @@ export class AdminComplianceController {
   @ApiOkResponse({ description: EXPORT_DESCRIPTION, schema: { type: 'object' } })
   @ApiNoSuchUser()
   async export(
-    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Param('id', parseUuid('id')) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<StreamableFile> {
     return attachment(await this.exports.export(userId, auditContext(request)), userId);
@@ -154,7 +154,7 @@ export class AdminComplianceController {
   @ApiOkResponse({ type: ErasureResultDto })
   @ApiNoSuchUser()
   eraseUser(
-    @Param('id', new ParseUUIDPipe()) userId: string,
+    @Param('id', parseUuid('id')) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<ErasureResultDto> {
     return this.erasure.erase(userId, 'admin', auditContext(request));

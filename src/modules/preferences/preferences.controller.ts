@@ -1,5 +1,4 @@
 import {
-  BadRequestException,
   Body,
   Controller,
   Delete,
@@ -17,6 +16,7 @@ import { auditContext } from '../../common/audit.js';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser } from '../../common/auth/auth.decorators.js';
 import { PreferencesService } from './preferences.service.js';
+import { invalidField } from '../../common/validation/invalid-field.js';
 
 const PREFERENCES_EXAMPLE = {
   theme: 'dark',
@@ -81,7 +81,11 @@ export class PreferencesController {
       !('value' in payload) ||
       Object.keys(payload).length !== 1
     ) {
-      throw new BadRequestException('The body must be {"value": <the new value>}');
+      throw invalidField(
+        'value',
+        'is required, and the only field',
+        'The body must be {"value": <the new value>}',
+      );
     }
     return this.preferences.setOne(user.id, key, payload.value, auditContext(request));
   }

@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, Param, ParseUUIDPipe, Query, Req } from '@nestjs/common';
+import { Controller, Delete, Get, Param, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
@@ -14,6 +14,7 @@ import {
 } from './dto/session.dto.js';
 import { SessionEventsService } from './session-events.service.js';
 import { SessionService } from './session.service.js';
+import { parseUuid } from '../../common/validation/invalid-field.js';
 
 @ApiTags('admin')
 @Roles('admin')
@@ -30,7 +31,7 @@ export class AdminSessionsController {
   @ApiOkResponse({ type: SessionListDto })
   @ApiNoSuchUser()
   async list(
-    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
+    @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
   ): Promise<SessionListDto> {
     const live = await this.sessions.listLive(userId);
     return { items: live.map((s) => ({ ...this.sessions.toDto(s), current: false })) };
@@ -41,7 +42,7 @@ export class AdminSessionsController {
   @ApiOkResponse({ type: RevokedCountDto })
   @ApiNoSuchUser()
   async revokeAll(
-    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
+    @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<RevokedCountDto> {
     const revoked = await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip);

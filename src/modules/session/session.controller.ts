@@ -1,5 +1,4 @@
 import {
-  BadRequestException,
   Body,
   Controller,
   Delete,
@@ -32,12 +31,11 @@ import {
 import { setSessionCookie } from './session-cookie.js';
 import { SessionDataService } from './session-data.service.js';
 import { SessionService } from './session.service.js';
+import { invalidField } from '../../common/validation/invalid-field.js';
 
 function assertKey(key: string): string {
   if (!SESSION_DATA_KEY_PATTERN.test(key)) {
-    throw new BadRequestException(
-      'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"',
-    );
+    throw invalidField('key', 'must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"');
   }
   return key;
 }
@@ -121,8 +119,7 @@ export class SessionController {
     @Param('key') key: string,
     @Body() dto: PutSessionDataDto,
   ): Promise<SessionDataEntryDto> {
-    if (dto.value === undefined)
-      throw new BadRequestException('value is required (any JSON value)');
+    if (dto.value === undefined) throw invalidField('value', 'is required (any JSON value)');
     await this.data.put(session.id, assertKey(key), dto.value);
     return { key, value: dto.value };
   }

@@ -1,7 +1,8 @@
-import { Controller, Get, Param, ParseUUIDPipe, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
+import { parseUuid } from '../../common/validation/invalid-field.js';
 import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
 import { TrackingService } from './tracking.service.js';
@@ -26,7 +27,7 @@ export class ActivitiesController {
   @ApiOkResponse({ type: ActivityPageDto })
   @ApiNoSuchUser()
   listForUser(
-    @Param('id', new ParseUUIDPipe(), ExistingUserPipe) userId: string,
+    @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
     @Query() query: ActivitiesQueryDto,
   ): Promise<ActivityPageDto> {
     return this.tracking.listActivities(userId, query);

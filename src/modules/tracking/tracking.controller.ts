@@ -1,13 +1,4 @@
-import {
-  BadRequestException,
-  Body,
-  Controller,
-  HttpCode,
-  Post,
-  Req,
-  Res,
-  UnauthorizedException,
-} from '@nestjs/common';
+import { Body, Controller, HttpCode, Post, Req, Res, UnauthorizedException } from '@nestjs/common';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
@@ -26,6 +17,7 @@ import {
 } from './dto/tracking.dto.js';
 import { normalizePagePath, normalizeReferrer } from './page-path.js';
 import { TrackingActor, TrackingService } from './tracking.service.js';
+import { invalidField } from '../../common/validation/invalid-field.js';
 
 /** The tracking routes are public, but without a session they need anonymous sessions. */
 const NO_ANONYMOUS_SESSIONS =
@@ -59,7 +51,7 @@ export class TrackingController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TrackedDto> {
     const path = normalizePagePath(dto.page);
-    if (!path) throw new BadRequestException('page must be a path or an http(s) URL');
+    if (!path) throw invalidField('page', 'must be a path or an http(s) URL');
     const { actor, token } = await this.actorFor(request, reply, 1);
     const properties: Record<string, unknown> = { ...(dto.properties ?? {}) };
     if (dto.title !== undefined) properties.title = dto.title;

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Query, Req } from '@nestjs/common';
+import { Body, Controller, Get, Param, Patch, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
 import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
@@ -8,6 +8,7 @@ import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
 import { ListUsersQueryDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto.js';
 import { ApiNoSuchUser } from './existing-user.pipe.js';
 import { UsersService } from './users.service.js';
+import { parseUuid } from '../../common/validation/invalid-field.js';
 
 @ApiTags('admin')
 @Roles('admin')
@@ -30,7 +31,7 @@ export class AdminUsersController {
   @ApiNoSuchUser()
   @ApiResponse({ status: 409, description: 'An admin tried to disable or demote themselves' })
   async update(
-    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('id', parseUuid('id')) id: string,
     @Body() dto: UpdateUserDto,
     @CurrentUser() actor: AuthUser,
     @Req() request: FastifyRequest,
