@@ -59,6 +59,52 @@ describe('system endpoints', () => {
     expect(yaml.text).toContain('/api/analytics/report:');
   });
 
+  it('GET /docs-json states the limits validation enforces where they are named constants', async () => {
+    // The Swagger plugin reads literal arguments of class-validator decorators only: these
+    // limits come from constants or expressions and are stated with ApiProperty.
+    const doc = (await t.http().get('/docs-json').expect(200)).body as {
+      components: { schemas: Record<string, { properties: Record<string, object> }> };
+      paths: Record<string, Record<string, { parameters: { name: string; schema: object }[] }>>;
+    };
+    const property = (schema: string, name: string) =>
+      doc.components.schemas[schema].properties[name];
+    const parameter = (path: string, name: string) =>
+      doc.paths[path].get.parameters.find((p) => p.name === name)?.schema;
+    expect(property('RegisterDto', 'username')).toMatchObject({
+      pattern: '^[A-Za-z0-9._-]{3,64}$',
+      minLength: 3,
+      maxLength: 64,
+    });
+    expect(property('TrackPageDto', 'page')).toMatchObject({ minLength: 1, maxLength: 2048 });
+    expect(property('TrackPageDto', 'referrer')).toMatchObject({ maxLength: 2048 });
+    expect(property('BatchEventDto', 'page')).toMatchObject({ minLength: 1, maxLength: 2048 });
+    for (const [schema, name] of [
+      ['TrackActionDto', 'action'],
+      ['TrackActionDto', 'feature'],
+      ['BatchEventDto', 'name'],
+    ]) {
+      expect(property(schema, name)).toMatchObject({ pattern: '^[A-Za-z0-9._:/-]{1,128}$' });
+    }
+    // Whole numbers are integers, not any number.
+    expect(property('FunnelDto', 'window_s')).toMatchObject({
+      type: 'integer',
+      minimum: 60,
+      maximum: 7_776_000,
+    });
+    expect(property('RetentionDto', 'periods')).toMatchObject({ type: 'integer' });
+    expect(parameter('/api/activities', 'limit')).toEqual({
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+    });
+    expect(parameter('/api/analytics/patterns', 'n')).toEqual({
+      type: 'integer',
+      minimum: 2,
+      maximum: 4,
+    });
+    expect(parameter('/api/analytics/active-users', 'hours')).toMatchObject({ type: 'integer' });
+  });
+
   it('GET /docs-json documents a success response for every operation', async () => {
     const res = await t.http().get('/docs-json').expect(200);
     type Operation = { responses: Record<string, { content?: unknown }> };

@@ -12,6 +12,7 @@ export class PaginationQueryDto {
   // Explicit: the Swagger metadata generator reads *.dto.ts files only.
   @ApiPropertyOptional({
     description: 'Items per page, 1-1000 (default 50)',
+    type: 'integer',
     minimum: 1,
     maximum: MAX_PAGE_SIZE,
   })

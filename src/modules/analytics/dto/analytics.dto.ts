@@ -1,4 +1,4 @@
-import { ApiProperty, IntersectionType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { TimeRangeDto } from '../../../common/dto/time-range.dto.js';
 import { Transform, Type } from 'class-transformer';
 import {
@@ -45,6 +45,7 @@ export class ActiveUsersQueryDto {
   @IsOptional()
   @Type(() => Number)
   @IsInt()
+  @ApiPropertyOptional({ type: 'integer' })
   @Min(1)
   @Max(8760)
   readonly hours?: number;
@@ -67,6 +68,7 @@ export class LimitedRangeQueryDto extends RangeQueryDto {
   @IsOptional()
   @Type(() => Number)
   @IsInt()
+  @ApiPropertyOptional({ type: 'integer' })
   @Min(1)
   @Max(1000)
   readonly limit?: number;
@@ -77,6 +79,7 @@ export class PatternsQueryDto extends LimitedRangeQueryDto {
   @IsOptional()
   @Type(() => Number)
   @IsInt()
+  @ApiPropertyOptional({ type: 'integer' })
   @Min(2)
   @Max(4)
   readonly n?: number;
@@ -164,6 +167,7 @@ export class FunnelDto extends TimeRangeDto {
   /** Conversion window from step 1, 60 s to 90 days (default 14 days). */
   @IsOptional()
   @IsInt()
+  @ApiPropertyOptional({ type: 'integer', maximum: 90 * 86_400 })
   @Min(60)
   @Max(90 * 86_400)
   readonly window_s?: number;
@@ -195,6 +199,7 @@ export class RetentionDto extends TimeRangeDto {
   /** Periods after the cohort's, 1-52 (default 8). */
   @IsOptional()
   @IsInt()
+  @ApiPropertyOptional({ type: 'integer' })
   @Min(1)
   @Max(52)
   readonly periods?: number;

@@ -1,4 +1,4 @@
-import { ApiProperty, IntersectionType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { TimeRangeDto } from '../../../common/dto/time-range.dto.js';
 import {
   ArrayMaxSize,
@@ -28,6 +28,7 @@ export class TrackPageDto {
   /** Page path or URL; stored without query string or trailing slash. */
   @IsString()
   @Length(1, MAX_PATH_LENGTH)
+  @ApiProperty({ minLength: 1, maxLength: MAX_PATH_LENGTH })
   readonly page!: string;
 
   @IsPresentOrAbsent()
@@ -38,6 +39,7 @@ export class TrackPageDto {
   @IsPresentOrAbsent()
   @IsString()
   @MaxLength(MAX_PATH_LENGTH)
+  @ApiPropertyOptional({ maxLength: MAX_PATH_LENGTH })
   readonly referrer?: string;
 
   /** JSON object, at most 8 KB and 5 levels deep. */
@@ -50,6 +52,7 @@ export class TrackActionDto {
   /** The real action name, e.g. `checkout.submit`. */
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiProperty({ pattern: NAME_PATTERN.source })
   readonly action!: string;
 
   /** JSON object, at most 8 KB and 5 levels deep. */
@@ -67,6 +70,7 @@ export class TrackActionDto {
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiPropertyOptional({ pattern: NAME_PATTERN.source })
   readonly feature?: string;
 }
 
@@ -90,12 +94,14 @@ export class BatchEventDto {
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiPropertyOptional({ pattern: NAME_PATTERN.source })
   readonly name?: string;
 
   /** Page path: required for `page_view`, kept (normalised) for any type, e.g. where an error happened. */
   @IsOptional()
   @IsString()
   @Length(1, MAX_PATH_LENGTH)
+  @ApiPropertyOptional({ minLength: 1, maxLength: MAX_PATH_LENGTH })
   readonly page?: string;
 
   @IsOptional()

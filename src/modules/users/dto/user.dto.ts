@@ -20,6 +20,7 @@ export class RegisterDto {
   @Matches(USERNAME_PATTERN, {
     message: `username ${USERNAME_RULE}`,
   })
+  @ApiProperty({ pattern: USERNAME_PATTERN.source, minLength: 3, maxLength: 64 })
   readonly username!: string;
 
   /** 8-256 characters. */
