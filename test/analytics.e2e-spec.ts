@@ -883,6 +883,30 @@ describe('analytics', () => {
       expect(total).toBeGreaterThanOrEqual(2);
     });
 
+    it('counts each minute of the realtime view whole (events at different milliseconds of one minute)', async () => {
+      type Minute = { minute: string; events: number };
+      const minuteOf = async (at: number) =>
+        (
+          (await get('/api/analytics/realtime').expect(200)).body.events_per_minute as Minute[]
+        ).find((m) => m.minute === new Date(at).toISOString())!.events;
+      const tenMinutesAgo = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
+      const before = [await minuteOf(tenMinutesAgo), await minuteOf(tenMinutesAgo + 60_000)];
+      await insertEvents(
+        t,
+        [5_000, 6_001, 59_999].map((offset, i) => ({
+          user: uid('rt', i),
+          session: uid('rs', i),
+          type: 'custom' as const,
+          name: 'x',
+          at: tenMinutesAgo + offset,
+        })),
+      );
+      expect([await minuteOf(tenMinutesAgo), await minuteOf(tenMinutesAgo + 60_000)]).toEqual([
+        before[0] + 3,
+        before[1],
+      ]);
+    });
+
     it('validates hours', async () => {
       for (const hours of ['0', 'abc', '1.5']) {
         const res = await get(`/api/analytics/active-users?hours=${hours}`).expect(400);

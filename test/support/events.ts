@@ -45,6 +45,14 @@ export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<
   await t.app.get(SessionSummaries).rebuild(events.map((e) => e.session));
 }
 
-/** Deterministic UUID-shaped ids for fixtures: `uid('u', 1)`. */
-export const uid = (prefix: string, n: number) =>
-  `00000000-0000-4000-8000-${(prefix.charCodeAt(0).toString(16) + String(n).padStart(10, '0')).slice(-12)}`;
+/**
+ * Deterministic UUID-shaped ids for fixtures: `uid('u', 1)`. The last group
+ * is the whole prefix in hex, then `n`: distinct prefixes give distinct ids
+ * (`uid('cs', 1)` and `uid('cz', 1)` once were the same id).
+ */
+export const uid = (prefix: string, n: number) => {
+  const tag = Buffer.from(prefix).toString('hex');
+  const digits = String(n).padStart(12 - tag.length, '0');
+  if (tag.length + digits.length !== 12) throw new Error(`uid('${prefix}', ${n}) does not fit`);
+  return `00000000-0000-4000-8000-${tag}${digits}`;
+};

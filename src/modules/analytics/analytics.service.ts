@@ -187,12 +187,14 @@ export class AnalyticsService {
     const end = Math.floor(now / minute) * minute + minute;
     const start = end - 30 * minute;
     const p = new Params();
+    // `start` inlined as an integer literal: better-sqlite3 binds numbers as REAL, which
+    // made the division fractional and grouped the events by millisecond, not by minute.
     const perMinute = await this.query<{ m: number; n: number }>(
-      `SELECT (occurred_at - ${p.add(start)}) / ${minute} AS m, COUNT(*) AS n FROM events
+      `SELECT (occurred_at - ${Math.trunc(start)}) / ${minute} AS m, COUNT(*) AS n FROM events
        WHERE ${inRange(p, start, end)} GROUP BY 1`,
       p,
     );
-    const counts = new Map(perMinute.map((r) => [Math.floor(Number(r.m)), num(r.n)]));
+    const counts = new Map(perMinute.map((r) => [Number(r.m), num(r.n)]));
     return {
       active_users: await this.activeActors({ from: now - 5 * minute, to: now + 1 }),
       events_per_minute: Array.from({ length: 30 }, (_, i) => ({
