@@ -666,6 +666,40 @@ describe('analytics', () => {
       ]);
     });
 
+    it('starts each day afresh where a daylight-saving change skips midnight', async () => {
+      // America/Santiago moves from UTC-4 to UTC-3 at midnight on 2026-09-06: that day starts
+      // at 01:00 (04:00Z), the next at 00:00 (2026-09-07T03:00Z). 00:30 on the 7th is 03:30Z.
+      await insertEvents(t, [
+        {
+          user: uid('dst', 1),
+          session: uid('dss', 1),
+          type: 'custom',
+          name: 'santiago',
+          at: '2026-09-07T03:30:00Z',
+        },
+      ]);
+      const res = await post('/api/analytics/retention', {
+        start: { type: 'custom', name: 'santiago' },
+        period: 'day',
+        periods: 1,
+        tz: 'America/Santiago',
+        from: '2026-09-05T04:00:00Z',
+        to: '2026-09-09T03:00:00Z',
+      }).expect(200);
+      expect(
+        res.body.cohorts.map((c: { cohort: string; start: string; size: number }) => [
+          c.cohort,
+          c.start,
+          c.size,
+        ]),
+      ).toEqual([
+        ['2026-09-05', '2026-09-05T04:00:00.000Z', 0],
+        ['2026-09-06', '2026-09-06T04:00:00.000Z', 0],
+        ['2026-09-07', '2026-09-07T03:00:00.000Z', 1],
+        ['2026-09-08', '2026-09-08T03:00:00.000Z', 0],
+      ]);
+    });
+
     it('takes only cohorts whose period starts in [from, to)', async () => {
       // Two actors first seen a day apart, across a Monday (week start in UTC).
       await insertEvents(t, [
@@ -1234,6 +1268,49 @@ describe('analytics over sessions that straddle the range', () => {
       { date: '2025-03-30', dau: 1, wau: 1, mau: 1, stickiness: 1 },
       { date: '2025-03-31', dau: 1, wau: 1, mau: 1, stickiness: 1 },
     ]);
+  });
+
+  it('counts days where a daylight-saving change skips midnight from their real start', async () => {
+    // America/Santiago: 2026-09-06 starts at 01:00 (04:00Z); the 7th and 8th at 00:00 (03:00Z).
+    // One actor at 00:30 on the 8th (03:30Z), the other at 00:30 on the 7th (03:30Z).
+    await insertEvents(t, [
+      {
+        user: uid('dsa', 1),
+        session: uid('dsb', 1),
+        type: 'custom',
+        name: 'x',
+        at: '2026-09-08T03:30:00Z',
+      },
+      {
+        user: uid('dsa', 2),
+        session: uid('dsb', 2),
+        type: 'custom',
+        name: 'x',
+        at: '2026-09-07T03:30:00Z',
+      },
+    ]);
+    const range = 'from=2026-09-05T04:00:00Z&to=2026-09-09T03:00:00Z&tz=America/Santiago';
+    for (const includeApi of [true, false]) {
+      const res = await get(
+        `/api/analytics/active-users/series?${range}&include_api=${includeApi}`,
+      ).expect(200);
+      expect([
+        includeApi,
+        res.body.items.map((d: { date: string; dau: number; wau: number }) => [
+          d.date,
+          d.dau,
+          d.wau,
+        ]),
+      ]).toEqual([
+        includeApi,
+        [
+          ['2026-09-05', 0, 0],
+          ['2026-09-06', 0, 0],
+          ['2026-09-07', 1, 1],
+          ['2026-09-08', 1, 2],
+        ],
+      ]);
+    }
   });
 
   it('leaves api_request out of durations and active users with include_api=false', async () => {

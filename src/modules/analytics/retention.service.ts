@@ -99,6 +99,9 @@ export class RetentionService {
    */
   static defaultRange(period: Period, periods: number, zone: string, now = Date.now()): Range {
     const current = periodStart(now, period, zone);
-    return { from: current.minus({ [`${period}s`]: periods - 1 }).toMillis(), to: now };
+    // startOf again: a day a daylight-saving change starts at 01:00 must start there, not at the
+    // hour `minus` lands on.
+    const from = current.minus({ [`${period}s`]: periods - 1 }).startOf(period);
+    return { from: from.toMillis(), to: now };
   }
 }

@@ -52,21 +52,28 @@ export function periodStart(at: number, period: Period, zone: string): DateTime 
 
 /** Consecutive periods from the one containing `from` up to the one containing `to - 1`. */
 export function bucketsCovering(range: Range, period: Period, zone: string): Bucket[] {
+  const first = periodStart(range.from, period, zone);
   const buckets: Bucket[] = [];
-  let cursor = periodStart(range.from, period, zone);
-  while (cursor.toMillis() < range.to) {
-    const next = cursor.plus({ [`${period}s`]: 1 });
-    buckets.push({ label: cursor.toISODate()!, start: cursor.toMillis(), end: next.toMillis() });
-    cursor = next;
+  for (let i = 0; ; i++) {
+    const [bucket] = periodsFrom(first, period, 1, i);
+    if (bucket.start >= range.to) return buckets;
+    buckets.push(bucket);
   }
-  return buckets;
 }
 
-/** `n` consecutive periods starting at `start`. */
-export function periodsFrom(start: DateTime, period: Period, n: number): Bucket[] {
+/**
+ * `n` consecutive periods, from the one containing `start` (skipping the
+ * first `offset`). Each starts at the start of its period, taken afresh,
+ * and ends where the next starts. Stepping from the previous start instead
+ * went wrong where a daylight-saving change skips midnight (America/Santiago,
+ * Atlantic/Azores): that day starts at 01:00, and every later day began at
+ * 01:00 too, an hour late.
+ */
+export function periodsFrom(start: DateTime, period: Period, n: number, offset = 0): Bucket[] {
+  const unit = `${period}s`;
+  const startOf = (i: number) => start.plus({ [unit]: i }).startOf(period);
   return Array.from({ length: n }, (_, i) => {
-    const s = start.plus({ [`${period}s`]: i });
-    const e = s.plus({ [`${period}s`]: 1 });
-    return { label: s.toISODate()!, start: s.toMillis(), end: e.toMillis() };
+    const s = startOf(offset + i);
+    return { label: s.toISODate()!, start: s.toMillis(), end: startOf(offset + i + 1).toMillis() };
   });
 }
