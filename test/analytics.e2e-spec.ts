@@ -388,6 +388,49 @@ describe('analytics', () => {
       expect(await counts('*DMI*', '*zeta')).toEqual([1, 1]); // substring: /ADMIN, beta.zeta
     });
 
+    it('matches wildcard page patterns against paths as they are stored (percent-encoded)', async () => {
+      const at = (minute: number) => `2023-05-02T10:${String(minute).padStart(2, '0')}:00Z`;
+      // Tracked as /café/menu and /my page/: stored normalised.
+      await insertEvents(t, [
+        {
+          user: uid('pe', 1),
+          session: uid('ps', 1),
+          type: 'page_view',
+          path: '/caf%C3%A9/menu',
+          at: at(0),
+        },
+        {
+          user: uid('pe', 2),
+          session: uid('ps', 2),
+          type: 'page_view',
+          path: '/my%20page',
+          at: at(1),
+        },
+        { user: uid('pe', 3), session: uid('ps', 3), type: 'page_view', path: '/cafe', at: at(2) },
+      ]);
+      const firstStep = async (page: string) => {
+        const res = await post('/api/analytics/funnel', {
+          steps: [{ type: 'page_view', page }, { type: 'custom' }],
+          from: '2023-05-02T00:00:00Z',
+          to: '2023-05-03T00:00:00Z',
+        }).expect(200);
+        return [page, res.body.steps[0].count];
+      };
+      for (const [page, count] of [
+        ['/café/menu', 1],
+        ['/café*', 1],
+        ['/café/*', 1],
+        ['*é/menu', 1],
+        ['*afé*', 1],
+        ['/my page*', 1],
+        ['*page/', 1],
+        ['*y pag*', 1],
+        ['/caf*', 2],
+      ] as const) {
+        expect(await firstStep(page)).toEqual([page, count]);
+      }
+    });
+
     it('mixes steps with only a type and page-view steps with a page (SQLite once gave 500)', async () => {
       const at = (minute: number) => `2023-06-01T10:${String(minute).padStart(2, '0')}:00Z`;
       const u1 = { user: uid('mx', 1), session: uid('my', 1) };

@@ -1,6 +1,6 @@
 import type { EventMatcherDto } from './dto/analytics.dto.js';
 import { EVENT_TYPES } from '../tracking/entities/event.entity.js';
-import { normalizePagePath } from '../tracking/page-path.js';
+import { encodePathText, normalizePagePath } from '../tracking/page-path.js';
 import { COUNT_COLUMN, COUNT_COLUMNS, PATH_ITEM_OF } from '../tracking/session-summaries.js';
 export { PATH_ITEM } from '../tracking/session-summaries.js';
 import type { Range } from './time-buckets.js';
@@ -299,15 +299,27 @@ function matchText(column: string, pattern: string, p: Params): string {
     AND substr(${column}, length(${column}) - ${p.add(length)} + 1) = ${p.add(core)})`;
 }
 
+/**
+ * A page matcher written as stored paths are (see normalizePagePath): a
+ * whole path normalised; the text of a wildcard pattern percent-encoded
+ * (`/café/*` matches the stored `/caf%C3%A9/menu`), and a suffix pattern
+ * without its trailing slashes, as stored paths have none (`*page/`
+ * matches `/my%20page`).
+ */
+function pagePattern(page: string): string {
+  const anyStart = page.startsWith('*');
+  const anyEnd = page.length > 1 && page.endsWith('*');
+  if (!anyStart && !anyEnd) return normalizePagePath(page) ?? page;
+  let core = encodePathText(page.slice(anyStart ? 1 : 0, anyEnd ? -1 : undefined));
+  if (!anyEnd) core = core.replace(/\/+$/, '');
+  return `${anyStart ? '*' : ''}${core}${anyEnd ? '*' : ''}`;
+}
+
 /** SQL condition for an event matcher. */
 export function matcherSql(matcher: EventMatcherDto, p: Params, alias = ''): string {
   const parts = [`${alias}type = ${p.add(matcher.type)}`];
   if (matcher.name) parts.push(matchText(`${alias}name`, matcher.name, p));
-  if (matcher.page) {
-    const hasWildcard = matcher.page.startsWith('*') || matcher.page.endsWith('*');
-    const page = hasWildcard ? matcher.page : (normalizePagePath(matcher.page) ?? matcher.page);
-    parts.push(matchText(`${alias}path`, page, p));
-  }
+  if (matcher.page) parts.push(matchText(`${alias}path`, pagePattern(matcher.page), p));
   return `(${parts.join(' AND ')})`;
 }
 

@@ -1,4 +1,4 @@
-import { normalizePagePath, normalizeReferrer } from './page-path';
+import { encodePathText, normalizePagePath, normalizeReferrer } from './page-path';
 
 describe('normalizePagePath', () => {
   it.each([
@@ -31,5 +31,18 @@ describe('normalizePagePath', () => {
     expect(normalizeReferrer('/from/inside?x=1')).toBe('/from/inside');
     expect(normalizeReferrer('mailto:alice@example.com')).toBeNull();
     expect(normalizeReferrer('javascript:alert(1)')).toBeNull();
+  });
+});
+
+describe('encodePathText', () => {
+  it.each([
+    ['/caf\u00e9/', '/caf%C3%A9/'],
+    ['my page', 'my%20page'],
+    ['page/', 'page/'],
+    ['%C3%A9', '%C3%A9'],
+    ['a?b#c', 'a%3Fb%23c'],
+    ['a\\b', 'a/b'],
+  ])('%j -> %j (as a stored path would hold it)', (input, expected) => {
+    expect(encodePathText(input)).toBe(expected);
   });
 });

@@ -27,6 +27,19 @@ export function normalizePagePath(page: string): string | null {
   return path.length <= MAX_PATH_LENGTH ? path : null;
 }
 
+/**
+ * Part of a path written as stored paths are: percent-encoded by the same
+ * URL parser normalizePagePath uses (`/café` -> `/caf%C3%A9`, a space ->
+ * `%20`), for the text of wildcard page patterns, which are not whole paths.
+ * `?` and `#` are kept as characters of the path (encoded), not cut off as
+ * a query or fragment; the text is parsed between two letters so that its
+ * first and last characters stay what they are.
+ */
+export function encodePathText(text: string): string {
+  const escaped = text.replace(/\?/g, '%3F').replace(/#/g, '%23');
+  return new URL(`/a${escaped}a`, BASE).pathname.slice(2, -1);
+}
+
 /** A referrer reduced to origin + path (no query string); null unless it is a web URL or path. */
 export function normalizeReferrer(referrer: string): string | null {
   let url: URL;
