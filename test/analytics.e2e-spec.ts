@@ -255,6 +255,15 @@ describe('analytics', () => {
       ]);
     });
 
+    it('takes a page item as tracked pages are stored (a URL, a trailing slash, a query)', async () => {
+      for (const item of ['/home/', 'https://app.example/home?ref=mail', '/home#top']) {
+        const res = await get(
+          `/api/analytics/transitions?${A_RANGE}&item=${encodeURIComponent(item)}`,
+        ).expect(200);
+        expect([item, res.body.item, res.body.total]).toEqual([item, '/home', 4]);
+      }
+    });
+
     it('requires the item of a transition query', async () => {
       for (const query of ['', '&item=', `&item=${'x'.repeat(2049)}`, '&item=a&item=b']) {
         const res = await get(`/api/analytics/transitions?${A_RANGE}${query}`).expect(400);
@@ -429,6 +438,42 @@ describe('analytics', () => {
       ] as const) {
         expect(await firstStep(page)).toEqual([page, count]);
       }
+    });
+
+    it('matches automatic api_request events by their name, which has a space', async () => {
+      const at = (minute: number) => `2023-05-03T10:${String(minute).padStart(2, '0')}:00Z`;
+      await insertEvents(t, [
+        {
+          user: uid('ap', 1),
+          session: uid('aq', 1),
+          type: 'api_request',
+          name: 'GET /api/things/:id',
+          at: at(0),
+        },
+        {
+          user: uid('ap', 1),
+          session: uid('aq', 1),
+          type: 'api_request',
+          name: 'POST /api/things',
+          at: at(1),
+        },
+        {
+          user: uid('ap', 2),
+          session: uid('aq', 2),
+          type: 'api_request',
+          name: 'GET /api/things/:id',
+          at: at(2),
+        },
+      ]);
+      const res = await post('/api/analytics/funnel', {
+        steps: [
+          { type: 'api_request', name: 'GET /api/things/:id' },
+          { type: 'api_request', name: 'POST *' },
+        ],
+        from: '2023-05-03T00:00:00Z',
+        to: '2023-05-04T00:00:00Z',
+      }).expect(200);
+      expect(res.body.steps.map((step: { count: number }) => step.count)).toEqual([2, 1]);
     });
 
     it('mixes steps with only a type and page-view steps with a page (SQLite once gave 500)', async () => {

@@ -28,6 +28,7 @@ import {
   sessionsInRange,
 } from './sql.js';
 import { COUNT_COLUMN } from '../tracking/session-summaries.js';
+import { normalizePagePath } from '../tracking/page-path.js';
 
 const SEPARATOR = ' > ';
 export const EXIT_ITEM = '$exit';
@@ -212,7 +213,15 @@ export class BehaviourService {
    * Paths from the rollup (see sessionPaths); with api_request items, from
    * the events.
    */
-  async transitions(range: Range, item: string, includeApi: boolean) {
+  /**
+   * `item` is matched as paths are stored: a page path or URL is normalised
+   * first (`/café/` is the stored `/caf%C3%A9`); event types and
+   * `action:<name>` items are taken as they are.
+   */
+  async transitions(range: Range, requested: string, includeApi: boolean) {
+    const item = /^(\/|https?:\/\/)/i.test(requested)
+      ? (normalizePagePath(requested) ?? requested)
+      : requested;
     // Sessions are split into parts run side by side; the parts' counts add up.
     const parts = await this.database.queryParts<{ next: string | null; n: number }>((part) => {
       const p = new Params();

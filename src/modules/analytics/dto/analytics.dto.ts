@@ -142,8 +142,10 @@ export class EventMatcherDto {
 
   @IsOptional()
   @IsString()
-  @Matches(/^\*?[A-Za-z0-9._:/-]{0,128}\*?$/, {
-    message: 'name must be an action name with an optional * at either end',
+  // A space too: automatic api_request events are named `<METHOD> <route>` (`GET /api/session`).
+  @Matches(/^\*?[A-Za-z0-9._:/ -]{0,128}\*?$/, {
+    message:
+      'name must be an event name (A-Z, a-z, 0-9, ".", "_", ":", "/", "-" or a space, at most 128) with an optional * at either end',
   })
   readonly name?: string;
 
