@@ -3,6 +3,7 @@ import { ConfigError } from './common/config/env.js';
 import { loadConfig } from './common/config/config.js';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
+import { prepareSqliteFile } from './common/database/data-source-options.js';
 
 /**
  * Starts the server. Configuration is validated before anything else so a bad
@@ -17,6 +18,7 @@ async function bootstrap(): Promise<void> {
   let config;
   try {
     config = loadConfig(process.env);
+    if (config.database.type === 'sqlite') prepareSqliteFile(config.database.path);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnServer } from './support/spawn-server';
@@ -47,6 +47,26 @@ describe('configuration validation at start-up', () => {
     expect(result.stderr.trim()).toBe(
       'Invalid configuration: DATABASE_URL is set but DB_TYPE is not: set DB_TYPE=postgres to use it (or DB_TYPE=sqlite to ignore it)',
     );
+  });
+
+  it('exits 1 with one line when DATABASE_PATH cannot be opened (no retries, no stack trace)', async () => {
+    const notADirectory = path.join(cwd, 'plain-file');
+    writeFileSync(notADirectory, 'text');
+    const notADatabase = path.join(cwd, 'notes.txt');
+    writeFileSync(notADatabase, 'these are notes, not a SQLite database; '.repeat(10));
+    for (const [file, reason] of [
+      [path.join(notADirectory, 'app.db'), 'EEXIST'],
+      [notADatabase, 'file is not a database'],
+    ]) {
+      const started = Date.now();
+      const result = await start({ DATABASE_PATH: file, LOG_LEVEL: 'info' });
+      expect([file, result.code]).toEqual([file, 1]);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      const prefix = `Invalid configuration: DATABASE_PATH "${file}" cannot be opened as a SQLite database: `;
+      expect([lines[0].startsWith(prefix), lines[0].includes(reason)]).toEqual([true, true]);
+      expect(Date.now() - started).toBeLessThan(15_000); // TypeORM's retries took 27 s
+    }
   });
 
   it('exits 1 on a boolean that is not one', async () => {

@@ -2,9 +2,35 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { types } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
+import Database from 'better-sqlite3';
+import { ConfigError } from '../config/env.js';
 import type { AppConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionPragmas } from './sqlite-connection.js';
+
+/**
+ * Makes sure the SQLite file at `file` can be opened (created, with its
+ * directory, when missing), or throws a ConfigError naming DATABASE_PATH and
+ * the reason. Opening it here once costs a few milliseconds; found later,
+ * inside Nest's start-up, the same failure printed a stack trace and only
+ * after TypeORM's connection retries.
+ */
+export function prepareSqliteFile(file: string): void {
+  if (file === ':memory:') return;
+  try {
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const db = new Database(file);
+    try {
+      db.pragma('user_version'); // reads the header: "file is not a database" shows here
+    } finally {
+      db.close();
+    }
+  } catch (error) {
+    throw new ConfigError(
+      `Invalid configuration: DATABASE_PATH "${file}" cannot be opened as a SQLite database: ${(error as Error).message}`,
+    );
+  }
+}
 
 /**
  * TypeORM options for either database. Entities are not listed here: each
@@ -32,9 +58,7 @@ export function buildDataSourceOptions(database: AppConfig['database']): DataSou
       extra: { max: database.poolMax },
     };
   }
-  if (database.path !== ':memory:') {
-    mkdirSync(path.dirname(path.resolve(database.path)), { recursive: true });
-  }
+  prepareSqliteFile(database.path);
   return {
     ...common,
     type: 'better-sqlite3',

@@ -25,6 +25,9 @@ const MIGRATION_LOCK = 'schema-migrations';
       useFactory: (config: AppConfig) => ({
         ...buildDataSourceOptions(config.database),
         autoLoadEntities: true,
+        // A SQLite file that fails to open will not open on a retry (the default: 9 more,
+        // 3 s apart); a PostgreSQL server may still be starting.
+        ...(config.database.type === 'sqlite' ? { retryAttempts: 0 } : {}),
       }),
     }),
   ],
