@@ -1242,37 +1242,63 @@ describe('the queue bounded in bytes (TRACKING_QUEUE_MAX_BYTES)', () => {
 });
 
 describe('request bodies in flight (BODY_INFLIGHT_MAX_BYTES)', () => {
-  it('answers 503 while other bodies hold the budget, and lets requests in once they are done', async () => {
-    const t = await startTestApp({ BODY_LIMIT_BYTES: '1024', BODY_INFLIGHT_MAX_BYTES: '1536' });
+  // Budget 1536 bytes, bodies of at most 1024: a held body of 1000 bytes (or a chunked one,
+  // counted as 1024) leaves room for bodies of at most 536 (512) bytes.
+  const LIMITS = { BODY_LIMIT_BYTES: '1024', BODY_INFLIGHT_MAX_BYTES: '1536' };
+  const loginBody = (padding: number) =>
+    JSON.stringify({ username: 'x', password: 'y', pad: 'p'.repeat(padding) });
+
+  /**
+   * POSTs `body` to /auth/login on `port`: whole, or (`hold`) only its first
+   * 100 bytes until `finish` is called. `chunked`: without a content-length.
+   */
+  const open: http.ClientRequest[] = [];
+  const post = (port: number, body: string, options: { hold?: boolean; chunked?: boolean } = {}) =>
+    new Promise<{ status: number; text: string; finish: () => void }>((resolve, reject) => {
+      const req = http.request(
+        {
+          port,
+          host: '127.0.0.1',
+          method: 'POST',
+          path: '/auth/login',
+          headers: {
+            'content-type': 'application/json',
+            ...(options.chunked
+              ? { 'transfer-encoding': 'chunked' }
+              : { 'content-length': body.length }),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, finish: () => {} }));
+        },
+      );
+      req.on('error', reject);
+      open.push(req);
+      if (!options.hold) return req.end(body);
+      req.write(body.slice(0, 100));
+      resolve({ status: 0, text: '', finish: () => req.end(body.slice(100)) });
+    });
+
+  const withServer = async (test: (port: number) => Promise<void>) => {
+    const t = await startTestApp(LIMITS);
     try {
       await t.app.listen(0, '127.0.0.1');
-      const { port } = t.app.getHttpServer().address() as AddressInfo;
-      const body = JSON.stringify({ username: 'x', password: 'y', pad: 'p'.repeat(950) });
-      const post = (hold: boolean) =>
-        new Promise<{ status: number; text: string; finish: () => void }>((resolve, reject) => {
-          const req = http.request(
-            {
-              port,
-              host: '127.0.0.1',
-              method: 'POST',
-              path: '/auth/login',
-              headers: { 'content-type': 'application/json', 'content-length': body.length },
-            },
-            (res) => {
-              let text = '';
-              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, text, finish: () => {} }));
-            },
-          );
-          req.on('error', reject);
-          if (!hold) return req.end(body);
-          // Half the body now; the rest when the test says so.
-          req.write(body.slice(0, 100));
-          resolve({ status: 0, text: '', finish: () => req.end(body.slice(100)) });
-        });
-      const held = await post(true);
+      await test((t.app.getHttpServer().address() as AddressInfo).port);
+    } finally {
+      // A failed assertion leaves a held body unfinished: closing would wait for it forever.
+      for (const req of open.splice(0)) req.destroy();
+      await t.close();
+    }
+  };
+
+  it('answers 503 while other bodies hold the budget, and lets requests in once they are done', () =>
+    withServer(async (port) => {
+      const body = loginBody(950);
+      const held = await post(port, body, { hold: true });
       await sleep(100); // the held request has reached the server and holds its length
-      const refused = await post(false);
+      const refused = await post(port, body);
       expect(refused.status).toBe(503);
       expect(JSON.parse(refused.text)).toMatchObject({
         status_code: 503,
@@ -1280,12 +1306,22 @@ describe('request bodies in flight (BODY_INFLIGHT_MAX_BYTES)', () => {
       });
       held.finish();
       await sleep(100);
-      const after = await post(false);
+      const after = await post(port, body);
       expect(after.status).toBe(400); // the padded body's unknown field: it got through
-    } finally {
-      await t.close();
-    }
-  });
+    }));
+
+  it('counts a chunked body (no declared length) as BODY_LIMIT_BYTES while it is received', () =>
+    withServer(async (port) => {
+      const held = await post(port, loginBody(10), { hold: true, chunked: true });
+      await sleep(100);
+      // 1024 held: a 500-byte body still fits (1524), a 600-byte one does not (1624).
+      expect((await post(port, loginBody(450))).status).toBe(400);
+      expect((await post(port, loginBody(550))).status).toBe(503);
+      expect((await post(port, loginBody(10), { chunked: true })).status).toBe(503);
+      held.finish();
+      await sleep(100);
+      expect((await post(port, loginBody(550))).status).toBe(400);
+    }));
 });
 
 describe('a batch larger than the whole queue', () => {
