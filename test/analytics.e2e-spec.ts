@@ -1502,10 +1502,22 @@ describe('analytics of one user', () => {
       event_breakdown: { page_view: 1, action: 1, login: 1, api_request: 1 },
     });
     expect(res.body.total_activities).toBe(4);
-    expect(Date.parse(res.body.first_activity)).toBeLessThanOrEqual(
-      Date.parse(res.body.last_activity),
+    // The exact first and last times, and the one session's duration, from the stored rows.
+    const [span] = await t.dataSource.query<{ first: string; last: string }[]>(
+      `SELECT MIN(occurred_at) AS first, MAX(occurred_at) AS last FROM events
+       WHERE user_id = '${login.body.user_id}'`,
     );
-    expect(res.body.avg_session_duration_s).toBeGreaterThanOrEqual(0);
+    const [first, last] = [Number(span.first), Number(span.last)];
+    expect(last).toBeGreaterThan(first);
+    expect([
+      res.body.first_activity,
+      res.body.last_activity,
+      res.body.avg_session_duration_s,
+    ]).toEqual([
+      new Date(first).toISOString(),
+      new Date(last).toISOString(),
+      (last - first) / 1000,
+    ]);
   });
 
   it('returns the current session journey in time order, paginated to older steps', async () => {
@@ -1556,12 +1568,29 @@ describe('analytics of one user', () => {
       ),
     ).toEqual(['login', '/a']);
     expect(older.body.next_cursor).toBeNull();
+    // Another user's session, with events in it, is not the caller's to read.
+    const stranger = await registerAndLogin(t, 'walker-stranger');
+    await t
+      .http()
+      .post('/api/track/page')
+      .set('authorization', stranger.bearer)
+      .send({ page: '/stranger-secret' })
+      .expect(200);
     const other = await t
       .http()
-      .get('/api/analytics/journey?session_id=00000000-0000-4000-8000-000000000000')
+      .get(`/api/analytics/journey?session_id=${stranger.sessionId}`)
       .set('authorization', bearer)
       .expect(200);
     expect(other.body).toEqual({ journey: [], steps: 0, next_cursor: null });
+    const own = await t
+      .http()
+      .get(`/api/analytics/journey?session_id=${stranger.sessionId}`)
+      .set('authorization', stranger.bearer)
+      .expect(200);
+    expect(own.body.journey.map((s: { page: string | null }) => s.page)).toEqual([
+      null,
+      '/stranger-secret',
+    ]);
   });
 
   it('returns the journey of a time range across the caller’s sessions', async () => {

@@ -634,8 +634,49 @@ describe('tracking', () => {
       });
     });
 
+    it('reads a date as UTC midnight and a date-time at its offset, as the README says', async () => {
+      const s = await registerAndLogin(t, 'calendar');
+      const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10); // yesterday, UTC
+      const batch = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({
+          events: [
+            {
+              event_id: 'tz-1',
+              type: 'custom',
+              name: 'tz.offset',
+              occurred_at: `${day}T10:30:00+01:00`,
+            },
+          ],
+        })
+        .expect(200);
+      expect(batch.body.accepted).toBe(1);
+      await drain(t);
+      const [stored] = await eventsOf(t, `user_id = '${s.userId}' AND event_id = 'tz-1'`);
+      expect(Number(stored.occurred_at)).toBe(Date.parse(`${day}T09:30:00Z`));
+      const list = async (from: string) =>
+        (
+          await t
+            .http()
+            .get(`/api/activities?type=custom&from=${encodeURIComponent(from)}`)
+            .set('authorization', s.bearer)
+            .expect(200)
+        ).body.items.map((item: { event_id: string; occurred_at: string }) => [
+          item.event_id,
+          item.occurred_at,
+        ]);
+      const expected = [['tz-1', `${day}T09:30:00.000Z`]];
+      expect(await list(day)).toEqual(expected);
+      expect(await list(`${day}T00:00:00Z`)).toEqual(expected);
+      // The offset counts: 10:30+01:00 is the event's instant (from is inclusive), 10:31 after it.
+      expect(await list(`${day}T10:30:00+01:00`)).toEqual(expected);
+      expect(await list(`${day}T10:31:00+01:00`)).toEqual([]);
+    });
+
     it('validates its query', async () => {
-      const s = await login(t, 'historian');
+      const s = await registerAndLogin(t, 'query-checker');
       for (const q of [
         'type=bogus',
         'from=yesterday',
@@ -656,7 +697,10 @@ describe('tracking', () => {
           .get(`/api/activities?${q}`)
           .set('authorization', s.bearer)
           .expect(400);
-        if (q.startsWith('cursor=W')) {
+        // The field the query got wrong, named in `details`.
+        const field = q.split('=')[0];
+        expect([q, res.body.details?.map((d: { field: string }) => d.field)]).toEqual([q, [field]]);
+        if (field === 'cursor') {
           expect(res.body.message).toBe('cursor is not a cursor returned by this list');
         }
       }
@@ -677,6 +721,35 @@ describe('tracking', () => {
         .set('authorization', other.bearer)
         .expect(200);
       expect(mine.body.items).toEqual([]);
+      // Another user's session id filters nothing in: the caller's own events only.
+      const theirs = await t
+        .http()
+        .get(`/api/activities?session_id=${owner.sessionId}`)
+        .set('authorization', other.bearer)
+        .expect(200);
+      expect(theirs.body.items).toEqual([]);
+      // The owner's own sessions, one at a time.
+      const second = await login(t, 'owner');
+      await t
+        .http()
+        .post('/api/track/action')
+        .set('authorization', second.bearer)
+        .send({ action: 'second.thing' })
+        .expect(200);
+      await drain(t);
+      const inSession = async (sessionId: string) =>
+        (
+          await t
+            .http()
+            .get(`/api/activities?session_id=${sessionId}&type=action`)
+            .set('authorization', owner.bearer)
+            .expect(200)
+        ).body.items.map((item: { name: string; session_id: string }) => [
+          item.name,
+          item.session_id,
+        ]);
+      expect(await inSession(owner.sessionId)).toEqual([['secret.thing', owner.sessionId]]);
+      expect(await inSession(second.sessionId)).toEqual([['second.thing', second.sessionId]]);
       await t
         .http()
         .get(`/api/admin/users/${owner.userId}/activities`)
@@ -774,6 +847,35 @@ describe('tracking', () => {
       await t.http().get('/api/track/stream').set('authorization', s.bearer).expect(403);
       await t.http().get('/api/track/stream').expect(401);
     });
+  });
+});
+
+describe('the live stream over time', () => {
+  it('sends heartbeats, and ends once its session idles out: watching is not using the session', async () => {
+    const t = await startTestApp({
+      ...ADMIN_ENV,
+      TRACKING_STREAM_HEARTBEAT_S: '1',
+      SESSION_IDLE_TIMEOUT_S: '3',
+      SESSION_TOUCH_INTERVAL_S: '0', // any use of the session would extend it
+    });
+    try {
+      const admin = await loginAdmin(t);
+      const stream = await openStream(t.app, admin.bearer);
+      expect(stream.response.statusCode).toBe(200);
+      await stream.waitFor(': heartbeat', 1_500);
+      expect(stream.text()).toContain(': heartbeat\n\n');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('still open after 6 s'), 6_000);
+      });
+      const text = await Promise.race([stream.ended, timeout]);
+      clearTimeout(timer);
+      stream.close();
+      expect(text).toContain('event: end\ndata: {"reason":"session_ended"}');
+      await t.http().get('/api/session').set('authorization', admin.bearer).expect(401);
+    } finally {
+      await t.close();
+    }
   });
 });
 
