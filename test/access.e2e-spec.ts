@@ -62,6 +62,43 @@ describe('access rules of every route', () => {
           !/^\/api\/analytics\/(user|journey)(\/|$)/.test(r.pattern)),
     );
     expect(shouldBeAdmin.length).toBeGreaterThan(20);
+    // Written out, not read from the decorators the guard reads: a route that gains
+    // @Public or @AllowAnonymousSession by mistake changes these lists and fails here.
+    expect(
+      routes
+        .filter((r) => r.isPublic)
+        .map(key)
+        .sort(),
+    ).toEqual([
+      'GET /',
+      'GET /health',
+      'GET /health/ready',
+      'POST /api/session',
+      'POST /api/track/action',
+      'POST /api/track/events',
+      'POST /api/track/page',
+      'POST /auth/login',
+      'POST /auth/register',
+    ]);
+    expect(
+      routes
+        .filter((r) => !r.isPublic && r.allowAnonymous)
+        .map(key)
+        .sort(),
+    ).toEqual([
+      'DELETE /api/session/data/:key',
+      'GET /api/session',
+      'GET /api/session/data',
+      'GET /api/session/data/:key',
+      'POST /auth/logout',
+      'PUT /api/session/data/:key',
+    ]);
+    expect(
+      routes
+        .filter((r) => r.adminOnly && !shouldBeAdmin.includes(r))
+        .map(key)
+        .sort(),
+    ).toEqual(['GET /api/compliance/processing', 'GET /api/track/stream']);
     expect(shouldBeAdmin.filter((r) => !r.adminOnly).map(key)).toEqual([]);
   });
 

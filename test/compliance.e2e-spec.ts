@@ -133,14 +133,24 @@ describe('consent', () => {
   });
 
   it.each([
-    ['an unknown type', { consent_type: 'telepathy', granted: true }],
-    ['granted as a string', { consent_type: 'analytics', granted: 'true' }],
-    ['granted missing', { consent_type: 'analytics' }],
-    ['a bad source', { consent_type: 'analytics', granted: true, source: 'guess' }],
-    ['a source users cannot claim', { consent_type: 'analytics', granted: true, source: 'admin' }],
-  ])('rejects %s with 400 and records nothing', async (_label, body) => {
+    ['an unknown type', { consent_type: 'telepathy', granted: true }, 'consent_type'],
+    ['granted as a string', { consent_type: 'analytics', granted: 'true' }, 'granted'],
+    ['granted missing', { consent_type: 'analytics' }, 'granted'],
+    ['a bad source', { consent_type: 'analytics', granted: true, source: 'guess' }, 'source'],
+    [
+      'a source users cannot claim',
+      { consent_type: 'analytics', granted: true, source: 'admin' },
+      'source',
+    ],
+  ])('rejects %s with 400 naming the field, and records nothing', async (_label, body, field) => {
     const s = await registerAndLogin(t, `bad-consent-${Math.random().toString(36).slice(2, 8)}`);
-    await t.http().post('/api/consent').set('authorization', s.bearer).send(body).expect(400);
+    const res = await t
+      .http()
+      .post('/api/consent')
+      .set('authorization', s.bearer)
+      .send(body)
+      .expect(400);
+    expect(res.body.details.map((d: { field: string }) => d.field)).toEqual([field]);
     const history = await t
       .http()
       .get('/api/consent/history')
@@ -759,6 +769,7 @@ describe('erasure', () => {
     });
     expect(res.body.activities_deleted).toBeGreaterThanOrEqual(2);
     expect(([] as string[]).concat(res.headers['set-cookie'])[0]).toMatch(/^session_id=;/);
+    expect(res.headers['clear-site-data']).toBe('"cookies"');
 
     // No table holds the id, username, e-mail or IP any more.
     await t.app.get(EventWriter).drain();
@@ -1122,7 +1133,14 @@ describe('retention and audit', () => {
       details: { trigger: 'schedule' },
     });
 
-    await t.http().get('/api/admin/audit').set('authorization', s.bearer).expect(401);
+    // The log is the admins': a live non-admin session is refused.
+    const reader = await registerAndLogin(t, 'audit-reader');
+    const refused = await t
+      .http()
+      .get('/api/admin/audit')
+      .set('authorization', reader.bearer)
+      .expect(403);
+    expect(refused.body.message).toBe('This operation needs the admin role');
   });
 
   it('publishes the record of processing to admins', async () => {

@@ -72,7 +72,9 @@ describe('configuration validation at start-up', () => {
   it('exits 1 on a boolean that is not one', async () => {
     const result = await start({ TRUST_PROXY: 'maybe' });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('TRUST_PROXY');
+    expect(result.stderr.trim()).toBe(
+      'Invalid configuration: TRUST_PROXY must be false, true (one proxy), a number of proxies from 1 to 10, or comma-separated proxy addresses or CIDR ranges (got "maybe")',
+    );
   });
 });
 

@@ -35,6 +35,7 @@ describe('error responses', () => {
   it('answers a wrong method with 405 and an Allow header', async () => {
     const res = await t.http().delete('/health').expect(405);
     expectErrorShape(res.body, 405, 'Method Not Allowed');
+    expect(res.body.message).toBe('Method DELETE is not allowed on this path; allowed: GET, HEAD');
     expect(res.headers.allow).toBe('GET, HEAD');
   });
 
@@ -136,6 +137,7 @@ describe('error responses', () => {
     expect(res.headers['x-request-id']).toBe(res.body.request_id);
     const bad = await t.http().get('/api/session/data/%E0%A4%A').expect(400);
     expectErrorShape(bad.body, 400, 'Bad Request');
+    expect(bad.body.message).toBe("'/api/session/data/%E0%A4%A' is not a valid url component");
   });
 
   it('answers invalid fields with 400 and per-field details', async () => {

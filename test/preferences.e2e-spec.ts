@@ -134,10 +134,25 @@ describe('preferences', () => {
     expect(doc.notifications.email).toBe(false);
     expect(doc.theme).toBe('system');
     expect(doc.privacy.profile_public).toBe(true);
-    await http().put('/api/preferences/theme').send({ other: 1 }).expect(400);
-    await http().put('/api/preferences/notifications.email').send({ value: 'no' }).expect(400);
+    // One key's body is {"value": ...} and nothing else.
+    for (const body of [{ other: 1 }, { value: 'dark', other: 1 }]) {
+      const res = await http().put('/api/preferences/theme').send(body).expect(400);
+      expect([body, res.body.message, res.body.details]).toEqual([
+        body,
+        'The body must be {"value": <the new value>}',
+        [{ field: 'value', errors: ['value is required, and the only field'] }],
+      ]);
+    }
+    const badValue = await http()
+      .put('/api/preferences/notifications.email')
+      .send({ value: 'no' })
+      .expect(400);
+    expect(badValue.body.details.map((d: { field: string }) => d.field)).toEqual([
+      'notifications.email',
+    ]);
     await http().delete('/api/preferences/notifications.email').expect(200);
-    await http().delete('/api/preferences/nope').expect(400);
+    const unknown = await http().delete('/api/preferences/nope').expect(400);
+    expect(unknown.body.message).toBe('Unknown preference "nope"');
     doc = (await http().get('/api/preferences').expect(200)).body;
     expect(doc.notifications.email).toBe(true);
     expect(doc.theme).toBe('system');

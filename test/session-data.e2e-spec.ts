@@ -52,23 +52,34 @@ describe('session data', () => {
   });
 
   it('validates keys and bodies', async () => {
-    await http()
-      .put(`/api/session/data/${'k'.repeat(129)}`)
-      .send({ value: 1 })
-      .expect(400);
-    await http().put('/api/session/data/bad%20key').send({ value: 1 }).expect(400);
+    const badKey = 'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"';
+    for (const key of ['k'.repeat(129), 'bad%20key']) {
+      const res = await http().put(`/api/session/data/${key}`).send({ value: 1 }).expect(400);
+      expect([key, res.body.message, res.body.details]).toEqual([
+        key,
+        badKey,
+        [{ field: 'key', errors: [badKey] }],
+      ]);
+    }
     const missing = await http().put('/api/session/data/k').send({}).expect(400);
     expect(missing.body.message).toBe('value is required (any JSON value)');
-    await http().put('/api/session/data/k').send({ value: 1, other: 2 }).expect(400);
+    expect(missing.body.details).toEqual([
+      { field: 'value', errors: ['value is required (any JSON value)'] },
+    ]);
+    const extra = await http().put('/api/session/data/k').send({ value: 1, other: 2 }).expect(400);
+    expect(extra.body.details.map((d: { field: string }) => d.field)).toEqual(['other']);
     const [{ n }] = await t.dataSource.query('SELECT COUNT(*) AS n FROM session_data');
     expect(Number(n)).toBe(0);
   });
 
   it('refuses a value over SESSION_DATA_VALUE_MAX_BYTES with 413, storing nothing', async () => {
-    await http()
+    const big = await http()
       .put('/api/session/data/big')
       .send({ value: 'x'.repeat(99) })
       .expect(413);
+    expect(big.body.message).toBe(
+      'The value is 101 bytes as JSON; at most 100 are allowed per key',
+    );
     await http()
       .put('/api/session/data/fits')
       .send({ value: 'x'.repeat(98) })

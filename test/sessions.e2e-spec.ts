@@ -343,12 +343,13 @@ describe('sessions', () => {
 
     it('refuses a wrong current password with 401 and changes nothing', async () => {
       const s = await registerAndLogin(t, 'changer2');
-      await t
+      const res = await t
         .http()
         .post('/auth/password')
         .set('authorization', s.bearer)
         .send({ current_password: 'wrong one!', new_password: 'another password' })
         .expect(401);
+      expect(res.body.message).toBe('Wrong current password');
       await t.http().get('/api/session').set('authorization', s.bearer).expect(200);
       await login(t, 'changer2');
     });
@@ -490,14 +491,27 @@ describe('sessions', () => {
       expect(Number(n)).toBe(0);
     });
 
-    it('rejects an unknown scope with 400', async () => {
-      const s = await registerAndLogin(t, 'scoper');
-      const res = await t
-        .http()
-        .delete('/api/sessions?scope=everything')
-        .set('authorization', s.bearer)
-        .expect(400);
-      expect(res.body.details[0].field).toBe('scope');
+    it('rejects an unknown or missing scope with 400, revoking nothing', async () => {
+      await register(t, 'scoper');
+      const sessions = [await login(t, 'scoper'), await login(t, 'scoper')];
+      for (const query of ['?scope=everything', '']) {
+        const res = await t
+          .http()
+          .delete(`/api/sessions${query}`)
+          .set('authorization', sessions[0].bearer)
+          .expect(400);
+        expect([query, res.body.details.map((d: { field: string }) => d.field)]).toEqual([
+          query,
+          ['scope'],
+        ]);
+        expect(res.headers['set-cookie']).toBeUndefined();
+      }
+      expect(
+        await liveTokens(
+          t,
+          sessions.map((s) => s.token),
+        ),
+      ).toBe(2);
     });
 
     it('keeps at most SESSION_MAX_PER_USER sessions under parallel logins', async () => {
@@ -633,51 +647,46 @@ describe('sessions', () => {
 
     it('validates PATCH bodies and ids, and protects the admin from themselves', async () => {
       const admin = await loginAdmin(t);
-      await t
-        .http()
-        .patch(`/api/admin/users/${admin.userId}`)
-        .set('authorization', admin.bearer)
-        .send({})
-        .expect(400);
-      await t
-        .http()
-        .patch(`/api/admin/users/${admin.userId}`)
-        .set('authorization', admin.bearer)
-        .send({ role: 'root' })
-        .expect(400);
+      const patch = (id: string, body: object, status: number) =>
+        t
+          .http()
+          .patch(`/api/admin/users/${id}`)
+          .set('authorization', admin.bearer)
+          .send(body)
+          .expect(status);
+      expect((await patch(admin.userId, {}, 400)).body.message).toBe(
+        'Nothing to change: send "disabled" and/or "role"',
+      );
+      expect((await patch(admin.userId, { role: 'root' }, 400)).body.details).toEqual([
+        { field: 'role', errors: ['role must be one of the following values: user, admin'] },
+      ]);
       // null is not "absent": it would reach NOT NULL columns (once a 500)
       const other = await registerAndLogin(t, 'nulled');
       for (const [field, message] of [
         ['disabled', 'disabled must be a boolean value'],
         ['role', 'role must be one of the following values'],
       ]) {
-        const res = await t
-          .http()
-          .patch(`/api/admin/users/${other.userId}`)
-          .set('authorization', admin.bearer)
-          .send({ [field]: null })
-          .expect(400);
+        const res = await patch(other.userId, { [field]: null }, 400);
         expect(res.body.message).toContain(message);
       }
       await t.http().get('/api/session').set('authorization', other.bearer).expect(200);
-      await t
-        .http()
-        .patch(`/api/admin/users/${admin.userId}`)
-        .set('authorization', admin.bearer)
-        .send({ disabled: true })
-        .expect(409);
-      await t
-        .http()
-        .patch('/api/admin/users/00000000-0000-4000-8000-000000000000')
-        .set('authorization', admin.bearer)
-        .send({ disabled: true })
-        .expect(404);
-      await t
-        .http()
-        .patch('/api/admin/users/xyz')
-        .set('authorization', admin.bearer)
-        .send({ disabled: true })
-        .expect(400);
+      // Neither disabling nor demoting oneself: the last admin could lock everyone out.
+      for (const change of [
+        { disabled: true },
+        { role: 'user' },
+        { disabled: false, role: 'user' },
+      ]) {
+        const res = await patch(admin.userId, change, 409);
+        expect([change, res.body.message]).toEqual([
+          change,
+          'Admins cannot disable or demote themselves',
+        ]);
+      }
+      await t.http().get('/api/admin/users').set('authorization', admin.bearer).expect(200);
+      expect(
+        (await patch('00000000-0000-4000-8000-000000000000', { disabled: true }, 404)).body.message,
+      ).toBe('No such user');
+      expect((await patch('xyz', { disabled: true }, 400)).body.message).toBe('id must be a UUID');
     });
 
     it('promotes a user to admin', async () => {
@@ -710,30 +719,44 @@ describe('sessions', () => {
       const [{ n }] = await t.dataSource.query('SELECT COUNT(*) AS n FROM users');
       expect(seen.length).toBe(Number(n));
       expect(new Set(seen).size).toBe(seen.length);
-      await t
-        .http()
-        .get('/api/admin/users?cursor=garbage')
-        .set('authorization', admin.bearer)
-        .expect(400);
-      await t.http().get('/api/admin/users?limit=0').set('authorization', admin.bearer).expect(400);
-      await t
-        .http()
-        .get('/api/admin/users?limit=1001')
-        .set('authorization', admin.bearer)
-        .expect(400);
+      for (const [query, field] of [
+        ['cursor=garbage', 'cursor'],
+        ['limit=0', 'limit'],
+        ['limit=1001', 'limit'],
+      ]) {
+        const res = await t
+          .http()
+          .get(`/api/admin/users?${query}`)
+          .set('authorization', admin.bearer)
+          .expect(400);
+        expect([query, res.body.details.map((d: { field: string }) => d.field)]).toEqual([
+          query,
+          [field],
+        ]);
+      }
     });
 
     it('lists and revokes a user’s sessions, and shows the session event log', async () => {
       const admin = await loginAdmin(t);
       await register(t, 'watched');
       const a = await login(t, 'watched');
-      await login(t, 'watched');
+      const b = await login(t, 'watched');
       const list = await t
         .http()
         .get(`/api/admin/users/${a.userId}/sessions`)
         .set('authorization', admin.bearer)
         .expect(200);
-      expect(list.body.items).toHaveLength(2);
+      // Newest first; neither is the admin's own session, so neither is `current`.
+      expect(
+        list.body.items.map((item: { id: string; user_id: string; current: boolean }) => [
+          item.id,
+          item.user_id,
+          item.current,
+        ]),
+      ).toEqual([
+        [b.sessionId, a.userId, false],
+        [a.sessionId, a.userId, false],
+      ]);
       const revoked = await t
         .http()
         .delete(`/api/admin/users/${a.userId}/sessions`)
