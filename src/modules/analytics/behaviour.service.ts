@@ -24,6 +24,7 @@ import {
   PATH_ITEM,
   pathElements,
   ratio,
+  shareOf,
   sessionPaths,
   sessionsInRange,
 } from './sql.js';
@@ -167,7 +168,7 @@ export class BehaviourService {
         sequence: r.seq.split(SEPARATOR),
         count: r.count,
         sessions: r.sessions,
-        support: ratio(r.sessions, total),
+        support: shareOf(r.sessions, total),
       })),
     };
   }
@@ -274,7 +275,7 @@ export class BehaviourService {
       feature: figure.feature,
       actions: figure.actions,
       users: figure.users,
-      adoption_rate: ratio(figure.users, active),
+      adoption_rate: shareOf(figure.users, active),
       events: figure.events,
       first_time_users: figure.firstTime,
     }));

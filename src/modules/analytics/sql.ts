@@ -332,6 +332,18 @@ export function ratio(numerator: number, denominator: number): number | null {
   return denominator === 0 ? null : numerator / denominator;
 }
 
+/**
+ * `ratio` of a subset counted by one query to a whole counted by another:
+ * on SQLite the two run in different workers, on PostgreSQL in different
+ * snapshots, so events written (or stitched to a user) in between can make
+ * the part exceed the whole for a moment. A share above 1 means nothing;
+ * it is capped at 1.
+ */
+export function shareOf(part: number, whole: number): number | null {
+  const value = ratio(part, whole);
+  return value === null ? null : Math.min(1, value);
+}
+
 export const num = (value: unknown): number =>
   value === null || value === undefined ? 0 : Number(value);
 
