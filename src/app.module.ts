@@ -8,6 +8,7 @@ import { ConfigModule } from './common/config/config.module.js';
 import { DatabaseModule } from './common/database/database.module.js';
 import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
 import { MethodRouter } from './common/http/method-router.js';
+import { RedisThrottlerStorage } from './common/http/redis-throttler-storage.js';
 import { SchedulingModule } from './common/scheduling/scheduling.module.js';
 import { createValidationPipe } from './common/validation/validation.pipe.js';
 import { AnalyticsModule } from './modules/analytics/analytics.module.js';
@@ -25,6 +26,11 @@ export class AppModule {
    * and may add modules of their own (`extraImports`) to probe the pipeline.
    */
   static forRoot(config: AppConfig, extraImports: Type[] = []): DynamicModule {
+    // Shared counters when configured (several instances); else the throttler's own memory.
+    const rateLimitStore =
+      config.rateLimit.max > 0 && config.rateLimit.redisUrl
+        ? new RedisThrottlerStorage(config.rateLimit.redisUrl)
+        : undefined;
     return {
       module: AppModule,
       imports: [
@@ -34,6 +40,7 @@ export class AppModule {
         SchedulingModule,
         ThrottlerModule.forRoot({
           throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
+          storage: rateLimitStore,
           // The default names the exception class ("ThrottlerException: Too Many Requests").
           errorMessage: `Too many requests from this address: at most ${config.rateLimit.max} per ${config.rateLimit.ttlS} s; retry after Retry-After`,
         }),
@@ -53,6 +60,8 @@ export class AppModule {
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         // No guard at all when the limit is off: it would cost every request for nothing.
         ...(config.rateLimit.max > 0 ? [{ provide: APP_GUARD, useClass: ThrottlerGuard }] : []),
+        // A provider too, so that shutdown closes its connection.
+        ...(rateLimitStore ? [{ provide: RedisThrottlerStorage, useValue: rateLimitStore }] : []),
       ],
     };
   }

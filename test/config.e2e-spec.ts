@@ -113,6 +113,18 @@ describe('configuration values', () => {
     expect(error({ BODY_LIMIT_BYTES: '4096', BODY_INFLIGHT_MAX_BYTES: '4096' })).toBe('accepted');
   });
 
+  it('takes RATE_LIMIT_REDIS_URL as a redis:// or rediss:// URL only', () => {
+    for (const url of ['http://127.0.0.1:6379', 'localhost:6379', 'redis']) {
+      expect(error({ RATE_LIMIT_REDIS_URL: url })).toBe(
+        `Invalid configuration: RATE_LIMIT_REDIS_URL must be a URL like redis://host:6379 (or rediss:// for TLS) (got "${url}")`,
+      );
+    }
+    expect(
+      loadConfig({ RATE_LIMIT_REDIS_URL: 'rediss://cache.internal:6380/2' }).rateLimit.redisUrl,
+    ).toBe('rediss://cache.internal:6380/2');
+    expect(loadConfig({}).rateLimit.redisUrl).toBeNull();
+  });
+
   it('refuses a blank DATABASE_PATH, which would be a throwaway database', () => {
     expect(error({ DATABASE_PATH: '' })).toBe(
       'Invalid configuration: DATABASE_PATH must be a file path (or :memory:) (got "")',

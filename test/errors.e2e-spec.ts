@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import { AddressInfo, connect } from 'node:net';
 import { ProbeModule } from './support/probe.module';
@@ -200,6 +202,52 @@ describe('error responses', () => {
     const res = await t.http().get('/');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+  });
+});
+
+/** The Redis the shared rate-limit test uses (running on every machine here, CI included). */
+const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('rate limiting shared through Redis (RATE_LIMIT_REDIS_URL)', () => {
+  const REDIS = { RATE_LIMIT_MAX: '3', RATE_LIMIT_TTL_S: '60', TRUST_PROXY: 'true' };
+  // A client address of this run's own: the counters outlive the test in Redis.
+  const client = () => `198.18.${randomInt(256)}.${randomInt(256)}`;
+  const hit = (t: TestApp, ip: string) =>
+    t.http().get('/probe/unauthorized').set('x-forwarded-for', ip);
+
+  it('counts a client across instances: the limit holds for all of them together', async () => {
+    const env = { ...REDIS, RATE_LIMIT_REDIS_URL: TEST_REDIS_URL };
+    const [a, b] = [await startTestApp(env, [ProbeModule]), await startTestApp(env, [ProbeModule])];
+    try {
+      const ip = client();
+      const statuses = [];
+      for (const app of [a, b, a, b]) statuses.push((await hit(app, ip)).status);
+      expect(statuses).toEqual([401, 401, 401, 429]);
+      const refused = await hit(a, ip).expect(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+      await hit(b, client()).expect(401); // another client has its own count
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('lets requests through, and says so in the log, while Redis cannot be reached', async () => {
+    const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const t = await startTestApp({ ...REDIS, RATE_LIMIT_REDIS_URL: 'redis://127.0.0.1:1' }, [
+      ProbeModule,
+    ]);
+    try {
+      const ip = client();
+      for (let i = 0; i < 5; i++) await hit(t, ip).expect(401);
+      expect(warnings.mock.calls.map(([message]) => String(message))).toContainEqual(
+        expect.stringMatching(/^Rate limit store unavailable, requests let through: /),
+      );
+    } finally {
+      warnings.mockRestore();
+      await t.close();
+    }
   });
 });
 

@@ -21,6 +21,8 @@ export class AppConfig {
     readonly ttlS: number;
     /** Requests per IP per window; 0 turns the general rate limit off. */
     readonly max: number;
+    /** Where the counters live, shared by instances; null: in this process's memory. */
+    readonly redisUrl: string | null;
   };
   readonly log: { readonly level: string };
   readonly database: {
@@ -100,7 +102,11 @@ export class AppConfig {
       corsOrigins: env.CORS_ORIGINS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     };
-    this.rateLimit = { ttlS: env.RATE_LIMIT_TTL_S, max: env.RATE_LIMIT_MAX };
+    this.rateLimit = {
+      ttlS: env.RATE_LIMIT_TTL_S,
+      max: env.RATE_LIMIT_MAX,
+      redisUrl: env.RATE_LIMIT_REDIS_URL ?? null,
+    };
     this.log = { level: env.LOG_LEVEL };
     this.database = {
       type: env.DB_TYPE,

@@ -168,6 +168,19 @@ const features = makeValidator<Record<string, string[]>>((input: string) => {
   return result;
 });
 
+const redisUrl = makeValidator<string>((input: string) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(input);
+  } catch {
+    throw new Error('must be a URL like redis://host:6379 (or rediss:// for TLS)');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new Error('must be a URL like redis://host:6379 (or rediss:// for TLS)');
+  }
+  return input;
+});
+
 const postgresUrl = makeValidator<string>((input: string) => {
   let parsed: URL;
   try {
@@ -203,6 +216,7 @@ export const envSpec = {
   CORS_ORIGINS: origins({ default: [] }),
   RATE_LIMIT_TTL_S: int(1, 86_400)({ default: 60 }),
   RATE_LIMIT_MAX: int(0, 1_000_000)({ default: 1000 }),
+  RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined }),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000)({ default: 10_000 }),
 
   DB_TYPE: oneOf('sqlite', 'postgres')({ default: 'sqlite' }),
