@@ -27,6 +27,7 @@ export class AppModule {
    */
   static forRoot(config: AppConfig, extraImports: Type[] = []): DynamicModule {
     // Shared counters when configured (several instances); else the throttler's own memory.
+    // ThrottlerModule registers the store as a provider: its shutdown hook closes the connection.
     const rateLimitStore =
       config.rateLimit.max > 0 && config.rateLimit.redisUrl
         ? new RedisThrottlerStorage(config.rateLimit.redisUrl)
@@ -60,8 +61,6 @@ export class AppModule {
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         // No guard at all when the limit is off: it would cost every request for nothing.
         ...(config.rateLimit.max > 0 ? [{ provide: APP_GUARD, useClass: ThrottlerGuard }] : []),
-        // A provider too, so that shutdown closes its connection.
-        ...(rateLimitStore ? [{ provide: RedisThrottlerStorage, useValue: rateLimitStore }] : []),
       ],
     };
   }

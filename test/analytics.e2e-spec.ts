@@ -435,6 +435,8 @@ describe('analytics', () => {
         ['*page/', 1],
         ['*y pag*', 1],
         ['/caf*', 2],
+        ['*/', 0], // the root's slash: none of these pages is the root
+        ['*/../*', 0], // `..` is text here, not a step up to every page
       ] as const) {
         expect(await firstStep(page)).toEqual([page, count]);
       }

@@ -168,31 +168,22 @@ const features = makeValidator<Record<string, string[]>>((input: string) => {
   return result;
 });
 
-const redisUrl = makeValidator<string>((input: string) => {
-  let parsed: URL;
-  try {
-    parsed = new URL(input);
-  } catch {
-    throw new Error('must be a URL like redis://host:6379 (or rediss:// for TLS)');
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new Error('must be a URL like redis://host:6379 (or rediss:// for TLS)');
-  }
-  return input;
-});
+/** A URL of one of `protocols` (e.g. `redis:`); `example` shows the expected form. */
+const urlOf = (protocols: string[], example: string) =>
+  makeValidator<string>((input: string) => {
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(input).protocol;
+    } catch {
+      // reported below
+    }
+    if (!protocol || !protocols.includes(protocol))
+      throw new Error(`must be a URL like ${example}`);
+    return input;
+  });
 
-const postgresUrl = makeValidator<string>((input: string) => {
-  let parsed: URL;
-  try {
-    parsed = new URL(input);
-  } catch {
-    throw new Error('must be a URL like postgres://user:pass@host:5432/dbname');
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new Error('must be a URL like postgres://user:pass@host:5432/dbname');
-  }
-  return input;
-});
+const redisUrl = urlOf(['redis:', 'rediss:'], 'redis://host:6379 (or rediss:// for TLS)');
+const postgresUrl = urlOf(['postgres:', 'postgresql:'], 'postgres://user:pass@host:5432/dbname');
 
 /** Environment specification. Keep README.md and .env.example in step. */
 export const envSpec = {

@@ -311,7 +311,8 @@ function pagePattern(page: string): string {
   const anyEnd = page.length > 1 && page.endsWith('*');
   if (!anyStart && !anyEnd) return normalizePagePath(page) ?? page;
   let core = encodePathText(page.slice(anyStart ? 1 : 0, anyEnd ? -1 : undefined));
-  if (!anyEnd) core = core.replace(/\/+$/, '');
+  // Not below `/`: `*/` ends with the root's slash, not with every page.
+  if (!anyEnd && core !== '') core = core.replace(/\/+$/, '') || '/';
   return `${anyStart ? '*' : ''}${core}${anyEnd ? '*' : ''}`;
 }
 

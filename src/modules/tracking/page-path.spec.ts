@@ -9,6 +9,7 @@ describe('normalizePagePath', () => {
     ['/', '/'],
     ['pricing', '/pricing'],
     ['/caf\u00e9', '/caf%C3%A9'],
+    ['//products', '//products'],
   ])('%s -> %s', (input, expected) => {
     expect(normalizePagePath(input)).toBe(expected);
   });
@@ -42,6 +43,8 @@ describe('encodePathText', () => {
     ['%C3%A9', '%C3%A9'],
     ['a?b#c', 'a%3Fb%23c'],
     ['a\\b', 'a/b'],
+    ['/../', '/../'],
+    ['/./x', '/./x'],
   ])('%j -> %j (as a stored path would hold it)', (input, expected) => {
     expect(encodePathText(input)).toBe(expected);
   });

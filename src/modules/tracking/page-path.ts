@@ -17,7 +17,8 @@ export function normalizePagePath(page: string): string | null {
   if (trimmed === '') return null;
   let url: URL;
   try {
-    url = new URL(trimmed, BASE);
+    // A path is parsed as one: `//products` relative to a base would be a host name.
+    url = trimmed.startsWith('/') ? new URL(`${BASE}${trimmed}`) : new URL(trimmed, BASE);
   } catch {
     return null;
   }
@@ -32,12 +33,18 @@ export function normalizePagePath(page: string): string | null {
  * URL parser normalizePagePath uses (`/café` -> `/caf%C3%A9`, a space ->
  * `%20`), for the text of wildcard page patterns, which are not whole paths.
  * `?` and `#` are kept as characters of the path (encoded), not cut off as
- * a query or fragment; the text is parsed between two letters so that its
- * first and last characters stay what they are.
+ * a query or fragment.
  */
 export function encodePathText(text: string): string {
-  const escaped = text.replace(/\?/g, '%3F').replace(/#/g, '%23');
-  return new URL(`/a${escaped}a`, BASE).pathname.slice(2, -1);
+  // Segment by segment, each between two letters: `.` and `..` stay text, not steps up.
+  return text
+    .replace(/\\/g, '/')
+    .split('/')
+    .map((segment) => {
+      const escaped = segment.replace(/\?/g, '%3F').replace(/#/g, '%23');
+      return new URL(`${BASE}/a${escaped}a`).pathname.slice(2, -1);
+    })
+    .join('/');
 }
 
 /** A referrer reduced to origin + path (no query string); null unless it is a web URL or path. */
