@@ -1,8 +1,19 @@
-import { Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import Redis from 'ioredis';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
+/** The client with INCREMENT defined on it as a command (see the constructor). */
+type RateLimitRedis = Redis & {
+  rateLimitIncrement(
+    hitsKey: string,
+    blockKey: string,
+    windowMs: number,
+    limit: number,
+    blockMs: number,
+  ): Promise<[hits: number, windowLeftMs: number, blocked: 0 | 1, blockLeftMs: number]>;
+};
 
 /**
  * One hit, atomically: count it in the key's window (the first hit starts
@@ -27,6 +38,10 @@ return {hits, window, 0, 0}
 /** How long a failing Redis is not mentioned again in the log. */
 const WARN_EVERY_MS = 60_000;
 
+/** How long start-up waits for the first connection, and a request for its reply. */
+const CONNECT_TIMEOUT_MS = 2_000;
+const COMMAND_TIMEOUT_MS = 500;
+
 /**
  * The general rate limit's counters in Redis (RATE_LIMIT_REDIS_URL), shared
  * by every instance of the service: in memory, each instance counted alone,
@@ -40,10 +55,18 @@ const WARN_EVERY_MS = 60_000;
  * If Redis fails or is unreachable, requests are let through (and the
  * failure logged at most once a minute): the rate limit guards against
  * abuse, and its store being down must not take the whole service down.
+ * Start-up waits (up to CONNECT_TIMEOUT_MS) for the first connection, so
+ * the first requests are counted like the rest rather than let through
+ * while it is still being made. A Redis that stops answering without
+ * closing the connection costs one request COMMAND_TIMEOUT_MS at most:
+ * the socket timeout then drops the connection, and until it is back
+ * requests fail over at once (no offline queue).
  */
-export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShutdown {
+export class RedisThrottlerStorage
+  implements ThrottlerStorage, OnModuleInit, OnApplicationShutdown
+{
   private readonly logger = new Logger('RateLimit');
-  private readonly redis: Redis;
+  private readonly redis: RateLimitRedis;
   private lastWarning = 0;
 
   constructor(
@@ -54,10 +77,30 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
       // Fail fast instead of queueing requests behind a reconnect.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: 500,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      socketTimeout: COMMAND_TIMEOUT_MS,
       lazyConnect: false,
-    });
+    }) as RateLimitRedis;
     this.redis.on('error', (error: Error) => this.warn(error));
+    // EVALSHA, falling back to EVAL once per connection: the script is not resent every request.
+    this.redis.defineCommand('rateLimitIncrement', { numberOfKeys: 2, lua: INCREMENT });
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.warn(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`));
+        done();
+      }, CONNECT_TIMEOUT_MS);
+      this.redis.on('ready', done);
+    });
   }
 
   async increment(
@@ -69,15 +112,13 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
   ): Promise<ThrottlerStorageRecord> {
     const base = `${this.prefix}${throttlerName}:${key}`;
     try {
-      const [hits, window, blocked, blockLeft] = (await this.redis.eval(
-        INCREMENT,
-        2,
+      const [hits, window, blocked, blockLeft] = await this.redis.rateLimitIncrement(
         `${base}:hits`,
         `${base}:block`,
         Math.max(1, Math.round(ttl)),
         limit,
         Math.max(1, Math.round(blockDuration > 0 ? blockDuration : ttl)),
-      )) as [number, number, number, number];
+      );
       return {
         totalHits: hits,
         timeToExpire: Math.max(0, Math.ceil(window / 1000)),
