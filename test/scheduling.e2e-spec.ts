@@ -1,10 +1,12 @@
+import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronTime } from 'cron';
-import { ScheduledJobs, slotOf } from '../src/common/scheduling/scheduled-jobs';
+import { ScheduledJobs, SLOT_SEARCH_LIMIT, slotOf } from '../src/common/scheduling/scheduled-jobs';
 import { sleep } from './support/auth';
 import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const logger = new Logger('test');
 
 describe('scheduled jobs', () => {
   describe('the slot a tick stands for', () => {
@@ -20,6 +22,48 @@ describe('scheduled jobs', () => {
     it('moves past ticks that were skipped (a run still going, a blocked event loop)', () => {
       expect(slotOf(everyFiveSeconds, at('05.000'), at('10.000'))).toBe(at('10.000'));
       expect(slotOf(everyFiveSeconds, at('05.000'), at('21.300'))).toBe(at('20.000'));
+    });
+
+    it('steps over at most SLOT_SEARCH_LIMIT skipped ticks (a process suspended for days)', () => {
+      const everySecond = new CronTime('* * * * * *');
+      const armed = at('00.000');
+      expect(slotOf(everySecond, armed, armed + 3 * DAY_MS)).toBe(armed + SLOT_SEARCH_LIMIT * 1000);
+      expect(slotOf(everySecond, armed, armed + 9_999)).toBe(armed + 9_000);
+    });
+  });
+
+  describe('registering a job', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startTestApp();
+    });
+    afterAll(async () => {
+      await t.close();
+    });
+
+    it('reads its pattern in UTC, whatever the time zone of the machine', async () => {
+      // The machine's zone as cron reads it (TZ cannot change inside jest); +05:30, so no
+      // whole-hour offset can hide the difference.
+      const resolvedOptions = Intl.DateTimeFormat.prototype.resolvedOptions;
+      const machineZone = jest
+        .spyOn(Intl.DateTimeFormat.prototype, 'resolvedOptions')
+        .mockImplementation(function (this: Intl.DateTimeFormat) {
+          return { ...resolvedOptions.call(this), timeZone: 'Asia/Kolkata' };
+        });
+      try {
+        t.app
+          .get(ScheduledJobs)
+          .register('test-zone', '0 3 * * *', () => Promise.resolve(), logger);
+      } finally {
+        machineZone.mockRestore();
+      }
+      const job = t.app.get(SchedulerRegistry).getCronJob('test-zone');
+      try {
+        const next = job.nextDate().toUTC();
+        expect([next.hour, next.minute, next.second]).toEqual([3, 0, 0]);
+      } finally {
+        await job.stop();
+      }
     });
   });
 

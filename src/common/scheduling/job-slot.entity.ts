@@ -7,7 +7,7 @@ export class JobSlot {
   @PrimaryColumn({ type: 'varchar', length: 64 })
   job!: string;
 
-  /** The cron time of the run, epoch ms: the same on every instance whatever its clock. */
+  /** The cron time of the run, epoch ms: the same on every instance whatever its time zone (patterns are read in UTC) or small clock skew. */
   @PrimaryColumn({ name: 'slot_at', type: 'bigint', transformer: toNumber })
   slotAt!: number;
 

@@ -7,18 +7,34 @@ import { DatabaseService } from '../database/database.service.js';
 const SLOT_HISTORY_MS = 24 * 60 * 60 * 1000;
 
 /**
+ * The time zone of every cron pattern: the instances' slots must be the same
+ * instants whatever zone each machine is set to (`0 3 * * *` is 03:00 UTC).
+ */
+export const CRON_TIME_ZONE = 'UTC';
+
+/**
+ * How many skipped ticks `slotOf` steps over at most: a job ticking every
+ * second whose process was suspended for days must not block the event
+ * loop for seconds (a step costs about 0.2 ms).
+ */
+export const SLOT_SEARCH_LIMIT = 1_000;
+
+/**
  * The cron time a tick stands for: the latest time of `cronTime` at or
  * before `now`, starting from `expected` (the time the job was armed for).
  * Usually `expected` itself; later when ticks were skipped (a run still
- * going, an event loop blocked past the time).
+ * going, an event loop blocked past the time). Past SLOT_SEARCH_LIMIT
+ * skipped ticks it stops at the one reached: still a cron time, so at worst
+ * an instance claims an older slot than the others, and runs once more.
  */
 export function slotOf(cronTime: CronTime, expected: number, now: number): number {
   let slot = expected;
-  for (;;) {
+  for (let step = 0; step < SLOT_SEARCH_LIMIT; step++) {
     const next = cronTime.getNextDateFrom(new Date(slot)).toMillis();
-    if (next > now) return slot;
+    if (next > now || next <= slot) return slot;
     slot = next;
   }
+  return slot;
 }
 
 /**
@@ -34,7 +50,10 @@ export function slotOf(cronTime: CronTime, expected: number, now: number): numbe
  * instance, ticking a moment later, from running the same slot again.
  *
  * A failing run is logged, never thrown into the scheduler, and runs never
- * overlap in one process (`waitForCompletion`).
+ * overlap in one process (`waitForCompletion`). A run cut short (its instance
+ * crashed) is not taken over: its slot stays claimed, and the next tick does
+ * the work, since every job here catches up on all that is due (retention
+ * deletes everything past its window, cleanup every expired session).
  */
 @Injectable()
 export class ScheduledJobs {
@@ -57,6 +76,7 @@ export class ScheduledJobs {
         }
       },
       start: false,
+      timeZone: CRON_TIME_ZONE,
       waitForCompletion: true,
     });
     expected = job.nextDate().toMillis();
