@@ -1,8 +1,11 @@
+import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnServer } from './support/spawn-server';
 import { loadConfig } from '../src/common/config/config';
+import { SQLITE_BUSY_TIMEOUT_MS } from '../src/common/database/sqlite-connection';
 
 describe('configuration validation at start-up', () => {
   let cwd: string;
@@ -67,6 +70,36 @@ describe('configuration validation at start-up', () => {
       expect([lines[0].startsWith(prefix), lines[0].includes(reason)]).toEqual([true, true]);
       expect(Date.now() - started).toBeLessThan(15_000); // TypeORM's retries took 27 s
     }
+  });
+
+  it('exits 1 with one line when DATABASE_PATH is locked by another process or read-only', async () => {
+    const locked = path.join(cwd, 'locked.db');
+    const holder = new Database(locked);
+    holder.exec('CREATE TABLE t (a); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)'); // rollback journal
+    let result;
+    try {
+      result = await start({ DATABASE_PATH: locked, LOG_LEVEL: 'info' });
+    } finally {
+      holder.close();
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      `Invalid configuration: DATABASE_PATH "${locked}" is locked by another process (waited ${SQLITE_BUSY_TIMEOUT_MS} ms): database is locked`,
+    );
+
+    // Immutable (chattr +i): even root cannot write it, as a read-only file stops other users.
+    const readOnly = path.join(cwd, 'read-only.db');
+    new Database(readOnly).exec('CREATE TABLE t (a)');
+    execFileSync('chattr', ['+i', readOnly]);
+    try {
+      result = await start({ DATABASE_PATH: readOnly, LOG_LEVEL: 'info' });
+    } finally {
+      execFileSync('chattr', ['-i', readOnly]);
+    }
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      `Invalid configuration: DATABASE_PATH "${readOnly}" cannot be written: attempt to write a readonly database`,
+    );
   });
 
   it('exits 1 on a boolean that is not one', async () => {

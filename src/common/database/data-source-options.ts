@@ -9,26 +9,42 @@ import { MIGRATIONS } from './migrations/index.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionPragmas } from './sqlite-connection.js';
 
 /**
- * Makes sure the SQLite file at `file` can be opened (created, with its
- * directory, when missing), or throws a ConfigError naming DATABASE_PATH and
- * the reason. Opening it here once costs a few milliseconds; found later,
- * inside Nest's start-up, the same failure printed a stack trace and only
- * after TypeORM's connection retries.
+ * Makes sure the SQLite file at `file` can be opened and written (created,
+ * with its directory, when missing), or throws a ConfigError naming
+ * DATABASE_PATH and the reason. Checking here once costs a few milliseconds;
+ * found later, inside Nest's start-up, the same failures printed a stack
+ * trace. The check applies the connections' own PRAGMAs (switching to WAL
+ * writes the file) and takes the write lock once, waiting the same busy
+ * timeout, so a read-only file and one locked by another process fail here.
  */
 export function prepareSqliteFile(file: string): void {
   if (file === ':memory:') return;
+  const invalid = (problem: string, error: unknown) => {
+    const locked = (error as { code?: string }).code?.startsWith('SQLITE_BUSY');
+    return new ConfigError(
+      `Invalid configuration: DATABASE_PATH "${file}" ${locked ? `is locked by another process (waited ${SQLITE_BUSY_TIMEOUT_MS} ms)` : problem}: ${(error as Error).message}`,
+    );
+  };
+  let db: Database.Database;
   try {
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    const db = new Database(file);
-    try {
-      db.pragma('user_version'); // reads the header: "file is not a database" shows here
-    } finally {
-      db.close();
-    }
+    db = new Database(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
   } catch (error) {
-    throw new ConfigError(
-      `Invalid configuration: DATABASE_PATH "${file}" cannot be opened as a SQLite database: ${(error as Error).message}`,
-    );
+    throw invalid('cannot be opened as a SQLite database', error);
+  }
+  try {
+    db.pragma('user_version'); // reads the header: "file is not a database" shows here
+  } catch (error) {
+    db.close();
+    throw invalid('cannot be opened as a SQLite database', error);
+  }
+  try {
+    for (const pragma of sqliteConnectionPragmas()) db.pragma(pragma);
+    db.exec('BEGIN IMMEDIATE; ROLLBACK');
+  } catch (error) {
+    throw invalid('cannot be written', error);
+  } finally {
+    db.close();
   }
 }
 
