@@ -4,13 +4,13 @@ import { DatabaseService } from '../src/common/database/database.service';
 import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { MIGRATIONS } from '../src/common/database/migrations';
 import { SessionEventsOfUpgradedSessions1763800000010 } from '../src/common/database/migrations/0010-session-events-of-upgraded-sessions';
-import { sleep } from './support/auth';
+import { ADMIN_ENV, login, loginAdmin, registerAndLogin, sleep } from './support/auth';
 import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 describe('database schema', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp(ADMIN_ENV);
   });
   afterAll(async () => {
     await t.close();
@@ -54,6 +54,50 @@ describe('database schema', () => {
       { session_id: upgraded, user_id: owner, type: 'created' },
       { session_id: upgraded, user_id: owner, type: 'rotated' },
       { session_id: anonymous, user_id: null, type: 'created' },
+    ]);
+  });
+
+  it('stores and pages through row ids past 32 bits (PostgreSQL integer ids ran out there)', async () => {
+    const PAST_32_BITS = 2 ** 31 + 100;
+    for (const table of ['events', 'session_events']) {
+      if (TEST_DB_TYPE === 'postgres') {
+        await t.dataSource.query(`SELECT setval('${table}_id_seq', ${PAST_32_BITS})`);
+      } else {
+        await t.dataSource.query(`DELETE FROM sqlite_sequence WHERE name = '${table}'`);
+        await t.dataSource.query(
+          `INSERT INTO sqlite_sequence (name, seq) VALUES ('${table}', ${PAST_32_BITS})`,
+        );
+      }
+    }
+    const user = await registerAndLogin(t, 'wide-ids');
+    await login(t, 'wide-ids'); // a second session: its session event is a second page
+    await t
+      .http()
+      .post('/api/track/page')
+      .set('authorization', user.bearer)
+      .send({ page: '/wide' })
+      .expect(200);
+    const [event]: { id: number; path: string }[] = await t.dataSource.query(
+      `SELECT id, path FROM events WHERE user_id = '${user.userId}' AND type = 'page_view'`,
+    );
+    expect(event).toEqual({ id: expect.any(Number), path: '/wide' });
+    expect(event.id).toBeGreaterThan(PAST_32_BITS);
+    // A list's cursor holds such an id, and the next page reads past it.
+    const admin = await loginAdmin(t);
+    const first = await t
+      .http()
+      .get(`/api/admin/session-events?user_id=${user.userId}&limit=1`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect(first.body.items).toHaveLength(1);
+    const rest = await t
+      .http()
+      .get(`/api/admin/session-events?user_id=${user.userId}&cursor=${first.body.next_cursor}`)
+      .set('authorization', admin.bearer)
+      .expect(200);
+    expect([...first.body.items, ...rest.body.items].map((e: { type: string }) => e.type)).toEqual([
+      'created',
+      'created',
     ]);
   });
 

@@ -161,11 +161,11 @@ const CASES: Case[] = [
     BAD_CURSOR,
     'cursor',
   ],
-  // Crafted cursors that PostgreSQL itself would refuse with an error (once a 500 there).
+  // Crafted cursors: an id no JavaScript number holds exactly, text PostgreSQL would refuse (once a 500).
   [
-    'session events: cursor id past the integer column',
+    'session events: cursor id past 2^53 (not exact as a number)',
     'get',
-    `/api/admin/session-events?cursor=${Buffer.from('[2147483648]').toString('base64url')}`,
+    `/api/admin/session-events?cursor=${Buffer.from('[9007199254740993]').toString('base64url')}`,
     null,
     'admin',
     400,

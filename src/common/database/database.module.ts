@@ -2,6 +2,7 @@ import { Global, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
+import { useSqliteRowIds } from './columns.js';
 import { buildDataSourceOptions } from './data-source-options.js';
 import { DatabaseService } from './database.service.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
@@ -38,7 +39,9 @@ export class DatabaseModule {
   constructor(
     private readonly dataSource: DataSource,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    if (dataSource.options.type === 'better-sqlite3') useSqliteRowIds(dataSource);
+  }
 
   async onModuleInit(): Promise<void> {
     if (!this.config.database.migrationsRun) return;

@@ -40,24 +40,23 @@ export function encodeCursor(key: CursorKey): string {
 
 /**
  * What each value of a list's cursor is: `time` (epoch milliseconds, any
- * safe integer), `id` (a row id: the schema declares them `integer`, which
- * is 32-bit on PostgreSQL, so larger values are no id of any list) or `uuid`.
+ * safe integer), `id` (a row id: a non-negative safe integer; the columns
+ * are 64-bit, and ids stay far below 2^53) or `uuid`.
  */
 export type CursorShape = readonly ('time' | 'id' | 'uuid')[];
 
-const MAX_ROW_ID = 2_147_483_647;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const FITS: Record<CursorShape[number], (value: unknown) => boolean> = {
   time: (v) => Number.isSafeInteger(v),
-  id: (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_ROW_ID,
+  id: (v) => Number.isSafeInteger(v) && (v as number) >= 0,
   uuid: (v) => typeof v === 'string' && UUID.test(v),
 };
 
 /**
  * Decodes a cursor made by `encodeCursor` for a list whose keys have
  * `shape`; 400 otherwise. Every value is checked against its kind, so a
- * crafted cursor (`[1e400, 1]`, `["a", "b"]`, an id past the column's range,
+ * crafted cursor (`[1e400, 1]`, `["a", "b"]`, an id past 2^53,
  * text with a NUL) cannot reach a query where the database would fail on it.
  */
 export function decodeCursor(cursor: string, shape: CursorShape): CursorKey {

@@ -111,7 +111,7 @@ const APPEND_ITEMS_SQLITE = `UPDATE session_summaries SET
 /** PostgreSQL: APPEND_ITEMS_SQLITE for many sessions at once; returns the sessions it appended to. */
 function appendItemsPostgres(rows: number): string {
   const row =
-    '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS integer), CAST(? AS bigint), CAST(? AS integer))';
+    '(?, ?, ?, ?, CAST(? AS bigint), CAST(? AS bigint), CAST(? AS bigint), CAST(? AS bigint))';
   return `UPDATE session_summaries s SET
       items = CASE
         WHEN s.items IS NULL AND s.items_at IS NOT NULL THEN NULL

@@ -1,6 +1,6 @@
 import { TableColumnOptions, TableForeignKey } from 'typeorm';
 
-/** An auto-incrementing integer primary key `id` (the same on SQLite and PostgreSQL). */
+/** An auto-incrementing integer primary key `id` (64-bit on both databases since migration 0012). */
 export const generatedId: TableColumnOptions = {
   name: 'id',
   type: 'integer',

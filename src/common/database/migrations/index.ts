@@ -10,6 +10,7 @@ import { SessionSummarySpanIndexes1763800000008 } from './0008-session-summary-s
 import { LeanerEventIndexes1763800000009 } from './0009-leaner-event-indexes.js';
 import { SessionEventsOfUpgradedSessions1763800000010 } from './0010-session-events-of-upgraded-sessions.js';
 import { JobSlots1763800000011 } from './0011-job-slots.js';
+import { BigintRowIds1763800000012 } from './0012-bigint-row-ids.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -27,4 +28,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   LeanerEventIndexes1763800000009,
   SessionEventsOfUpgradedSessions1763800000010,
   JobSlots1763800000011,
+  BigintRowIds1763800000012,
 ];

@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 /** Append-only audit log. Never holds secrets; erasure removes the user ids it holds. */
 @Entity('audit_log')
@@ -8,7 +8,7 @@ import { EpochMsColumn } from '../../../common/database/columns.js';
 @Index('ix_audit_log_action_id', ['action', 'id'])
 @Index('ix_audit_log_created_at', ['createdAt'])
 export class AuditEntry {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   /** `user`, `admin` or `system`. */

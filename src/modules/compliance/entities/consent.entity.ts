@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 export const CONSENT_SOURCES = ['api', 'settings', 'admin', 'import'] as const;
 export type ConsentSource = (typeof CONSENT_SOURCES)[number];
@@ -8,7 +8,7 @@ export type ConsentSource = (typeof CONSENT_SOURCES)[number];
 @Entity('consents')
 @Index('ix_consents_user_id_type_id', ['userId', 'consentType', 'id'])
 export class Consent {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   @Column({ name: 'user_id', type: 'varchar', length: 36 })

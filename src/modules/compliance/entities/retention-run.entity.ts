@@ -1,11 +1,11 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 /** One run of the retention job. */
 @Entity('retention_runs')
 @Index('ix_retention_runs_started_at', ['startedAt'])
 export class RetentionRun {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   /** `schedule` or `manual`. */

@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 /**
  * A failed login, for throttling per username + IP. Kept in the database so
@@ -9,7 +9,7 @@ import { EpochMsColumn } from '../../../common/database/columns.js';
 @Entity('login_failures')
 @Index('ix_login_failures_key_hash_failed_at', ['keyHash', 'failedAt'])
 export class LoginFailure {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   @Column({ name: 'key_hash', type: 'varchar', length: 64 })

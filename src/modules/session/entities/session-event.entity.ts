@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 export const SESSION_EVENT_TYPES = ['created', 'rotated', 'renewed', 'revoked', 'expired'] as const;
 export type SessionEventType = (typeof SESSION_EVENT_TYPES)[number];
@@ -22,7 +22,7 @@ export type RevokeReason = (typeof REVOKE_REASONS)[number];
 @Index('ix_session_events_user_id_id', ['userId', 'id'])
 @Index('ix_session_events_created_at', ['createdAt'])
 export class SessionEvent {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   @Column({ name: 'session_id', type: 'varchar', length: 36 })

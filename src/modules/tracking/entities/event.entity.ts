@@ -1,5 +1,5 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { Column, Entity, Index } from 'typeorm';
+import { EpochMsColumn, RowIdColumn } from '../../../common/database/columns.js';
 
 import { EVENT_TYPES, type EventType } from '../event-types.js';
 
@@ -28,7 +28,7 @@ export const PAGE_VIEW_INDEX = 'ix_events_page_views';
   where: "type = 'action'",
 })
 export class Event {
-  @PrimaryGeneratedColumn({ type: 'integer' })
+  @RowIdColumn()
   id!: number;
 
   /** The client's idempotency key, or a server-made UUID. */

@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { EpochMsColumn } from '../../../common/database/columns.js';
+import { EpochMsColumn, RowIdRefColumn } from '../../../common/database/columns.js';
 
 /**
  * Per-session rollup of the events table (see SessionSummaries): what the
@@ -52,7 +52,7 @@ export class SessionSummary {
   @EpochMsColumn({ name: 'entry_at', nullable: true })
   entryAt!: number | null;
 
-  @Column({ name: 'entry_id', type: 'integer', nullable: true })
+  @RowIdRefColumn({ name: 'entry_id', nullable: true })
   entryId!: number | null;
 
   @Column({ name: 'entry_path', type: 'varchar', length: 2048, nullable: true })
@@ -62,7 +62,7 @@ export class SessionSummary {
   @EpochMsColumn({ name: 'exit_at', nullable: true })
   exitAt!: number | null;
 
-  @Column({ name: 'exit_id', type: 'integer', nullable: true })
+  @RowIdRefColumn({ name: 'exit_id', nullable: true })
   exitId!: number | null;
 
   @Column({ name: 'exit_path', type: 'varchar', length: 2048, nullable: true })
@@ -79,6 +79,6 @@ export class SessionSummary {
   @EpochMsColumn({ name: 'items_at', nullable: true })
   itemsAt!: number | null;
 
-  @Column({ name: 'items_id', type: 'integer', nullable: true })
+  @RowIdRefColumn({ name: 'items_id', nullable: true })
   itemsId!: number | null;
 }
