@@ -976,6 +976,27 @@ describe('retention and audit', () => {
     ]);
   });
 
+  it('anonymises an IPv6 address ending in :: unless it already is one (a /48 prefix)', async () => {
+    const now = Date.now();
+    const session = randomUUID();
+    for (const ip of ['2001:db8:1:2::', '2001:db8:1::', 'fd00:a:b:c:d::', '2001:db8:1:2::9']) {
+      await t.dataSource.query(
+        `INSERT INTO session_events (session_id, user_id, type, reason, ip, created_at) VALUES ('${session}', NULL, 'created', NULL, '${ip}', ${now - 40 * DAY})`,
+      );
+    }
+    const run = await t.app.get(DataRetentionService).run('manual', now);
+    expect(run?.ips_anonymised).toBe(3);
+    const ips: { ip: string }[] = await t.dataSource.query(
+      `SELECT ip FROM session_events WHERE session_id = '${session}' ORDER BY id`,
+    );
+    expect(ips.map((row) => row.ip)).toEqual([
+      '2001:db8:1::',
+      '2001:db8:1::',
+      'fd00:a:b::',
+      '2001:db8:1::',
+    ]);
+  });
+
   it('lets requests in between its batches', async () => {
     const now = Date.now();
     await bulkEvents(t, randomUUID(), randomUUID(), 7, now - 100 * DAY);

@@ -9,14 +9,18 @@ export class SessionRetentionService {
 
   /**
    * Anonymises up to `batch` IPs recorded before `cutoff` on sessions and on
-   * session events. Already anonymised addresses (`x.y.z.0`, `a:b:c::`) are skipped.
+   * session events. Already anonymised addresses are skipped: `x.y.z.0`, and
+   * IPv6 of at most three groups before a final `::` (at most 4 colons);
+   * `2001:db8:1:2::` ends in `::` too but is a full /64 address.
    */
   async anonymizeIpsBefore(cutoff: number, batch: number): Promise<number> {
     let changed = 0;
     for (const table of ['sessions', 'session_events']) {
       const rows = await this.database.query<{ id: string | number; ip: string }>(
         `SELECT id, ip FROM ${table}
-         WHERE created_at < ? AND ip IS NOT NULL AND ip NOT LIKE '%.0' AND ip NOT LIKE '%::' LIMIT ${batch}`,
+         WHERE created_at < ? AND ip IS NOT NULL AND ip NOT LIKE '%.0'
+           AND NOT (ip LIKE '%::' AND LENGTH(ip) - LENGTH(REPLACE(ip, ':', '')) <= 4)
+         LIMIT ${batch}`,
         [cutoff],
       );
       if (rows.length === 0) continue;
