@@ -974,6 +974,25 @@ describe('client address behind proxies (TRUST_PROXY)', () => {
     }
   });
 
+  it('throttles logins per IPv6 /64, the block one client is usually given', async () => {
+    const t = await startTestApp({ TRUST_PROXY: 'true', LOGIN_MAX_ATTEMPTS: '2' });
+    try {
+      await register(t, 'target');
+      const attempt = (ip: string) =>
+        t
+          .http()
+          .post('/auth/login')
+          .set('x-forwarded-for', ip)
+          .send({ username: 'target', password: 'wrong password' });
+      expect((await attempt('2001:db8:1:2::65')).status).toBe(401);
+      expect((await attempt('2001:db8:1:2:ffff::66')).status).toBe(401);
+      expect((await attempt('2001:db8:1:2:abcd:1:2:3')).status).toBe(429);
+      expect((await attempt('2001:db8:1:3::65')).status).toBe(401); // the next /64 counts apart
+    } finally {
+      await t.close();
+    }
+  });
+
   it('stores no address when the trusted entry is not an IP, and drops an IPv6 zone', async () => {
     const t = await startTestApp({ TRUST_PROXY: 'true' });
     try {

@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
+import { normalizeIp } from '@nestjs/throttler';
 import { createHash } from 'node:crypto';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
@@ -47,9 +48,16 @@ export class LoginThrottleService {
     private readonly config: AppConfig,
   ) {}
 
+  /**
+   * The throttle key of `username` from `ip`. An IPv6 address counts as its
+   * /64 (as in the general rate limit): one client usually holds a whole
+   * /64, and counted per address it could guess without end by changing the
+   * low bits. Not counted per username alone, on purpose: anyone could then
+   * lock a user out by failing logins with their name.
+   */
   keyFor(username: string, ip: string | null): string {
     return createHash('sha256')
-      .update(`${username.toLowerCase()}\n${ip ?? ''}`)
+      .update(`${username.toLowerCase()}\n${ip === null ? '' : normalizeIp(ip)}`)
       .digest('hex');
   }
 
