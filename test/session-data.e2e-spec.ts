@@ -109,6 +109,27 @@ describe('session data', () => {
       .expect(200);
   });
 
+  it('counts the keys in SESSION_DATA_MAX_BYTES too: long keys with tiny values add up', async () => {
+    const key = (i: number) => `${'k'.repeat(119)}-${i}`; // 121 bytes
+    await http()
+      .put(`/api/session/data/${key(1)}`)
+      .send({ value: 0 })
+      .expect(200); // 122
+    await http()
+      .put(`/api/session/data/${key(2)}`)
+      .send({ value: 0 })
+      .expect(200); // 244
+    const res = await http()
+      .put(`/api/session/data/${key(3)}`)
+      .send({ value: 0 })
+      .expect(413);
+    expect(res.body.message).toBe(
+      'Session data would be 366 bytes (keys and JSON values); at most 250 are allowed per session',
+    );
+    const all = await http().get('/api/session/data').expect(200);
+    expect(all.body).toEqual({ data: { [key(1)]: 0, [key(2)]: 0 } });
+  });
+
   it('keeps every one of 20 parallel writes of different keys', async () => {
     const big = await startTestApp();
     try {

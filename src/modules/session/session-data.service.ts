@@ -63,15 +63,23 @@ export class SessionDataService implements OnApplicationBootstrap {
     return JSON.parse(row.value) as unknown;
   }
 
+  /**
+   * Stores `value` under `key`. SESSION_DATA_VALUE_MAX_BYTES bounds the value
+   * as JSON; SESSION_DATA_MAX_BYTES bounds the session's keys and values
+   * together (a row's `size`): counting values alone, many long keys with
+   * tiny values held a hundred times the limit. Rows written before keys
+   * were counted keep their value-only size until rewritten.
+   */
   async put(sessionId: string, key: string, value: unknown): Promise<void> {
     const json = JSON.stringify(value);
-    const size = Buffer.byteLength(json, 'utf8');
+    const valueSize = Buffer.byteLength(json, 'utf8');
     const { dataValueMaxBytes, dataMaxBytes } = this.config.session;
-    if (size > dataValueMaxBytes) {
+    if (valueSize > dataValueMaxBytes) {
       throw new PayloadTooLargeException(
-        `The value is ${size} bytes as JSON; at most ${dataValueMaxBytes} are allowed per key`,
+        `The value is ${valueSize} bytes as JSON; at most ${dataValueMaxBytes} are allowed per key`,
       );
     }
+    const size = Buffer.byteLength(key, 'utf8') + valueSize;
     await this.database.transaction(async (manager) => {
       await this.database.lockRow(manager, 'sessions', sessionId);
       // A logout that committed while this request was in flight wins.
@@ -91,7 +99,7 @@ export class SessionDataService implements OnApplicationBootstrap {
       const total = Number(others?.total ?? 0) + size;
       if (total > dataMaxBytes) {
         throw new PayloadTooLargeException(
-          `Session data would be ${total} bytes; at most ${dataMaxBytes} are allowed per session`,
+          `Session data would be ${total} bytes (keys and JSON values); at most ${dataMaxBytes} are allowed per session`,
         );
       }
       await this.database.executeIn(
