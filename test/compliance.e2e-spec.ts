@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { AuditService } from '../src/modules/compliance/audit.service';
 import { ConsentService } from '../src/modules/compliance/consent.service';
 import { ErasureService } from '../src/modules/compliance/erasure.service';
@@ -8,7 +9,7 @@ import { PreferencesService } from '../src/modules/preferences/preferences.servi
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { SessionSummaries } from '../src/modules/tracking/session-summaries.service';
 import { DatabaseService } from '../src/common/database/database.service';
-import { loadConfig } from '../src/common/config/config';
+import { AppConfig, loadConfig } from '../src/common/config/config';
 import { processingRecord } from '../src/modules/compliance/processing';
 import {
   ADMIN_ENV,
@@ -489,6 +490,37 @@ describe('erasure', () => {
     expect(res.body.error).toBe('reauth_required');
     await login(t, 'slowpoke');
   });
+
+  if (TEST_DB_TYPE === 'sqlite') {
+    it('leaves nothing of the erased data readable in the SQLite file or its WAL', async () => {
+      const marker = `zed${randomUUID().slice(0, 8)}`;
+      await register(t, `${marker}-user`);
+      const s = await login(t, `${marker}-user`);
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', s.bearer)
+        .send({ page: `/${marker}-page`, title: `${marker}-title` })
+        .expect(200);
+      await t
+        .http()
+        .put('/api/session/data/note')
+        .set('authorization', s.bearer)
+        .send({ value: `${marker}-value` })
+        .expect(200);
+      const file = t.app.get(AppConfig).database.path;
+      const bytes = () =>
+        [file, `${file}-wal`]
+          .filter((name) => existsSync(name))
+          .map((name) => readFileSync(name).toString('latin1'))
+          .join('');
+      const traces = () =>
+        ['user', 'page', 'title', 'value'].filter((what) => bytes().includes(`${marker}-${what}`));
+      expect(traces()).toEqual(['user', 'page', 'title', 'value']);
+      await t.http().delete('/api/gdpr/delete').set('authorization', s.bearer).expect(200);
+      expect(traces()).toEqual([]);
+    });
+  }
 
   it('rolls everything back when a module fails half-way', async () => {
     await register(t, 'unlucky');

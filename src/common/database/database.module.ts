@@ -19,7 +19,7 @@ const MIGRATION_LOCK = 'schema-migrations';
 @Global()
 @Module({
   providers: [DatabaseService, WalCheckpointer],
-  exports: [DatabaseService],
+  exports: [DatabaseService, WalCheckpointer],
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],

@@ -32,6 +32,11 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5000;
  * The PRAGMAs every writing connection to the SQLite file runs first. WAL
  * lets readers run beside the single writer; NORMAL is durable in WAL mode
  * across application crashes (only an OS crash may lose the last commits).
+ * secure_delete overwrites what a DELETE removes with zeros: without it an
+ * erased user's name, pages and session data stayed readable in the file
+ * (and in its copies and backups) until SQLite reused those bytes. The WAL
+ * still holds the rows' earlier page versions until the checkpointer
+ * truncates it after an erasure (WalCheckpointer.purge).
  */
 export function sqliteConnectionPragmas(): string[] {
   // The busy timeout first: a connection opened while another writes (the writer's thread
@@ -41,5 +46,6 @@ export function sqliteConnectionPragmas(): string[] {
     'journal_mode = WAL',
     'synchronous = NORMAL',
     'foreign_keys = ON',
+    'secure_delete = ON',
   ];
 }

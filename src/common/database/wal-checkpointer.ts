@@ -12,6 +12,8 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /**
  * Runs inside the worker: its own connection (query_only: it can checkpoint,
  * never change data). PASSIVE never waits for, nor blocks, the writer.
+ * Messages in: 'purge' (a TRUNCATE checkpoint, answered with whether it
+ * emptied the WAL) and 'close'. Out: { warning } and { purged }.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -22,15 +24,26 @@ const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
   } catch (error) {
-    parentPort.postMessage(String((error && error.message) || error));
+    parentPort.postMessage({ warning: String((error && error.message) || error) });
   }
 }, workerData.intervalMs);
-parentPort.on('message', () => {
+parentPort.on('message', (message) => {
+  if (message === 'purge') {
+    try {
+      const [result] = db.pragma('wal_checkpoint(TRUNCATE)');
+      parentPort.postMessage({ purged: result.busy === 0 });
+    } catch (error) {
+      parentPort.postMessage({ warning: String((error && error.message) || error), purged: false });
+    }
+    return;
+  }
   clearInterval(timer);
   db.close();
   parentPort.close();
 });
 `;
+
+type WorkerMessage = { warning?: string; purged?: boolean };
 
 /**
  * WAL checkpoints off the event loop (SQLite files only). By default SQLite
@@ -45,6 +58,8 @@ parentPort.on('message', () => {
 export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(WalCheckpointer.name);
   private worker: Worker | null = null;
+  /** Callers of `purge` waiting for the worker's answers, in the order asked. */
+  private readonly purges: ((purged: boolean) => void)[] = [];
 
   constructor(
     private readonly database: DatabaseService,
@@ -62,11 +77,15 @@ export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
         intervalMs: CHECKPOINT_INTERVAL_MS,
       },
     });
-    worker.on('message', (message: string) => this.logger.warn(`WAL checkpoint: ${message}`));
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.warning) this.logger.warn(`WAL checkpoint: ${message.warning}`);
+      if (message.purged !== undefined) this.purges.shift()?.(message.purged);
+    });
     worker.on('error', (error) => this.logger.error(`WAL checkpointer failed: ${error.message}`));
     worker.on('exit', () => {
       if (this.worker !== worker) return; // stopped on purpose
       this.worker = null;
+      for (const answer of this.purges.splice(0)) answer(false);
       this.database.sqlitePragma('wal_autocheckpoint = 1000');
       this.logger.warn('WAL checkpointer stopped; commits checkpoint again');
     });
@@ -76,11 +95,31 @@ export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
     this.database.sqlitePragma('wal_autocheckpoint = 0');
   }
 
+  /**
+   * Copies the whole WAL into the database file and truncates it, so that
+   * page versions written before a deletion (an erasure's rows) no longer
+   * sit in the WAL file. Off the event loop, in the worker; it waits for
+   * readers still on older snapshots up to the busy timeout. Resolves
+   * whether the WAL was emptied (always true without a WAL to purge).
+   */
+  purge(): Promise<boolean> {
+    const worker = this.worker;
+    if (this.config.database.type !== 'sqlite' || this.config.database.path === ':memory:') {
+      return Promise.resolve(true);
+    }
+    if (!worker) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.purges.push(resolve);
+      worker.postMessage('purge');
+    });
+  }
+
   /** Before the main connection closes (which checkpoints what is left). */
   async onModuleDestroy(): Promise<void> {
     const worker = this.worker;
     if (!worker) return;
     this.worker = null;
+    for (const answer of this.purges.splice(0)) answer(false);
     const exited = once(worker, 'exit');
     worker.postMessage('close');
     const timeout = setTimeout(() => void worker.terminate(), 5000);

@@ -2,6 +2,7 @@ import { Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuditContext } from '../../common/audit.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { WalCheckpointer } from '../../common/database/wal-checkpointer.js';
 import { toIso } from '../../common/time.js';
 import { PreferencesService } from '../preferences/preferences.service.js';
 import { SessionService } from '../session/session.service.js';
@@ -42,6 +43,7 @@ export class ErasureService {
     private readonly preferences: PreferencesService,
     private readonly consents: ConsentService,
     private readonly audit: AuditService,
+    private readonly checkpointer: WalCheckpointer,
   ) {}
 
   async erase(userId: string, requestedBy: 'self' | 'admin', context: AuditContext) {
@@ -117,6 +119,11 @@ export class ErasureService {
       return { counts, finishedAt, verified: remaining === 0 };
     });
     this.logger.log(`Erasure ${receiptId} done (${requestedBy}), verified: ${result.verified}`);
+    // SQLite: the deleted rows were overwritten in place (secure_delete); their earlier
+    // versions in the WAL file go too before the answer. Rare enough to wait for.
+    if (!(await this.checkpointer.purge())) {
+      this.logger.warn(`Erasure ${receiptId}: the WAL could not be emptied yet (readers busy)`);
+    }
     return {
       user_id: userId,
       sessions_deleted: result.counts.sessions,
