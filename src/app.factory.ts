@@ -171,8 +171,9 @@ export async function createApp(
       else done(error, value);
     });
   });
-  // Security headers, the request id, and no-store where responses may carry tokens or
-  // session state: one synchronous hook, no per-request middleware chain.
+  // Security headers, the request id, and no-store on every API answer (they carry tokens,
+  // session state or someone's data; no shared cache may keep one): one synchronous hook,
+  // no per-request middleware chain.
   const securityHeaders = staticSecurityHeaders(config);
   const admitBody = bodiesInFlight(config);
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -185,7 +186,7 @@ export async function createApp(
         .send(errorBody(400, 'The URL must not contain NUL characters (%00)', request.id, null));
       return;
     }
-    if (request.url.startsWith('/auth/') || request.url.startsWith('/api/session')) {
+    if (request.url.startsWith('/api/') || request.url.startsWith('/auth/')) {
       void reply.header('cache-control', 'no-store');
     }
     if (admitBody(request, reply)) done();

@@ -330,6 +330,19 @@ describe('accounts and login', () => {
         disabled: false,
       });
     });
+
+    it('keeps every API answer out of caches, the public pages not', async () => {
+      const s = await registerAndLogin(t, 'cache-averse');
+      for (const path of ['/api/me', '/api/gdpr/export', '/api/preferences']) {
+        const res = await t.http().get(path).set('authorization', s.bearer).expect(200);
+        expect([path, res.headers['cache-control']]).toEqual([path, 'no-store']);
+      }
+      // An anonymous visitor's first page view answers with their new session token.
+      const anonymous = await t.http().post('/api/track/page').send({ page: '/' }).expect(200);
+      expect(anonymous.body.session_id).toEqual(expect.any(String));
+      expect(anonymous.headers['cache-control']).toBe('no-store');
+      expect((await t.http().get('/health').expect(200)).headers['cache-control']).toBeUndefined();
+    });
   });
 
   describe('token storage', () => {
