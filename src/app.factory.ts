@@ -8,6 +8,7 @@ import {
   LogController,
   onSendHookHandler,
 } from 'fastify';
+import { normalizeIp } from '@nestjs/throttler';
 import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -53,10 +54,18 @@ const forbiddenKey = () =>
  * response is done or the connection dropped. Returns the check, run in the
  * onRequest hook (no hook of its own on the hot path); it answers and
  * returns false when the request is refused.
+ *
+ * So that the budget cannot be held by one client sending bodies slowly (64
+ * connections that declared 256 KB and sent one byte each refused every
+ * body for as long as they stayed open): one client address (an IPv6 /64)
+ * holds at most a quarter of it (429 beyond), and a body not received
+ * within BODY_RECEIVE_TIMEOUT_S has its connection dropped.
  */
 function bodiesInFlight(config: AppConfig) {
-  const { bodyInflightMaxBytes: budget, bodyLimitBytes } = config.http;
+  const { bodyInflightMaxBytes: budget, bodyLimitBytes, bodyReceiveTimeoutMs } = config.http;
+  const perClient = Math.max(bodyLimitBytes, Math.floor(budget / 4));
   let inFlight = 0;
+  const heldBy = new Map<string, number>();
   return (request: FastifyRequest, reply: FastifyReply): boolean => {
     const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
     if (length === undefined && chunked === undefined) return true;
@@ -68,16 +77,28 @@ function bodiesInFlight(config: AppConfig) {
           ? Math.min(declared, bodyLimitBytes)
           : 0;
     if (size <= 0) return true;
-    if (inFlight + size > budget) {
-      void reply
-        .code(503)
-        .header('retry-after', '1')
-        .send(errorBody(503, 'Too many request bodies in flight; retry shortly', request.id, null));
+    const client = normalizeIp(request.ip);
+    const held = heldBy.get(client) ?? 0;
+    const refusal =
+      held + size > perClient
+        ? errorBody(429, 'Too many request bodies in flight from this address', request.id, null)
+        : inFlight + size > budget
+          ? errorBody(503, 'Too many request bodies in flight; retry shortly', request.id, null)
+          : null;
+    if (refusal) {
+      void reply.code(refusal.status_code).header('retry-after', '1').send(refusal);
       return false;
     }
     inFlight += size;
+    heldBy.set(client, held + size);
+    const timeout = setTimeout(() => request.raw.destroy(), bodyReceiveTimeoutMs);
+    request.raw.once('end', () => clearTimeout(timeout));
     reply.raw.once('close', () => {
+      clearTimeout(timeout);
       inFlight -= size;
+      const left = (heldBy.get(client) ?? size) - size;
+      if (left > 0) heldBy.set(client, left);
+      else heldBy.delete(client);
     });
     return true;
   };

@@ -1345,46 +1345,61 @@ describe('the queue bounded in bytes (TRACKING_QUEUE_MAX_BYTES)', () => {
 
 describe('request bodies in flight (BODY_INFLIGHT_MAX_BYTES)', () => {
   // Budget 1536 bytes, bodies of at most 1024: a held body of 1000 bytes (or a chunked one,
-  // counted as 1024) leaves room for bodies of at most 536 (512) bytes.
-  const LIMITS = { BODY_LIMIT_BYTES: '1024', BODY_INFLIGHT_MAX_BYTES: '1536' };
+  // counted as 1024) leaves room for bodies of at most 536 (512) bytes. One client address may
+  // hold max(1024, 1536 / 4) = 1024 bytes; each request names its client (X-Forwarded-For).
+  const LIMITS = { BODY_LIMIT_BYTES: '1024', BODY_INFLIGHT_MAX_BYTES: '1536', TRUST_PROXY: 'true' };
   const loginBody = (padding: number) =>
     JSON.stringify({ username: 'x', password: 'y', pad: 'p'.repeat(padding) });
 
   /**
-   * POSTs `body` to /auth/login on `port`: whole, or (`hold`) only its first
-   * 100 bytes until `finish` is called. `chunked`: without a content-length.
+   * POSTs `body` to /auth/login on `port` from `client`: whole, or (`hold`)
+   * only its first 100 bytes until `finish` is called; `dropped` resolves
+   * when the server closes the connection first. `chunked`: without a
+   * content-length.
    */
   const open: http.ClientRequest[] = [];
-  const post = (port: number, body: string, options: { hold?: boolean; chunked?: boolean } = {}) =>
-    new Promise<{ status: number; text: string; finish: () => void }>((resolve, reject) => {
-      const req = http.request(
-        {
-          port,
-          host: '127.0.0.1',
-          method: 'POST',
-          path: '/auth/login',
-          headers: {
-            'content-type': 'application/json',
-            ...(options.chunked
-              ? { 'transfer-encoding': 'chunked' }
-              : { 'content-length': body.length }),
+  let clients = 0;
+  const post = (
+    port: number,
+    body: string,
+    options: { hold?: boolean; chunked?: boolean; client?: string } = {},
+  ) =>
+    new Promise<{ status: number; text: string; finish: () => void; dropped: Promise<void> }>(
+      (resolve, reject) => {
+        let dropped = () => {};
+        const closed = new Promise<void>((done) => (dropped = done));
+        const req = http.request(
+          {
+            port,
+            host: '127.0.0.1',
+            method: 'POST',
+            path: '/auth/login',
+            headers: {
+              'content-type': 'application/json',
+              'x-forwarded-for': options.client ?? `198.51.100.${++clients}`,
+              ...(options.chunked
+                ? { 'transfer-encoding': 'chunked' }
+                : { 'content-length': body.length }),
+            },
           },
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, finish: () => {} }));
-        },
-      );
-      req.on('error', reject);
-      open.push(req);
-      if (!options.hold) return req.end(body);
-      req.write(body.slice(0, 100));
-      resolve({ status: 0, text: '', finish: () => req.end(body.slice(100)) });
-    });
+          (res) => {
+            let text = '';
+            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, text, finish: () => {}, dropped: closed }),
+            );
+          },
+        );
+        req.on('error', (error) => (options.hold ? dropped() : reject(error)));
+        open.push(req);
+        if (!options.hold) return req.end(body);
+        req.write(body.slice(0, 100));
+        resolve({ status: 0, text: '', finish: () => req.end(body.slice(100)), dropped: closed });
+      },
+    );
 
-  const withServer = async (test: (port: number) => Promise<void>) => {
-    const t = await startTestApp(LIMITS);
+  const withServer = async (test: (port: number) => Promise<void>, env = {}) => {
+    const t = await startTestApp({ ...LIMITS, ...env });
     try {
       await t.app.listen(0, '127.0.0.1');
       await test((t.app.getHttpServer().address() as AddressInfo).port);
@@ -1424,6 +1439,38 @@ describe('request bodies in flight (BODY_INFLIGHT_MAX_BYTES)', () => {
       await sleep(100);
       expect((await post(port, loginBody(550))).status).toBe(400);
     }));
+
+  it('lets one client address (an IPv6 /64) hold a quarter of the budget at most: 429 beyond', () =>
+    withServer(async (port) => {
+      const held = await post(port, loginBody(500), { hold: true, client: '2001:db8:7:7::1' });
+      await sleep(100);
+      // 540 bytes held by the /64: another 540 from it would make 1080 (over 1024), 440 makes 980.
+      const sameBlock = await post(port, loginBody(500), { client: '2001:db8:7:7::2' });
+      expect(sameBlock.status).toBe(429);
+      expect(JSON.parse(sameBlock.text)).toMatchObject({
+        status_code: 429,
+        message: 'Too many request bodies in flight from this address',
+      });
+      expect((await post(port, loginBody(400), { client: '2001:db8:7:7::3' })).status).toBe(400);
+      expect((await post(port, loginBody(500), { client: '2001:db8:7:8::1' })).status).toBe(400);
+      held.finish();
+      await sleep(100);
+      expect((await post(port, loginBody(500), { client: '2001:db8:7:7::2' })).status).toBe(400);
+    }));
+
+  it('drops a body still arriving after BODY_RECEIVE_TIMEOUT_S, giving its share back', () =>
+    withServer(
+      async (port) => {
+        const started = Date.now();
+        const held = await post(port, loginBody(950), { hold: true });
+        await sleep(100);
+        expect((await post(port, loginBody(950))).status).toBe(503);
+        await held.dropped;
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+        expect((await post(port, loginBody(950))).status).toBe(400);
+      },
+      { BODY_RECEIVE_TIMEOUT_S: '1' },
+    ));
 });
 
 describe('a batch larger than the whole queue', () => {

@@ -12,6 +12,8 @@ export class AppConfig {
     readonly bodyLimitBytes: number;
     /** Request bodies being received at once, in bytes (declared lengths): beyond, 503. */
     readonly bodyInflightMaxBytes: number;
+    /** How long a request body may take to arrive before its connection is dropped. */
+    readonly bodyReceiveTimeoutMs: number;
     /** Fastify's trustProxy: false, a number of proxy hops, or proxy addresses/CIDRs. */
     readonly trustProxy: false | number | string[];
     readonly corsOrigins: readonly string[];
@@ -98,6 +100,7 @@ export class AppConfig {
       host: env.HOST,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
       bodyInflightMaxBytes: env.BODY_INFLIGHT_MAX_BYTES,
+      bodyReceiveTimeoutMs: env.BODY_RECEIVE_TIMEOUT_S * 1000,
       trustProxy: env.TRUST_PROXY,
       corsOrigins: env.CORS_ORIGINS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

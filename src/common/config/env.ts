@@ -203,6 +203,7 @@ export const envSpec = {
   }),
   BODY_LIMIT_BYTES: int(1024, 104_857_600)({ default: 262_144 }),
   BODY_INFLIGHT_MAX_BYTES: int(1024, 1_073_741_824)({ default: 16_777_216 }),
+  BODY_RECEIVE_TIMEOUT_S: int(1, 3_600)({ default: 30 }),
   TRUST_PROXY: trustProxy({ default: false }),
   CORS_ORIGINS: origins({ default: [] }),
   RATE_LIMIT_TTL_S: int(1, 86_400)({ default: 60 }),
