@@ -1,5 +1,8 @@
-import type { Worker } from 'node:worker_threads';
-import { AnalyticsReader } from '../src/modules/analytics/analytics-reader';
+import type { ChildProcess } from 'node:child_process';
+import {
+  AnalyticsReader,
+  AnalyticsTimeoutException,
+} from '../src/modules/analytics/analytics-reader';
 import { EventWriter } from '../src/modules/tracking/event-writer';
 import { ADMIN_ENV, LoggedIn, login, loginAdmin, register, registerAndLogin } from './support/auth';
 import { insertEvents, uid } from './support/events';
@@ -1678,7 +1681,7 @@ describe('the analytics reader', () => {
     await t.close();
   });
 
-  it('gives a waiting query to the first worker free, not to one busy with a long query', async () => {
+  it('gives a waiting query to the first reader free, not to one busy with a long query', async () => {
     const reader = t.app.get(AnalyticsReader);
     const finished: string[] = [];
     const run = (name: string, sql: string) =>
@@ -1694,28 +1697,88 @@ describe('the analytics reader', () => {
     expect(finished[3]).toBe('slow');
   });
 
+  describe('with ANALYTICS_QUERY_TIMEOUT_S', () => {
+    /** Minutes on either database, were it not stopped. */
+    const ENDLESS = SLOW.replace('2000000', '2000000000');
+    let timed: TestApp;
+    beforeAll(async () => {
+      // One connection in the main pool: a session check must not need the analytics' ones.
+      timed = await startTestApp({
+        ...ADMIN_ENV,
+        ANALYTICS_QUERY_TIMEOUT_S: '1',
+        DB_POOL_MAX: '1',
+      });
+    });
+    afterAll(async () => {
+      await timed.close();
+    });
+
+    it('stops a query past its time with 503, and answers the next one', async () => {
+      const reader = timed.app.get(AnalyticsReader);
+      const started = Date.now();
+      await expect(reader.query(ENDLESS, [])).rejects.toThrow(new AnalyticsTimeoutException(1000));
+      expect(Date.now() - started).toBeLessThan(10_000); // stopped, not finished
+      expect(await reader.query('SELECT 42 AS n', [])).toEqual([{ n: 42 }]);
+      // Through HTTP: the error in the usual shape.
+      const admin = await loginAdmin(timed);
+      const spy = jest
+        .spyOn(reader, 'query')
+        .mockRejectedValue(new AnalyticsTimeoutException(1000));
+      try {
+        const res = await timed
+          .http()
+          .get('/api/analytics/overview')
+          .set('authorization', admin.bearer)
+          .expect(503);
+        expect(res.body).toMatchObject({
+          status_code: 503,
+          error: 'Service Unavailable',
+          message:
+            'The analytics query ran longer than 1 s (ANALYTICS_QUERY_TIMEOUT_S) and was stopped: ask about a shorter range or fewer steps',
+        });
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
+    it('keeps session checks answering while heavy queries take every analytics slot', async () => {
+      const user = await registerAndLogin(timed, 'checked-meanwhile');
+      const reader = timed.app.get(AnalyticsReader);
+      let settled = 0;
+      const heavy = [1, 2, 3].map(() =>
+        reader.query(ENDLESS, []).then(
+          () => settled++,
+          () => settled++,
+        ),
+      );
+      for (let i = 0; i < 3; i++) {
+        await timed.http().get('/api/session').set('authorization', user.bearer).expect(200);
+      }
+      expect(settled).toBe(0); // answered while all three were still running or waiting
+      await Promise.all(heavy);
+    });
+  });
+
   if (TEST_DB_TYPE === 'sqlite') {
-    it('fails the queries of a worker that stopped, and runs the waiting ones on a new worker', async () => {
+    it('fails the query of a reader process that died, and runs the waiting ones on a new one', async () => {
       const reader = t.app.get(AnalyticsReader);
-      // Internals: the worker to stop.
-      const slots = (reader as unknown as { slots: { worker: Worker }[] }).slots;
+      // Internals: the process to kill.
+      const slots = (reader as unknown as { slots: { reader: ChildProcess }[] }).slots;
       await Promise.all([reader.query('SELECT 1', []), reader.query('SELECT 1', [])]);
       expect(slots).toHaveLength(2);
       const [first] = slots;
       const stopped = reader.query(SLOW, []);
-      // Busy for about four times as long: still running when the first worker has stopped
-      // (a thread stops only once SQLite hands control back).
       const other = reader.query(SLOW.replace('2000000', '8000000'), []);
       const waiting = reader.query('SELECT 42 AS n', []);
-      await first.worker.terminate();
-      await expect(stopped).rejects.toThrow('The analytics worker stopped');
+      first.reader.kill('SIGKILL');
+      await expect(stopped).rejects.toThrow('The analytics reader process stopped');
       expect(await waiting).toEqual([{ n: 42 }]);
       expect(slots).toHaveLength(2);
       expect(slots).not.toContain(first);
       expect(await other).toEqual([{ n: 8_000_000 }]);
     });
 
-    it('refuses the queries still waiting for a worker at shutdown, and starts no worker for them', async () => {
+    it('refuses the queries still waiting for a reader at shutdown, and starts no reader for them', async () => {
       const app = await startTestApp();
       const reader = app.app.get(AnalyticsReader);
       const slots = (reader as unknown as { slots: unknown[] }).slots;
@@ -1727,9 +1790,9 @@ describe('the analytics reader', () => {
       const outcome = (result: PromiseSettledResult<unknown>) =>
         result.status === 'rejected' ? (result.reason as Error).message : result.value;
       expect(outcome(third)).toBe('The analytics reader stopped');
-      // The running ones end with their workers, or finish first.
+      // The running ones end with their readers, or finish first.
       for (const result of [first, second]) {
-        expect([[{ n: 2_000_000 }], 'The analytics worker stopped']).toContainEqual(
+        expect([[{ n: 2_000_000 }], 'The analytics reader process stopped']).toContainEqual(
           outcome(result),
         );
       }

@@ -76,6 +76,8 @@ export class AppConfig {
   readonly analytics: {
     /** Feature name → the action names that make it up (FEATURES). */
     readonly features: Readonly<Record<string, readonly string[]>>;
+    /** How long one analytics query may run before it is cancelled (503). */
+    readonly queryTimeoutMs: number;
   };
   readonly preferences: { readonly supportedLanguages: readonly string[] };
   readonly compliance: {
@@ -150,7 +152,10 @@ export class AppConfig {
       streamHeartbeatS: env.TRACKING_STREAM_HEARTBEAT_S,
       ipAnonymization: env.IP_ANONYMIZATION,
     };
-    this.analytics = { features: env.FEATURES };
+    this.analytics = {
+      features: env.FEATURES,
+      queryTimeoutMs: env.ANALYTICS_QUERY_TIMEOUT_S * 1000,
+    };
     this.preferences = { supportedLanguages: env.SUPPORTED_LANGUAGES };
     this.compliance = {
       consentTypes: env.CONSENT_TYPES,

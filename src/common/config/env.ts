@@ -218,6 +218,7 @@ export const envSpec = {
     requiredWhen: (env) => env.DB_TYPE === 'postgres',
   }),
   DB_POOL_MAX: int(1, 1000)({ default: 10 }),
+  ANALYTICS_QUERY_TIMEOUT_S: int(1, 3_600)({ default: 30 }),
   MIGRATIONS_RUN: bool({ default: true }),
 
   REGISTRATION_OPEN: bool({ default: true }),

@@ -1,5 +1,6 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { useSqliteRowIds } from './columns.js';
@@ -62,23 +63,22 @@ export class DatabaseModule {
    * on a connection of its own: instances started at the same time on an
    * empty database would otherwise run the same migrations at once, and all
    * but one would fail start-up (`relation ... already exists`). The others
-   * wait, then find nothing pending.
+   * wait, then find nothing pending. The lock's connection is outside the
+   * pool: taken from it, DB_POOL_MAX=1 left the migrations none (start-up
+   * hung).
    */
   private async migrateAlone() {
     if (this.dataSource.options.type !== 'postgres') {
       return this.dataSource.runMigrations({ transaction: 'each' });
     }
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
+    const lock = new Client({ connectionString: this.config.database.url });
+    await lock.connect();
     try {
-      await runner.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]);
-      try {
-        return await this.dataSource.runMigrations({ transaction: 'each' });
-      } finally {
-        await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [MIGRATION_LOCK]);
-      }
+      await lock.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]);
+      return await this.dataSource.runMigrations({ transaction: 'each' });
     } finally {
-      await runner.release();
+      // Ending the session releases its advisory lock.
+      await lock.end();
     }
   }
 }

@@ -308,7 +308,8 @@ export class DatabaseService implements SqliteStatements {
   }
 
   /** `?` placeholders to `$1, $2, ...` on PostgreSQL. */
-  private dialect(sql: string): string {
+  /** `sql` with its `?` placeholders as the database wants them (`$1`... on PostgreSQL). */
+  dialect(sql: string): string {
     if (!this.isPostgres) return sql;
     let index = 0;
     return sql.replace(/\?/g, () => `$${++index}`);

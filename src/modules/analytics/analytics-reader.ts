@@ -1,48 +1,39 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Worker } from 'node:worker_threads';
+import {
+  Injectable,
+  Logger,
+  OnApplicationShutdown,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import { ChildProcess, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Pool } from 'pg';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import type { ReaderReply, ReaderRequest } from './analytics-reader.process.js';
 import type { Part } from './sql.js';
 
-/**
- * Runs inside the worker: its own read-only better-sqlite3 connection on the
- * same file. WAL lets it read while the main connection writes.
- *
- * The connection maps the database file into memory (mmap_size): analytics
- * scan hundreds of thousands of index and table pages, and reading them in
- * place instead of copying each through SQLite's 2 MB page cache made the
- * scan-bound queries (event breakdown, features, funnel, transitions) 30-55%
- * faster on the 1M-event benchmark. Mapped pages belong to the OS page cache
- * (they show in RSS but are reclaimable); the WAL is still read normally. Safe
- * here because nothing ever shrinks the file under the mapping: the service
- * never runs VACUUM and auto_vacuum is off.
- */
+/** How much of the database file each reader process maps into memory (see its file). */
 const MMAP_BYTES = 1024 * 1024 * 1024;
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
-db.pragma('busy_timeout = 5000');
-db.pragma('mmap_size = ' + workerData.mmapBytes);
-const statements = new Map();
-parentPort.on('message', ({ sql, params }) => {
-  try {
-    let statement = statements.get(sql);
-    if (!statement) {
-      statement = db.prepare(sql);
-      statements.set(sql, statement);
-      if (statements.size > 256) statements.delete(statements.keys().next().value);
-    }
-    parentPort.postMessage({ rows: statement.all(...params) });
-  } catch (error) {
-    parentPort.postMessage({ error: String(error && error.message || error) });
-  }
-});
-`;
-
-/** Worker threads for analytics reads; the machine has two cores, one of them for requests. */
+/**
+ * Analytics queries that run at once: reader processes on SQLite (the
+ * machine has two cores, one of them for requests), connections of the
+ * analytics pool on PostgreSQL. Others wait their turn.
+ */
 const WORKERS = 2;
+
+/** PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout. */
+const QUERY_CANCELED = '57014';
+
+/** 503: an analytics query ran past ANALYTICS_QUERY_TIMEOUT_S and was stopped. */
+export class AnalyticsTimeoutException extends ServiceUnavailableException {
+  constructor(timeoutMs: number) {
+    super(
+      `The analytics query ran longer than ${timeoutMs / 1000} s (ANALYTICS_QUERY_TIMEOUT_S) and was stopped: ask about a shorter range or fewer steps`,
+    );
+  }
+}
 
 interface Query {
   sql: string;
@@ -51,29 +42,39 @@ interface Query {
   reject: (error: Error) => void;
 }
 
-/** A worker and the one query it is answering, if any. */
+/** A reader process and the one query it is answering, if any (with its timeout). */
 interface Slot {
-  worker: Worker;
+  reader: ChildProcess;
   running: Query | null;
+  deadline?: NodeJS.Timeout;
 }
 
 /**
  * Where analytics queries run. better-sqlite3 is synchronous: a 1 s query on
  * the main connection would freeze every request for 1 s. On a SQLite file,
- * analytics therefore read through a worker thread with its own read-only
- * connection, and the event loop keeps serving sessions and tracking. On
- * PostgreSQL (asynchronous driver) and for `:memory:` databases (not
- * shareable), queries use the main connection.
+ * analytics therefore read in reader processes, each with its own read-only
+ * connection (see analytics-reader.process.ts), and the event loop keeps
+ * serving sessions and tracking. On
+ * PostgreSQL they use a small pool of their own: on the main pool, ten heavy
+ * funnels took every connection and a session check waited a minute for
+ * one. A `:memory:` database (not shareable) is read on the main connection.
+ *
+ * A query running past ANALYTICS_QUERY_TIMEOUT_S is stopped (503): on
+ * PostgreSQL by the pool's statement_timeout, on SQLite by killing its
+ * process (better-sqlite3 cannot interrupt a statement); a new process
+ * takes the next query.
  */
 @Injectable()
 export class AnalyticsReader implements OnApplicationShutdown {
   private readonly logger = new Logger(AnalyticsReader.name);
-  /** Lazily started workers. */
+  /** Reader processes, started as needed. */
   private readonly slots: Slot[] = [];
-  /** Queries no worker has taken yet, in arrival order. */
+  /** Queries no reader has taken yet, in arrival order. */
   private readonly waiting: Query[] = [];
-  /** Shut down: no worker is started any more. */
+  /** Shut down: no reader is started any more. */
   private closed = false;
+  /** PostgreSQL: the analytics pool, opened on first use. */
+  private pool: Pool | null = null;
 
   constructor(
     private readonly database: DatabaseService,
@@ -96,7 +97,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
   /**
    * Runs a query cut into disjoint parts side by side and returns each
    * part's rows. `build` makes the SQL of one part (see `inPart`): one part
-   * per worker on a SQLite file, where a query otherwise keeps one core busy
+   * per reader on a SQLite file, where a query otherwise keeps one core busy
    * while the other idles; the query whole elsewhere (PostgreSQL plans its
    * own parallel scans). The caller adds the parts' figures up, so each
    * part must count things no other part counts.
@@ -112,6 +113,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
   }
 
   query<T>(sql: string, params: unknown[]): Promise<T[]> {
+    if (this.database.isPostgres) return this.queryPostgres<T>(sql, params);
     if (!this.usesWorker) return this.database.query<T>(sql, params);
     return new Promise<T[]>((resolve, reject) => {
       this.waiting.push({ sql, params, resolve: resolve as (rows: unknown[]) => void, reject });
@@ -119,68 +121,132 @@ export class AnalyticsReader implements OnApplicationShutdown {
     });
   }
 
+  private async queryPostgres<T>(sql: string, params: unknown[]): Promise<T[]> {
+    const { queryTimeoutMs } = this.config.analytics;
+    if (!this.pool) {
+      this.pool = new Pool({
+        connectionString: this.config.database.url,
+        max: WORKERS,
+        statement_timeout: queryTimeoutMs,
+        application_name: 'session-activity-analytics',
+      });
+      // An idle connection that breaks (server restart) must not crash the process.
+      this.pool.on('error', (error) => this.logger.warn(`Analytics pool: ${error.message}`));
+    }
+    try {
+      const result = await this.pool.query(this.database.dialect(sql), params);
+      return result.rows as T[];
+    } catch (error) {
+      if ((error as { code?: string }).code === QUERY_CANCELED) {
+        throw new AnalyticsTimeoutException(queryTimeoutMs);
+      }
+      throw error;
+    }
+  }
+
   /**
-   * Hands waiting queries to idle workers, one query per worker at a time:
-   * a worker that finishes takes the next, so a report's queries of unequal
-   * cost spread over both workers instead of queueing behind a long one.
+   * Hands waiting queries to idle readers, one query per reader at a time:
+   * a reader that finishes takes the next, so a report's queries of unequal
+   * cost spread over both readers instead of queueing behind a long one.
    */
   private dispatch(): void {
     while (this.waiting.length > 0 && !this.closed) {
       const slot =
         this.slots.find((candidate) => candidate.running === null) ??
-        (this.slots.length < WORKERS ? this.startWorker() : undefined);
+        (this.slots.length < WORKERS ? this.startReader() : undefined);
       if (!slot) return;
       const query = this.waiting.shift()!;
       slot.running = query;
-      slot.worker.postMessage({ sql: query.sql, params: query.params });
+      slot.deadline = setTimeout(() => this.stop(slot), this.config.analytics.queryTimeoutMs);
+      const request: ReaderRequest = { sql: query.sql, params: query.params };
+      slot.reader.send(request);
     }
   }
 
   /**
    * Not onModuleDestroy: Nest runs destroy hooks before it closes the HTTP
-   * server, so requests still in flight lost their worker mid-query (500).
+   * server, so requests still in flight lost their reader mid-query (500).
    * Shutdown hooks run after the server has finished them.
    */
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    await this.pool?.end();
     for (const query of this.waiting.splice(0))
       query.reject(new Error('The analytics reader stopped'));
-    const workers = this.slots.splice(0).map((slot) => slot.worker);
-    await Promise.all(workers.map((worker) => worker.terminate()));
+    const readers = this.slots.map((slot) => slot.reader);
+    await Promise.all(
+      readers.map((reader) => {
+        if (reader.exitCode !== null || reader.signalCode !== null) return Promise.resolve();
+        const exited = new Promise((resolve) => reader.once('exit', resolve));
+        reader.kill('SIGKILL');
+        return exited;
+      }),
+    );
   }
 
-  private startWorker() {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        path: this.config.database.path,
-        driver: require.resolve('better-sqlite3'),
-        mmapBytes: MMAP_BYTES,
-      },
+  private startReader(): Slot {
+    const reader = fork(readerEntry(), [this.config.database.path, String(MMAP_BYTES)], {
+      // Structured clone, as between threads: rows keep their types (no JSON round trip).
+      serialization: 'advanced',
+      // A plain process: not the service's flags (heap size, Jest's loaders).
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const slot: Slot = { worker, running: null };
+    const slot: Slot = { reader, running: null };
     const fail = (error: Error) => {
+      clearTimeout(slot.deadline);
       slot.running?.reject(error);
       slot.running = null;
       const index = this.slots.indexOf(slot);
       if (index >= 0) this.slots.splice(index, 1);
-      this.dispatch(); // a new worker takes the waiting queries up
+      this.dispatch(); // a new reader takes the waiting queries up
     };
-    worker.on('message', (message: { rows?: unknown[]; error?: string }) => {
+    reader.on('message', (reply: ReaderReply) => {
       const query = slot.running;
       if (!query) return;
+      clearTimeout(slot.deadline);
       slot.running = null;
-      if (message.error !== undefined) query.reject(new Error(message.error));
-      else query.resolve(message.rows ?? []);
+      if ('error' in reply) query.reject(new Error(reply.error));
+      else query.resolve(reply.rows);
       this.dispatch();
     });
-    worker.on('error', (error) => {
-      this.logger.error(`Analytics worker failed: ${error.message}`);
+    reader.on('error', (error) => {
+      this.logger.error(`Analytics reader process failed: ${error.message}`);
       fail(error);
     });
-    worker.on('exit', () => fail(new Error('The analytics worker stopped')));
-    worker.unref();
+    reader.on('exit', () => fail(new Error('The analytics reader process stopped')));
+    // Idle readers do not keep the service running.
+    reader.unref();
+    reader.channel?.unref();
     this.slots.push(slot);
     return slot;
   }
+
+  /** Kills the reader of a query past its time: the query is refused, a new reader takes the next. */
+  private stop(slot: Slot): void {
+    const query = slot.running;
+    if (!query) return;
+    slot.running = null;
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
+    query.reject(new AnalyticsTimeoutException(this.config.analytics.queryTimeoutMs));
+    slot.reader.kill('SIGKILL');
+    this.dispatch();
+  }
+}
+
+/**
+ * The compiled reader process beside this file. Under Jest the sources are
+ * TypeScript, which a plain node process cannot load, so tests use the
+ * build's copy (`npm test` and `npm run test:pg` build first).
+ */
+function readerEntry(): string {
+  const beside = path.join(__dirname, 'analytics-reader.process.js');
+  if (existsSync(beside)) return beside;
+  const built = path.resolve(
+    __dirname,
+    '../../../dist/modules/analytics/analytics-reader.process.js',
+  );
+  if (existsSync(built)) return built;
+  throw new Error(`The analytics reader is not built (no ${built}): run npm run build`);
 }
