@@ -29,6 +29,37 @@ type Case = [
 ];
 
 const CASES: Case[] = [
+  // Matchers must be objects: an array passed as a matcher that matched nothing (a 200 of zeros).
+  [
+    'funnel: steps that are arrays',
+    'post',
+    '/api/analytics/funnel',
+    { steps: [[], [{ type: 'login' }]] },
+    'admin',
+    400,
+    'Validation failed: each value in steps must be an object',
+    'steps',
+  ],
+  [
+    'retention: a start matcher that is an array',
+    'post',
+    '/api/analytics/retention',
+    { period: 'day', start: [{ type: 'login' }] },
+    'admin',
+    400,
+    'Validation failed: start must be an object',
+    'start',
+  ],
+  [
+    'retention: a return matcher that is an array',
+    'post',
+    '/api/analytics/retention',
+    { period: 'day', return: [] },
+    'admin',
+    400,
+    'Validation failed: return must be an object',
+    'return',
+  ],
   // Journeys and reports
   [
     'journey: session_id not a UUID',

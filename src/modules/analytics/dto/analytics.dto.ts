@@ -15,6 +15,7 @@ import {
   Max,
   MaxLength,
   Min,
+  IsObject,
   ValidateNested,
 } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
@@ -162,6 +163,8 @@ export class FunnelDto extends TimeRangeDto {
   @IsArray()
   @ArrayMinSize(2)
   @ArrayMaxSize(10)
+  // An array inside (`[[], []]`) would pass as a matcher matching nothing: objects only.
+  @IsObject({ each: true })
   @ValidateNested({ each: true })
   @Type(() => EventMatcherDto)
   readonly steps!: EventMatcherDto[];
@@ -184,12 +187,14 @@ export class FunnelDto extends TimeRangeDto {
 export class RetentionDto extends TimeRangeDto {
   /** What puts an actor in a cohort (default: any event). */
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => EventMatcherDto)
   readonly start?: EventMatcherDto;
 
   /** What counts as coming back (default: any event). */
   @IsOptional()
+  @IsObject()
   @ValidateNested()
   @Type(() => EventMatcherDto)
   readonly return?: EventMatcherDto;
