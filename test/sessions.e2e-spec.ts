@@ -440,6 +440,19 @@ describe('sessions', () => {
       await t.http().get('/api/session').set('cookie', a.cookie).expect(401);
     });
 
+    it('answers one of several parallel revocations of a session 200, the others 404', async () => {
+      await register(t, 'racer');
+      const a = await login(t, 'racer');
+      const b = await login(t, 'racer');
+      const answers = await Promise.all(
+        [1, 2, 3, 4, 5].map(() =>
+          t.http().delete(`/api/sessions/${b.sessionId}`).set('authorization', a.bearer),
+        ),
+      );
+      expect(answers.map((res) => res.status).sort()).toEqual([200, 404, 404, 404, 404]);
+      expect(answers.find((res) => res.status === 200)?.body).toEqual({ revoked: 1 });
+    });
+
     it('revokes the others, then all', async () => {
       await register(t, 'bulk');
       const a = await login(t, 'bulk');

@@ -48,6 +48,8 @@ export class SessionsController {
     const live = await this.sessions.listLive(user.id);
     if (!live.some((s) => s.id === id)) throw new NotFoundException('No such session');
     const revoked = await this.sessions.revoke([id], 'user', clientMeta(request).ip);
+    // Revoked meanwhile by a parallel request (another instance): it is no longer live.
+    if (revoked === 0) throw new NotFoundException('No such session');
     if (id === current.id) clearSessionCookie(reply, this.config.session.cookieSecure);
     return { revoked };
   }
