@@ -1029,6 +1029,21 @@ describe('retention and audit', () => {
     ]);
   });
 
+  it('runs with a pool of one connection (the job lock holds a session of its own)', async () => {
+    const small = await startTestApp({ ...ADMIN_ENV, DB_POOL_MAX: '1' });
+    try {
+      const admin = await loginAdmin(small);
+      const res = await small
+        .http()
+        .post('/api/admin/retention/run')
+        .set('authorization', admin.bearer)
+        .expect(200);
+      expect(res.body.status).toBe('completed');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('lets requests in between its batches', async () => {
     const now = Date.now();
     await bulkEvents(t, randomUUID(), randomUUID(), 7, now - 100 * DAY);
@@ -1041,10 +1056,12 @@ describe('retention and audit', () => {
     const admin = await loginAdmin(t);
     const user = randomUUID();
     await bulkEvents(t, user, randomUUID(), 3, Date.now() - 100 * DAY);
-    let release!: () => void;
+    let release: (() => void) | undefined;
     const held = t.app
       .get(DatabaseService)
       .withJobLock('retention', () => new Promise<void>((resolve) => (release = resolve)));
+    // Held once the work runs (on PostgreSQL after the lock's own session connected).
+    while (!release) await sleep(5);
     try {
       const res = await t
         .http()

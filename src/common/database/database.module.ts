@@ -1,6 +1,5 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { useSqliteRowIds } from './columns.js';
@@ -40,6 +39,7 @@ export class DatabaseModule {
   constructor(
     private readonly dataSource: DataSource,
     private readonly config: AppConfig,
+    private readonly database: DatabaseService,
   ) {
     if (dataSource.options.type === 'better-sqlite3') useSqliteRowIds(dataSource);
   }
@@ -63,22 +63,16 @@ export class DatabaseModule {
    * on a connection of its own: instances started at the same time on an
    * empty database would otherwise run the same migrations at once, and all
    * but one would fail start-up (`relation ... already exists`). The others
-   * wait, then find nothing pending. The lock's connection is outside the
-   * pool: taken from it, DB_POOL_MAX=1 left the migrations none (start-up
-   * hung).
+   * wait, then find nothing pending. The lock's session is outside the
+   * pool (see DatabaseService.withLockSession).
    */
   private async migrateAlone() {
     if (this.dataSource.options.type !== 'postgres') {
       return this.dataSource.runMigrations({ transaction: 'each' });
     }
-    const lock = new Client({ connectionString: this.config.database.url });
-    await lock.connect();
-    try {
+    return this.database.withLockSession(async (lock) => {
       await lock.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]);
-      return await this.dataSource.runMigrations({ transaction: 'each' });
-    } finally {
-      // Ending the session releases its advisory lock.
-      await lock.end();
-    }
+      return this.dataSource.runMigrations({ transaction: 'each' });
+    });
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable, UnauthorizedException } from '@nestjs/common';
 import { Mutex } from 'async-mutex';
 import type { Database as BetterSqlite3Database, Statement } from 'better-sqlite3';
+import { Client } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { PreparedStatements, SqliteStatements } from './sqlite-connection.js';
 
@@ -279,23 +280,32 @@ export class DatabaseService implements SqliteStatements {
     this.heldJobLocks.add(name);
     try {
       if (!this.isPostgres) return await work();
-      const runner = this.dataSource.createQueryRunner();
-      await runner.connect();
-      try {
-        const [row] = (await runner.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
-          name,
-        ])) as { locked: boolean }[];
-        if (!row?.locked) return undefined;
-        try {
-          return await work();
-        } finally {
-          await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
-        }
-      } finally {
-        await runner.release();
-      }
+      return await this.withLockSession(async (lock) => {
+        const { rows } = await lock.query<{ locked: boolean }>(
+          'SELECT pg_try_advisory_lock(hashtext($1)) AS locked',
+          [name],
+        );
+        return rows[0]?.locked ? work() : undefined;
+      });
     } finally {
       this.heldJobLocks.delete(name);
+    }
+  }
+
+  /**
+   * PostgreSQL: runs `work` with a session of its own, outside the pool, for
+   * an advisory lock held while `work` uses the pool; ending the session
+   * releases the lock. Taken from the pool, the lock's connection left none
+   * for the work with DB_POOL_MAX=1 (a retention run or start-up hung).
+   */
+  async withLockSession<T>(work: (lock: Client) => Promise<T>): Promise<T> {
+    const { url } = this.dataSource.options as { url?: string };
+    const lock = new Client({ connectionString: url });
+    await lock.connect();
+    try {
+      return await work(lock);
+    } finally {
+      await lock.end();
     }
   }
 
