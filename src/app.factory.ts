@@ -37,6 +37,31 @@ const isJson = (text: string): boolean => {
   }
 };
 
+/**
+ * Could this JSON text hold a number beyond a double's range (`1e309`, 309
+ * digits)? JSON.parse makes those Infinity, which JSON.stringify then stores
+ * as null: a value silently changed. A cheap scan of the text; a string may
+ * match too, so a match only means the parsed value gets checked.
+ */
+const MAYBE_HUGE_NUMBER = /\d[eE]\+?\d{3}|\d{309}/;
+
+/** Whether `value` holds a number that is not finite (walked without recursion: JSON may nest deeply). */
+function holdsNonFiniteNumber(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'number' && !Number.isFinite(item)) return true;
+    if (item !== null && typeof item === 'object') pending.push(...(Object.values(item) as unknown[]));
+  }
+  return false;
+}
+
+const nonFiniteNumber = () =>
+  Object.assign(new Error('Body contains a number too large to be represented (like 1e309)'), {
+    statusCode: 400,
+    code: 'FST_ERR_CTP_INVALID_NUMBER',
+  });
+
 /** The 400 for a JSON body with a key that could pollute prototypes. */
 const forbiddenKey = () =>
   Object.assign(
@@ -189,7 +214,9 @@ export async function createApp(
       // Valid JSON refused all the same: a `__proto__` or `constructor.prototype` key, which
       // Fastify's guard refuses; "not valid JSON" would send the client looking for a typo.
       if (error && isJson(body as string)) done(forbiddenKey(), undefined);
-      else done(error, value);
+      else if (!error && MAYBE_HUGE_NUMBER.test(body as string) && holdsNonFiniteNumber(value)) {
+        done(nonFiniteNumber(), undefined);
+      } else done(error, value);
     });
   });
   // Security headers, the request id, and no-store on every API answer (they carry tokens,

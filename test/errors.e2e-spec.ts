@@ -70,6 +70,33 @@ describe('error responses', () => {
     }
   });
 
+  it('answers a number beyond a double (1e309) with 400 instead of storing it as null', async () => {
+    for (const body of [
+      '{"count": 1e309}',
+      '{"count": 1, "items": [{"name": "a", "deep": [-1e400]}]}',
+      `{"count": ${'9'.repeat(400)}}`,
+    ]) {
+      const res = await t
+        .http()
+        .post('/probe/echo')
+        .set('content-type', 'application/json')
+        .send(body)
+        .expect(400);
+      expectErrorShape(res.body, 400, 'Bad Request');
+      expect(res.body.message).toBe(
+        'Body contains a number too large to be represented (like 1e309)',
+      );
+    }
+    // Text that only looks like such a number passes.
+    const passing = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .send('{"count": 2, "items": [{"name": "1e309"}]}')
+      .expect(201);
+    expect(passing.body).toEqual({ count: 2, items: 1 });
+  });
+
   it('answers a non-JSON content type with 415', async () => {
     const res = await t
       .http()

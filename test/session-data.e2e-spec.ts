@@ -130,6 +130,28 @@ describe('session data', () => {
     expect(all.body).toEqual({ data: { [key(1)]: 0, [key(2)]: 0 } });
   });
 
+  it('refuses a number beyond a double (1e309) rather than storing null', async () => {
+    const res = await http()
+      .put('/api/session/data/huge')
+      .set('content-type', 'application/json')
+      .send('{"value": 1e309}')
+      .expect(400);
+    expect(res.body.message).toBe(
+      'Body contains a number too large to be represented (like 1e309)',
+    );
+    await http().get('/api/session/data/huge').expect(404);
+    // A large finite number is kept as it is.
+    await http()
+      .put('/api/session/data/huge')
+      .set('content-type', 'application/json')
+      .send('{"value": 1e300}')
+      .expect(200);
+    expect((await http().get('/api/session/data/huge').expect(200)).body).toEqual({
+      key: 'huge',
+      value: 1e300,
+    });
+  });
+
   it('keeps every one of 20 parallel writes of different keys', async () => {
     const big = await startTestApp();
     try {
