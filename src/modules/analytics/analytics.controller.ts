@@ -35,6 +35,7 @@ import { FunnelService } from './funnel.service.js';
 import { ReportService } from './report.service.js';
 import { RetentionService } from './retention.service.js';
 import { resolveRange, resolveZone } from './time-buckets.js';
+import { NoQueryDto } from '../../common/validation/no-query.dto.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -83,7 +84,7 @@ export class AnalyticsController {
 
   /** Actors active in the last 5 minutes and events per minute over the last 30. */
   @Get('realtime')
-  realtime(): Promise<RealtimeDto> {
+  realtime(@Query() _query: NoQueryDto): Promise<RealtimeDto> {
     return this.metrics.realtime();
   }
 

@@ -9,6 +9,7 @@ import { JourneyDto, UserReportDto, UserSummaryDto } from './dto/analytics-respo
 import { JourneyQueryDto, UserReportQueryDto } from './dto/analytics.dto.js';
 import { ReportService } from './report.service.js';
 import { resolveRange } from './time-buckets.js';
+import { NoQueryDto } from '../../common/validation/no-query.dto.js';
 
 /** Analytics about the caller's own activity. */
 @ApiTags('analytics')
@@ -22,7 +23,7 @@ export class UserAnalyticsController {
 
   /** The caller's activity summary (seed fields). */
   @Get('user')
-  user(@CurrentUser() user: AuthUser): Promise<UserSummaryDto> {
+  user(@CurrentUser() user: AuthUser, @Query() _query: NoQueryDto): Promise<UserSummaryDto> {
     return this.metrics.userSummary(user.id);
   }
 
