@@ -1651,12 +1651,18 @@ describe('analytics of one user', () => {
       .set('authorization', bearer)
       .send({ page: '/x,y"z' })
       .expect(200);
+    await t
+      .http()
+      .post('/api/track/action')
+      .set('authorization', bearer)
+      .send({ action: '-2-3' })
+      .expect(200);
     const json = await t
       .http()
       .get('/api/analytics/user/report')
       .set('authorization', bearer)
       .expect(200);
-    expect(json.body.summary.total_activities).toBe(2);
+    expect(json.body.summary.total_activities).toBe(3);
     const csv = await t
       .http()
       .get('/api/analytics/user/report?format=csv')
@@ -1664,8 +1670,11 @@ describe('analytics of one user', () => {
       .expect(200);
     expect(csv.headers['content-disposition']).toMatch(/^attachment;/);
     expect(csv.text.split('\r\n')[0]).toBe('section,key,metric,value');
-    expect(csv.text).toContain('summary,,total_activities,2');
+    expect(csv.text).toContain('summary,,total_activities,3');
     expect(csv.text).toContain('"/x,y%22z"');
+    // Not a formula in a spreadsheet: the action name -2-3 gets a leading quote.
+    expect(csv.text).toMatch(/,action,'-2-3\r\n/);
+    expect(csv.text).not.toMatch(/,-2-3/);
   });
 });
 

@@ -4,11 +4,17 @@ import { AnalyticsService } from './analytics.service.js';
 import { BehaviourService } from './behaviour.service.js';
 import { Range } from './time-buckets.js';
 
-/** One CSV field per RFC 4180: quoted when it holds a comma, quote or line break. */
+/**
+ * One CSV field per RFC 4180: quoted when it holds a comma, quote or line
+ * break. Text that a spreadsheet would run as a formula (starting with =, +,
+ * -, @, tab or carriage return: an action name `-2-3`, tracked by any user,
+ * in the admin's report) gets a leading `'` (OWASP's advice); numbers stay
+ * numbers.
+ */
 function csvField(value: unknown): string {
   let text: string;
   if (value === null || value === undefined) text = '';
-  else if (typeof value === 'string') text = value;
+  else if (typeof value === 'string') text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
   else if (typeof value === 'number' || typeof value === 'boolean') text = `${value}`;
   else text = JSON.stringify(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
