@@ -10,6 +10,7 @@ import {
 } from 'fastify';
 import { normalizeIp } from '@nestjs/throttler';
 import helmet from 'helmet';
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -51,10 +52,17 @@ function holdsNonFiniteNumber(value: unknown): boolean {
   while (pending.length > 0) {
     const item = pending.pop();
     if (typeof item === 'number' && !Number.isFinite(item)) return true;
-    if (item !== null && typeof item === 'object') pending.push(...(Object.values(item) as unknown[]));
+    if (item !== null && typeof item === 'object')
+      pending.push(...(Object.values(item) as unknown[]));
   }
   return false;
 }
+
+const invalidUtf8 = () =>
+  Object.assign(new Error('Body is not valid UTF-8'), {
+    statusCode: 400,
+    code: 'FST_ERR_CTP_INVALID_UTF8',
+  });
 
 const nonFiniteNumber = () =>
   Object.assign(new Error('Body contains a number too large to be represented (like 1e309)'), {
@@ -208,13 +216,17 @@ export async function createApp(
     fastify.initialConfig.onProtoPoisoning ?? 'error',
     fastify.initialConfig.onConstructorPoisoning ?? 'error',
   );
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) return done(null, undefined);
-    void parseJson(request, body as string, (error, value) => {
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
+    const bytes = raw as Buffer;
+    if (bytes.length === 0) return done(null, undefined);
+    // Decoding would replace bad bytes with U+FFFD and store text the client never sent.
+    if (!isUtf8(bytes)) return done(invalidUtf8(), undefined);
+    const body = bytes.toString('utf8');
+    void parseJson(request, body, (error, value) => {
       // Valid JSON refused all the same: a `__proto__` or `constructor.prototype` key, which
       // Fastify's guard refuses; "not valid JSON" would send the client looking for a typo.
-      if (error && isJson(body as string)) done(forbiddenKey(), undefined);
-      else if (!error && MAYBE_HUGE_NUMBER.test(body as string) && holdsNonFiniteNumber(value)) {
+      if (error && isJson(body)) done(forbiddenKey(), undefined);
+      else if (!error && MAYBE_HUGE_NUMBER.test(body) && holdsNonFiniteNumber(value)) {
         done(nonFiniteNumber(), undefined);
       } else done(error, value);
     });
@@ -232,6 +244,21 @@ export async function createApp(
       void reply
         .code(400)
         .send(errorBody(400, 'The URL must not contain NUL characters (%00)', request.id, null));
+      return;
+    }
+    // Bodies are read as they come: a compressed one would only fail as "malformed JSON".
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      void reply
+        .code(415)
+        .send(
+          errorBody(
+            415,
+            `Content-Encoding "${encoding.slice(0, 32)}" is not supported: send the body uncompressed`,
+            request.id,
+            null,
+          ),
+        );
       return;
     }
     if (request.url.startsWith('/api/') || request.url.startsWith('/auth/')) {

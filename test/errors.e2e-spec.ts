@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { randomInt } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
@@ -95,6 +96,52 @@ describe('error responses', () => {
       .send('{"count": 2, "items": [{"name": "1e309"}]}')
       .expect(201);
     expect(passing.body).toEqual({ count: 2, items: 1 });
+  });
+
+  it('answers a body that is not valid UTF-8 with 400, not with U+FFFD stored in its place', async () => {
+    const body = Buffer.concat([
+      Buffer.from('{"count": 1, "items": [{"name": "caf'),
+      Buffer.from([0xe9]), // Latin-1 é: not UTF-8
+      Buffer.from('"}]}'),
+    ]);
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .serialize((raw: Buffer) => raw as unknown as string) // the bytes as they are, not JSON
+      .send(body)
+      .expect(400);
+    expectErrorShape(res.body, 400, 'Bad Request');
+    expect(res.body.message).toBe('Body is not valid UTF-8');
+    const valid = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .serialize((raw: Buffer) => raw as unknown as string)
+      .send(Buffer.from('{"count": 1, "items": [{"name": "café"}]}'))
+      .expect(201);
+    expect(valid.body).toEqual({ count: 1, items: 1 });
+  });
+
+  it('answers a compressed body with 415 naming the encoding', async () => {
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .set('content-encoding', 'gzip')
+      .send(gzipSync('{"count": 1, "items": []}'))
+      .expect(415);
+    expectErrorShape(res.body, 415, 'Unsupported Media Type');
+    expect(res.body.message).toBe(
+      'Content-Encoding "gzip" is not supported: send the body uncompressed',
+    );
+    await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .set('content-encoding', 'identity')
+      .send('{"count": 1, "items": []}')
+      .expect(201);
   });
 
   it('answers a non-JSON content type with 415', async () => {
