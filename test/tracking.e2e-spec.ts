@@ -151,9 +151,19 @@ describe('tracking', () => {
       'rejects the page %j (not a web page) with 400 and stores nothing',
       async (page) => {
         const res = await refusedPageView({ page });
-        expect(res.body.message).toBe('page must be a path or an http(s) URL');
+        expect(res.body.message).toBe(
+          'page must be a path or an http(s) URL, its path at most 2048 characters once percent-encoded',
+        );
       },
     );
+
+    it('rejects a page whose path is too long only once percent-encoded, saying so', async () => {
+      // 1,001 characters as sent, 6,001 once each é is %C3%A9.
+      const res = await refusedPageView({ page: `/${'é'.repeat(1000)}` });
+      expect(res.body.message).toBe(
+        'page must be a path or an http(s) URL, its path at most 2048 characters once percent-encoded',
+      );
+    });
 
     it('stores a referrer of another scheme as null, never its address', async () => {
       const s = await login(t, 'pager');
@@ -285,7 +295,11 @@ describe('tracking', () => {
         .expect(200);
       expect(res.body.accepted).toBe(3);
       expect(res.body.rejected).toEqual([
-        { index: 3, reason: 'page must be a path or an http(s) URL' },
+        {
+          index: 3,
+          reason:
+            'page must be a path or an http(s) URL, its path at most 2048 characters once percent-encoded',
+        },
       ]);
       const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
       expect(
@@ -319,7 +333,9 @@ describe('tracking', () => {
       for (const r of res.body.rejected.slice(0, 4)) {
         expect(r.reason).toMatch(/occurred_at must be an ISO 8601 date-time with a UTC offset/);
       }
-      expect(res.body.rejected[4].reason).toBe('page must be a path or an http(s) URL');
+      expect(res.body.rejected[4].reason).toBe(
+        'page must be a path or an http(s) URL, its path at most 2048 characters once percent-encoded',
+      );
       const rows = await eventsOf(t, `user_id = '${s.userId}' AND type <> 'login'`);
       expect(rows.map((r: { event_id: string }) => r.event_id)).toEqual(['ok-1']);
     });

@@ -5,12 +5,16 @@ const BASE = 'http://placeholder.invalid';
 /** Only web pages have paths worth counting; other schemes' "paths" hold addresses or code. */
 const WEB_SCHEMES = new Set(['http:', 'https:']);
 
+/** Why `normalizePagePath` found no path (after the field name `page`). */
+export const NOT_A_PAGE = `must be a path or an http(s) URL, its path at most ${MAX_PATH_LENGTH} characters once percent-encoded`;
+
 /**
  * The normalised path of a page or URL: no scheme/host, no query string or
  * fragment (they often carry personal data), no trailing slash except for
  * the root, non-ASCII percent-encoded. Null when it is not a usable path:
  * blank, or a URL of another scheme than http(s) (`mailto:alice@example.com`
- * would otherwise be stored as the "path" `alice@example.com`).
+ * would otherwise be stored as the "path" `alice@example.com`), or a path
+ * over MAX_PATH_LENGTH once percent-encoded (non-ASCII triples in length).
  */
 export function normalizePagePath(page: string): string | null {
   const trimmed = page.trim();

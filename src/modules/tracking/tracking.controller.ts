@@ -15,7 +15,7 @@ import {
   TrackedDto,
   TrackPageDto,
 } from './dto/tracking.dto.js';
-import { normalizePagePath, normalizeReferrer } from './page-path.js';
+import { normalizePagePath, normalizeReferrer, NOT_A_PAGE } from './page-path.js';
 import { TrackingActor, TrackingService } from './tracking.service.js';
 import { invalidField } from '../../common/validation/invalid-field.js';
 
@@ -51,7 +51,7 @@ export class TrackingController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TrackedDto> {
     const path = normalizePagePath(dto.page);
-    if (!path) throw invalidField('page', 'must be a path or an http(s) URL');
+    if (!path) throw invalidField('page', NOT_A_PAGE);
     const { actor, token } = await this.actorFor(request, reply, 1);
     const properties: Record<string, unknown> = { ...(dto.properties ?? {}) };
     if (dto.title !== undefined) properties.title = dto.title;

@@ -19,7 +19,7 @@ import {
 import { Event, EventType } from './entities/event.entity.js';
 import { dedupeKey, EventRow } from './event-row.js';
 import { EventWriter } from './event-writer.js';
-import { normalizePagePath } from './page-path.js';
+import { normalizePagePath, NOT_A_PAGE } from './page-path.js';
 import { SessionSummaries } from './session-summaries.service.js';
 import { TrackingPolicy } from './tracking-policy.js';
 
@@ -370,7 +370,7 @@ export class TrackingService implements OnModuleInit {
     // Any event may say on which page it happened (an error, an action); page views must.
     if (dto.type === 'page_view' && !dto.page) return 'page is required for page_view events';
     const path = dto.page === undefined ? null : normalizePagePath(dto.page);
-    if (dto.page !== undefined && !path) return 'page must be a path or an http(s) URL';
+    if (dto.page !== undefined && !path) return `page ${NOT_A_PAGE}`;
     let occurredAt: number | undefined;
     if (dto.occurred_at) {
       occurredAt = Date.parse(dto.occurred_at);
