@@ -1,3 +1,6 @@
+import { Logger } from '@nestjs/common';
+import type { Worker } from 'node:worker_threads';
+import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AuditService } from '../src/modules/compliance/audit.service';
@@ -519,6 +522,31 @@ describe('erasure', () => {
       expect(traces()).toEqual(['user', 'page', 'title', 'value']);
       await t.http().delete('/api/gdpr/delete').set('authorization', s.bearer).expect(200);
       expect(traces()).toEqual([]);
+    });
+  }
+
+  if (TEST_DB_TYPE === 'sqlite') {
+    it('still erases, and says so in the log, when the WAL cannot be emptied', async () => {
+      const alone = await startTestApp();
+      const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      try {
+        // Internals: the checkpoint worker gone (it died), so nothing can empty the WAL.
+        const checkpointer = alone.app.get(WalCheckpointer);
+        await (checkpointer as unknown as { worker: Worker }).worker.terminate();
+        const s = await registerAndLogin(alone, 'no-checkpointer');
+        const res = await alone
+          .http()
+          .delete('/api/gdpr/delete')
+          .set('authorization', s.bearer)
+          .expect(200);
+        expect(res.body).toMatchObject({ user_id: s.userId, verified: true });
+        expect(warnings.mock.calls.map(([message]) => String(message))).toContainEqual(
+          `Erasure ${res.body.receipt_id}: the WAL could not be emptied yet (readers busy or no checkpointer); later checkpoints overwrite it`,
+        );
+      } finally {
+        warnings.mockRestore();
+        await alone.close();
+      }
     });
   }
 

@@ -27,6 +27,14 @@ describe('error responses', () => {
   afterAll(async () => {
     await t.close();
   });
+  /** POSTs `body` to the probe as JSON, its text or bytes as they are. */
+  const postJson = (body: string | Buffer) =>
+    t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .serialize((raw: string | Buffer) => raw as string)
+      .send(body);
 
   it('answers an unknown route with a JSON 404', async () => {
     const res = await t.http().get('/no/such/route?x=1').expect(404);
@@ -43,12 +51,7 @@ describe('error responses', () => {
   });
 
   it('answers malformed JSON with 400', async () => {
-    const res = await t
-      .http()
-      .post('/probe/echo')
-      .set('content-type', 'application/json')
-      .send('{"count": 1,')
-      .expect(400);
+    const res = await postJson('{"count": 1,').expect(400);
     expectErrorShape(res.body, 400, 'Bad Request');
     expect(res.body.message).toMatch(/^Malformed JSON body: /);
   });
@@ -58,12 +61,7 @@ describe('error responses', () => {
       '{"a": 1, "__proto__": {"x": 1}}',
       '{"constructor": {"prototype": {"x": 1}}}',
     ]) {
-      const res = await t
-        .http()
-        .post('/probe/echo')
-        .set('content-type', 'application/json')
-        .send(body)
-        .expect(400);
+      const res = await postJson(body).expect(400);
       expectErrorShape(res.body, 400, 'Bad Request');
       expect(res.body.message).toBe(
         'Body contains a forbidden key: __proto__, or prototype inside constructor',
@@ -77,24 +75,14 @@ describe('error responses', () => {
       '{"count": 1, "items": [{"name": "a", "deep": [-1e400]}]}',
       `{"count": ${'9'.repeat(400)}}`,
     ]) {
-      const res = await t
-        .http()
-        .post('/probe/echo')
-        .set('content-type', 'application/json')
-        .send(body)
-        .expect(400);
+      const res = await postJson(body).expect(400);
       expectErrorShape(res.body, 400, 'Bad Request');
       expect(res.body.message).toBe(
         'Body contains a number too large to be represented (like 1e309)',
       );
     }
     // Text that only looks like such a number passes.
-    const passing = await t
-      .http()
-      .post('/probe/echo')
-      .set('content-type', 'application/json')
-      .send('{"count": 2, "items": [{"name": "1e309"}]}')
-      .expect(201);
+    const passing = await postJson('{"count": 2, "items": [{"name": "1e309"}]}').expect(201);
     expect(passing.body).toEqual({ count: 2, items: 1 });
   });
 
@@ -104,22 +92,12 @@ describe('error responses', () => {
       Buffer.from([0xe9]), // Latin-1 é: not UTF-8
       Buffer.from('"}]}'),
     ]);
-    const res = await t
-      .http()
-      .post('/probe/echo')
-      .set('content-type', 'application/json')
-      .serialize((raw: Buffer) => raw as unknown as string) // the bytes as they are, not JSON
-      .send(body)
-      .expect(400);
+    const res = await postJson(body).expect(400);
     expectErrorShape(res.body, 400, 'Bad Request');
     expect(res.body.message).toBe('Body is not valid UTF-8');
-    const valid = await t
-      .http()
-      .post('/probe/echo')
-      .set('content-type', 'application/json')
-      .serialize((raw: Buffer) => raw as unknown as string)
-      .send(Buffer.from('{"count": 1, "items": [{"name": "café"}]}'))
-      .expect(201);
+    const valid = await postJson(Buffer.from('{"count": 1, "items": [{"name": "café"}]}')).expect(
+      201,
+    );
     expect(valid.body).toEqual({ count: 1, items: 1 });
   });
 

@@ -17,6 +17,7 @@
  * never runs VACUUM and auto_vacuum is off.
  */
 import Database, { type Statement } from 'better-sqlite3';
+import { SQLITE_BUSY_TIMEOUT_MS } from '../../common/database/sqlite-connection.js';
 
 /** What the reader sends: one query. */
 export interface ReaderRequest {
@@ -29,7 +30,7 @@ export type ReaderReply = { rows: unknown[] } | { error: string };
 
 const [file, mmapBytes] = process.argv.slice(2);
 const db = new Database(file, { readonly: true, fileMustExist: true });
-db.pragma('busy_timeout = 5000');
+db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
 db.pragma(`mmap_size = ${Number(mmapBytes)}`);
 
 /** Prepared statements by SQL text, the 256 most recent. */

@@ -5,9 +5,8 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { ChildProcess, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Pool } from 'pg';
+import { compiledEntry } from '../../common/compiled-entry.js';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import type { ReaderReply, ReaderRequest } from './analytics-reader.process.js';
@@ -185,7 +184,13 @@ export class AnalyticsReader implements OnApplicationShutdown {
   }
 
   private startReader(): Slot {
-    const reader = fork(readerEntry(), [this.config.database.path, String(MMAP_BYTES)], {
+    const entry = compiledEntry(
+      __dirname,
+      'modules/analytics',
+      'analytics-reader.process.js',
+      'The analytics reader',
+    );
+    const reader = fork(entry, [this.config.database.path, String(MMAP_BYTES)], {
       // Structured clone, as between threads: rows keep their types (no JSON round trip).
       serialization: 'advanced',
       // A plain process: not the service's flags (heap size, Jest's loaders).
@@ -197,8 +202,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
       clearTimeout(slot.deadline);
       slot.running?.reject(error);
       slot.running = null;
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots.splice(index, 1);
+      this.retire(slot);
       this.dispatch(); // a new reader takes the waiting queries up
     };
     reader.on('message', (reply: ReaderReply) => {
@@ -227,26 +231,15 @@ export class AnalyticsReader implements OnApplicationShutdown {
     const query = slot.running;
     if (!query) return;
     slot.running = null;
-    const index = this.slots.indexOf(slot);
-    if (index >= 0) this.slots.splice(index, 1);
+    // Out of the slots at once: until its exit event, it must not be handed a query.
+    this.retire(slot);
     query.reject(new AnalyticsTimeoutException(this.config.analytics.queryTimeoutMs));
     slot.reader.kill('SIGKILL');
     this.dispatch();
   }
-}
 
-/**
- * The compiled reader process beside this file. Under Jest the sources are
- * TypeScript, which a plain node process cannot load, so tests use the
- * build's copy (`npm test` and `npm run test:pg` build first).
- */
-function readerEntry(): string {
-  const beside = path.join(__dirname, 'analytics-reader.process.js');
-  if (existsSync(beside)) return beside;
-  const built = path.resolve(
-    __dirname,
-    '../../../dist/modules/analytics/analytics-reader.process.js',
-  );
-  if (existsSync(built)) return built;
-  throw new Error(`The analytics reader is not built (no ${built}): run npm run build`);
+  private retire(slot: Slot): void {
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
+  }
 }

@@ -122,7 +122,9 @@ export class ErasureService {
     // SQLite: the deleted rows were overwritten in place (secure_delete); their earlier
     // versions in the WAL file go too before the answer. Rare enough to wait for.
     if (!(await this.checkpointer.purge())) {
-      this.logger.warn(`Erasure ${receiptId}: the WAL could not be emptied yet (readers busy)`);
+      this.logger.warn(
+        `Erasure ${receiptId}: the WAL could not be emptied yet (readers busy or no checkpointer); later checkpoints overwrite it`,
+      );
     }
     return {
       user_id: userId,

@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { compiledEntry } from '../../common/compiled-entry.js';
 import { sqliteConnectionPragmas } from '../../common/database/sqlite-connection.js';
 import type { SqliteBatchResult, SqliteJob } from './sqlite-event-batch.js';
 
@@ -63,7 +62,13 @@ export class SqliteWriterThread {
     };
     // Its objects live for one batch: a small young generation keeps the thread's memory
     // (which counts against the service's budget) low at no measurable cost.
-    this.worker = new Worker(workerEntry(), {
+    const entry = compiledEntry(
+      __dirname,
+      'modules/tracking',
+      'sqlite-writer.worker.js',
+      "The event writer's worker",
+    );
+    this.worker = new Worker(entry, {
       workerData,
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
@@ -111,17 +116,4 @@ export class SqliteWriterThread {
   async terminate(): Promise<void> {
     await this.worker.terminate();
   }
-}
-
-/**
- * The compiled worker beside this file. Under Jest the sources are
- * TypeScript, which a worker thread cannot load, so tests use the build's
- * copy (`npm test` and `npm run test:pg` build first).
- */
-function workerEntry(): string {
-  const beside = path.join(__dirname, 'sqlite-writer.worker.js');
-  if (existsSync(beside)) return beside;
-  const built = path.resolve(__dirname, '../../../dist/modules/tracking/sqlite-writer.worker.js');
-  if (existsSync(built)) return built;
-  throw new Error(`The event writer's worker is not built (no ${built}): run npm run build`);
 }
