@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -143,7 +144,18 @@ describe('server process', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     server.child.kill('SIGTERM');
     // A second signal while the first drains (systemd and npm send them): ignored, not fatal.
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Sent once the listener is closed (shutdown has begun), not after a fixed wait: a
+    // shutdown quicker than the wait had already exited.
+    const refused = () =>
+      new Promise<boolean>((resolve) => {
+        const probe = connect(Number(port), '127.0.0.1');
+        probe.once('connect', () => {
+          probe.destroy();
+          resolve(false);
+        });
+        probe.once('error', () => resolve(true));
+      });
+    while (!(await refused())) await new Promise((resolve) => setTimeout(resolve, 1));
     server.child.kill('SIGTERM');
     const result = await server.exited;
     stop = true;
