@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -142,6 +143,24 @@ describe('server process', () => {
     };
     const workers = Array.from({ length: 20 }, (_, w) => worker(w));
     await new Promise((resolve) => setTimeout(resolve, 300));
+    // A request whose body is still arriving holds the shutdown's drain open until it ends,
+    // so the second signal below surely lands while the first one drains.
+    const held = request({
+      port: Number(port),
+      host: '127.0.0.1',
+      method: 'POST',
+      path: '/api/track/action',
+      headers: { ...headers, 'content-length': 30 },
+    });
+    const heldAnswer = new Promise<number>((resolve) => {
+      held.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      held.on('error', () => resolve(0));
+    });
+    held.write('{"action":"burst.');
+    await new Promise((resolve) => setTimeout(resolve, 50));
     server.child.kill('SIGTERM');
     // A second signal while the first drains (systemd and npm send them): ignored, not fatal.
     // Sent once the listener is closed (shutdown has begun), not after a fixed wait: a
@@ -157,6 +176,10 @@ describe('server process', () => {
       });
     while (!(await refused())) await new Promise((resolve) => setTimeout(resolve, 1));
     server.child.kill('SIGTERM');
+    held.end('held"}       '); // 30 bytes in all: the drain can finish
+    expect(await heldAnswer).toBe(200);
+    held.end('held"}       '); // 30 bytes in all: the drain can finish
+    expect(await heldAnswer).toBe(200);
     const result = await server.exited;
     stop = true;
     await Promise.all(workers);
