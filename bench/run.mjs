@@ -374,13 +374,20 @@ async function analytics() {
     if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
     return performance.now() - t0;
   };
+  // Round robin: each round calls every endpoint once, so each endpoint's five runs spread
+  // over the whole measurement. The machine's speed moves by up to 2x within minutes; five
+  // runs in a row could all land in a slow stretch that the next endpoint escapes.
+  const times = endpoints.map(() => []);
+  for (let round = 0; round < 5; round++) {
+    for (const [i, endpoint] of endpoints.entries()) times[i].push(await call(endpoint));
+  }
   const medians = {};
-  for (const endpoint of endpoints) {
-    const times = [];
-    for (let i = 0; i < 5; i++) times.push(await call(endpoint));
-    times.sort((a, b) => a - b);
-    medians[endpoint[0]] = Math.round(times[2]);
-    log(`   ${endpoint[0]}: median ${medians[endpoint[0]]} ms`);
+  for (const [i, endpoint] of endpoints.entries()) {
+    const sorted = times[i].sort((a, b) => a - b);
+    medians[endpoint[0]] = Math.round(sorted[2]);
+    log(
+      `   ${endpoint[0]}: median ${medians[endpoint[0]]} ms (${sorted.map(Math.round).join(', ')})`,
+    );
   }
   results.figures.analytics_median_ms = medians;
 
