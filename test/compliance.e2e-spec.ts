@@ -440,6 +440,76 @@ describe('export', () => {
   });
 });
 
+describe("export: other people's addresses", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // TRUST_PROXY lets each party come from an address of its own (X-Forwarded-For).
+    t = await startTestApp({ ...ADMIN_ENV, TRUST_PROXY: 'true' });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it("keeps an admin's and another user's address out of a user's session log", async () => {
+    const OWN = '198.51.100.20';
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    await register(t, 'watched');
+    await register(t, 'borrower');
+    const first = await login(t, 'watched', PASSWORD, from(OWN));
+    const admin = await login(
+      t,
+      ADMIN_ENV.ADMIN_USERNAME,
+      ADMIN_ENV.ADMIN_PASSWORD,
+      from('203.0.113.77'),
+    );
+    await t
+      .http()
+      .delete(`/api/admin/users/${first.userId}/sessions`)
+      .set('authorization', admin.bearer)
+      .set('x-forwarded-for', '203.0.113.77')
+      .expect(200);
+    // Someone else logs in on a device holding the user's session: it ends that session.
+    const second = await login(t, 'watched', PASSWORD, from(OWN));
+    await t
+      .http()
+      .post('/auth/login')
+      .set('authorization', second.bearer)
+      .set('x-forwarded-for', '192.0.2.44')
+      .send({ username: 'borrower', password: PASSWORD })
+      .expect(200);
+    // The user logging in again over their own session: their own address is kept.
+    const third = await login(t, 'watched', PASSWORD, from(OWN));
+    const fourth = await login(t, 'watched', PASSWORD, {
+      headers: { 'x-forwarded-for': OWN, authorization: third.bearer },
+    });
+    const res = await t
+      .http()
+      .get('/api/gdpr/export')
+      .set('authorization', fourth.bearer)
+      .expect(200);
+    const log = JSON.parse(res.text).session_events as {
+      session_id: string;
+      type: string;
+      reason: string;
+      ip: string | null;
+    }[];
+    const ended = log
+      .filter((e) => e.type === 'revoked')
+      .map((e) => [e.session_id, e.reason, e.ip]);
+    expect(ended).toHaveLength(3);
+    expect(ended).toEqual(
+      expect.arrayContaining([
+        [first.sessionId, 'admin', null],
+        [second.sessionId, 'logout', null],
+        [third.sessionId, 'logout', OWN],
+      ]),
+    );
+    expect(log.filter((e) => e.type === 'created').map((e) => e.ip)).toEqual([OWN, OWN, OWN, OWN]);
+    expect(res.text).not.toContain('203.0.113.77');
+    expect(res.text).not.toContain('192.0.2.44');
+  });
+});
+
 describe('erasure', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -5,7 +5,6 @@ import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
 import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
-import { clientMeta } from './client-meta.js';
 import {
   ListSessionEventsQueryDto,
   RevokedCountDto,
@@ -45,7 +44,10 @@ export class AdminSessionsController {
     @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
     @Req() request: FastifyRequest,
   ): Promise<RevokedCountDto> {
-    const revoked = await this.sessions.revokeAllForUser(userId, 'admin', clientMeta(request).ip);
+    // No address in the user's session log: the admin's is not the user's data, and it would
+    // reach the user's export (Art. 15(4)). The audit log keeps which admin did it, from which
+    // session.
+    const revoked = await this.sessions.revokeAllForUser(userId, 'admin', null);
     this.emitter.emit(AUDIT_EVENT, {
       ...auditContext(request),
       action: 'admin_sessions_revoke',

@@ -182,7 +182,11 @@ export class SessionService implements OnApplicationBootstrap {
         issuedHere = await this.upgradeAnonymous(manager, current, user, rememberMe, meta, now);
         upgraded = issuedHere !== null;
       } else if (current) {
-        await this.revokeIn(manager, [current.id], 'logout', meta.ip, now);
+        // A login as someone else ends the session presented with it. Its log entry carries
+        // the address only when it is the same user's: another person's address is not
+        // theirs to see (it would reach their export).
+        const ip = current.userId === user.id ? meta.ip : null;
+        await this.revokeIn(manager, [current.id], 'logout', ip, now);
       }
       if (!issuedHere) {
         issuedHere = this.newSession(user.id, rememberMe, meta, now);
