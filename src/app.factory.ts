@@ -84,8 +84,8 @@ const forbiddenKey = () =>
  * read. BODY_LIMIT_BYTES bounds one body; without this, a thousand
  * concurrent 250 KB bodies (a parsed body takes several times its size)
  * filled the default 256 MB heap and killed the process. Released when the
- * response is done or the connection dropped. Returns the check, run in the
- * onRequest hook (no hook of its own on the hot path); it answers and
+ * response is done or the connection dropped. `admit` is the check, run in
+ * the onRequest hook (no hook of its own on the hot path); it answers and
  * returns false when the request is refused.
  *
  * So that the budget cannot be held by one client sending bodies slowly (64
@@ -93,13 +93,38 @@ const forbiddenKey = () =>
  * body for as long as they stayed open): one client address (an IPv6 /64)
  * holds at most a quarter of it (429 beyond), and a body not received
  * within BODY_RECEIVE_TIMEOUT_S has its connection dropped.
+ *
+ * `closing(ms)` (at shutdown) brings every such deadline to within `ms`:
+ * the shutdown waits for requests in flight, and one client sending a body
+ * slowly held it past SHUTDOWN_TIMEOUT_MS, so the process exited 1 before
+ * the event queue's drain and the database's close (found by review).
  */
 function bodiesInFlight(config: AppConfig) {
   const { bodyInflightMaxBytes: budget, bodyLimitBytes, bodyReceiveTimeoutMs } = config.http;
   const perClient = Math.max(bodyLimitBytes, Math.floor(budget / 4));
   let inFlight = 0;
   const heldBy = new Map<string, number>();
-  return (request: FastifyRequest, reply: FastifyReply): boolean => {
+  /** Bodies still arriving: when each must have arrived, and the timer that drops it then. */
+  const arriving = new Map<FastifyRequest['raw'], { deadline: number; timer: NodeJS.Timeout }>();
+  /** No body may arrive after this (set at shutdown). */
+  let lastDeadline = Infinity;
+  const dropAt = (raw: FastifyRequest['raw'], deadline: number) => {
+    const timer = setTimeout(() => raw.destroy(), Math.max(0, deadline - Date.now()));
+    arriving.set(raw, { deadline, timer });
+  };
+  const settle = (raw: FastifyRequest['raw']) => {
+    clearTimeout(arriving.get(raw)?.timer);
+    arriving.delete(raw);
+  };
+  const closing = (ms: number): void => {
+    lastDeadline = Date.now() + ms;
+    for (const [raw, { deadline, timer }] of arriving) {
+      if (deadline <= lastDeadline) continue;
+      clearTimeout(timer);
+      dropAt(raw, lastDeadline);
+    }
+  };
+  const admit = (request: FastifyRequest, reply: FastifyReply): boolean => {
     const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
     if (length === undefined && chunked === undefined) return true;
     const declared = Number(length ?? 0);
@@ -124,10 +149,10 @@ function bodiesInFlight(config: AppConfig) {
     }
     inFlight += size;
     heldBy.set(client, held + size);
-    const timeout = setTimeout(() => request.raw.destroy(), bodyReceiveTimeoutMs);
-    request.raw.once('end', () => clearTimeout(timeout));
+    dropAt(request.raw, Math.min(Date.now() + bodyReceiveTimeoutMs, lastDeadline));
+    request.raw.once('end', () => settle(request.raw));
     reply.raw.once('close', () => {
-      clearTimeout(timeout);
+      settle(request.raw);
       inFlight -= size;
       const left = (heldBy.get(client) ?? size) - size;
       if (left > 0) heldBy.set(client, left);
@@ -135,6 +160,7 @@ function bodiesInFlight(config: AppConfig) {
     });
     return true;
   };
+  return { admit, closing };
 }
 
 /** Fastify trustProxy function: the `hops` proxies nearest to the service are believed. */
@@ -235,7 +261,7 @@ export async function createApp(
   // session state or someone's data; no shared cache may keep one): one synchronous hook,
   // no per-request middleware chain.
   const securityHeaders = staticSecurityHeaders(config);
-  const admitBody = bodiesInFlight(config);
+  const bodies = bodiesInFlight(config);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.headers(securityHeaders).header('x-request-id', request.id);
     // PostgreSQL text cannot hold NUL: a %00 in a path or query value would fail the query
@@ -264,13 +290,15 @@ export async function createApp(
     if (request.url.startsWith('/api/') || request.url.startsWith('/auth/')) {
       void reply.header('cache-control', 'no-store');
     }
-    if (admitBody(request, reply)) done();
+    if (bodies.admit(request, reply)) done();
   });
 
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the
   // client hangs up. Reap sockets as they fall idle while in-flight requests finish.
+  // Bodies still arriving get half of SHUTDOWN_TIMEOUT_MS; the drain after them has the rest.
   fastify.addHook('preClose', (done) => {
+    bodies.closing(config.http.shutdownTimeoutMs / 2);
     const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
     reaper.unref();
     fastify.server.once('close', () => clearInterval(reaper));
