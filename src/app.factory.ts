@@ -52,8 +52,10 @@ function holdsNonFiniteNumber(value: unknown): boolean {
   while (pending.length > 0) {
     const item = pending.pop();
     if (typeof item === 'number' && !Number.isFinite(item)) return true;
-    if (item !== null && typeof item === 'object')
-      pending.push(...(Object.values(item) as unknown[]));
+    // One by one: spreading 120,000 array items into push() overflowed the stack.
+    if (item !== null && typeof item === 'object') {
+      for (const child of Object.values(item) as unknown[]) pending.push(child);
+    }
   }
   return false;
 }
@@ -248,13 +250,25 @@ export async function createApp(
     // Decoding would replace bad bytes with U+FFFD and store text the client never sent.
     if (!isUtf8(bytes)) return done(invalidUtf8(), undefined);
     const body = bytes.toString('utf8');
+    // The parser calls its callback again with anything the callback throws, as if parsing
+    // had failed: a throw in the checks below once passed for a forbidden key. So the checks
+    // catch their own errors, and only the first call answers.
+    let answered = false;
     void parseJson(request, body, (error, value) => {
-      // Valid JSON refused all the same: a `__proto__` or `constructor.prototype` key, which
-      // Fastify's guard refuses; "not valid JSON" would send the client looking for a typo.
-      if (error && isJson(body)) done(forbiddenKey(), undefined);
-      else if (!error && MAYBE_HUGE_NUMBER.test(body) && holdsNonFiniteNumber(value)) {
-        done(nonFiniteNumber(), undefined);
-      } else done(error, value);
+      if (answered) return;
+      answered = true;
+      let refusal: Error | null;
+      try {
+        // Valid JSON refused all the same: a `__proto__` or `constructor.prototype` key, which
+        // Fastify's guard refuses; "not valid JSON" would send the client looking for a typo.
+        if (error) refusal = isJson(body) ? forbiddenKey() : error;
+        else if (MAYBE_HUGE_NUMBER.test(body) && holdsNonFiniteNumber(value)) {
+          refusal = nonFiniteNumber();
+        } else refusal = null;
+      } catch (thrown) {
+        refusal = thrown instanceof Error ? thrown : new Error(String(thrown));
+      }
+      done(refusal, refusal ? undefined : value);
     });
   });
   // Security headers, the request id, and no-store on every API answer (they carry tokens,

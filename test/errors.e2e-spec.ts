@@ -427,3 +427,27 @@ describe('errors before a request is parsed', () => {
     }
   });
 });
+
+describe('error responses with the default body limit', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({}, [ProbeModule]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('checks a body of 130,000 array items for huge numbers without overflowing the stack', async () => {
+    // "1e999" in a string makes the parser look for non-finite numbers through every value.
+    const zeros = Array<string>(130_000).fill('0').join(',');
+    const body = `{"count": 1, "items": [{"name": "1e999"}], "extra": [${zeros}]}`;
+    const res = await t
+      .http()
+      .post('/probe/echo')
+      .set('content-type', 'application/json')
+      .send(body)
+      .expect(400);
+    expectErrorShape(res.body, 400, 'Bad Request');
+    expect(res.body.message).toBe('Validation failed: property extra should not exist');
+  });
+});
