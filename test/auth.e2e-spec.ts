@@ -175,26 +175,31 @@ describe('accounts and login', () => {
         await login(t, 'oscar', 'a brand new password');
       });
 
-      it('costs a wrong password the current cost too, as an unknown username does', async () => {
+      it('checks a wrong password as an unknown username costs (see the PasswordHasher spec)', async () => {
         await register(t, 'otto');
-        await setHash('otto', await olderCost.hash(PASSWORD));
-        const dummy = jest.spyOn(t.app.get(PasswordHasher), 'verifyDummy');
+        const hash = await olderCost.hash(PASSWORD);
+        await setHash('otto', hash);
+        const hasher = t.app.get(PasswordHasher);
+        const checked = jest.spyOn(hasher, 'verifyAtCurrentCost');
+        const dummy = jest.spyOn(hasher, 'verifyDummy');
         try {
           await t
             .http()
             .post('/auth/login')
             .send({ username: 'otto', password: 'wrong one' })
             .expect(401);
-          expect(dummy).toHaveBeenCalledTimes(1);
-          dummy.mockClear();
-          // A wrong password against a hash of the current cost needs nothing more.
+          // The check that pads a cheaper hash's work up to the current cost's.
+          expect(checked).toHaveBeenCalledWith('wrong one', hash);
+          expect(dummy).not.toHaveBeenCalled();
           await t
             .http()
             .post('/auth/login')
-            .send({ username: 'carol', password: 'wrong one' })
+            .send({ username: 'no-such-otto', password: 'wrong one' })
             .expect(401);
-          expect(dummy).not.toHaveBeenCalled();
+          expect(dummy).toHaveBeenCalledWith('wrong one');
+          expect(checked).toHaveBeenCalledTimes(1);
         } finally {
+          checked.mockRestore();
           dummy.mockRestore();
         }
       });

@@ -15,6 +15,17 @@ const SALT_LENGTH = 16;
 const BLOCK_SIZE = 8;
 const PARALLELISM = 1;
 
+/** The parts of a stored `scrypt$cost$r$p$salt$hash`, or null when it is not one. */
+function parseHash(stored: string) {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return null;
+  const [cost, blockSize, parallelism] = parts.slice(1, 4).map(Number);
+  const salt = Buffer.from(parts[4], 'base64url');
+  const expected = Buffer.from(parts[5], 'base64url');
+  if (!cost || !blockSize || !parallelism || expected.length !== KEY_LENGTH) return null;
+  return { cost, blockSize, parallelism, salt, expected };
+}
+
 /**
  * Password hashing with scrypt (OWASP: N=2^17, r=8, p=1), from Node's crypto:
  * no native add-on to build, and it runs on libuv's thread pool so the event
@@ -49,14 +60,34 @@ export class PasswordHasher {
 
   /** Constant-time comparison; a malformed stored hash never verifies. */
   async verify(password: string, stored: string): Promise<boolean> {
-    const parts = stored.split('$');
-    if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-    const [cost, blockSize, parallelism] = parts.slice(1, 4).map(Number);
-    const salt = Buffer.from(parts[4], 'base64url');
-    const expected = Buffer.from(parts[5], 'base64url');
-    if (!cost || !blockSize || !parallelism || expected.length !== KEY_LENGTH) return false;
+    const parsed = parseHash(stored);
+    if (!parsed) return false;
+    const { cost, blockSize, parallelism, salt, expected } = parsed;
     const actual = await this.derive(password, salt, cost, blockSize, parallelism);
     return timingSafeEqual(actual, expected);
+  }
+
+  /**
+   * `verify`, where a wrong password costs what a check at the current cost
+   * costs (as `verifyDummy`, and so an unknown username, does) also against a
+   * hash from a lower PASSWORD_HASH_COST: scrypt's work is proportional to
+   * N = 2^cost, so after a check at cost c0 below the current c, derivations
+   * at costs c0, c0+1, ..., c-1 add 2^c - 2^c0, making 2^c in all. (A whole
+   * dummy check added instead made 2^c0 + 2^c: such accounts answered a
+   * wrong password later than an unknown name, and could be told apart; found
+   * by review.) A hash from a higher cost, after the setting was lowered,
+   * costs more than an unknown name until its next login rehashes it: work
+   * done cannot be taken back.
+   */
+  async verifyAtCurrentCost(password: string, stored: string): Promise<boolean> {
+    const valid = await this.verify(password, stored);
+    const parsed = parseHash(stored);
+    if (valid || !parsed) return valid;
+    if (parsed.blockSize !== BLOCK_SIZE || parsed.parallelism !== PARALLELISM) return false;
+    for (let cost = parsed.cost; cost < this.cost; cost++) {
+      await this.derive(password, parsed.salt, cost, BLOCK_SIZE, PARALLELISM);
+    }
+    return false;
   }
 
   /** Spends the same work as a real verification and fails. */

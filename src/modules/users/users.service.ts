@@ -120,7 +120,7 @@ export class UsersService implements OnApplicationBootstrap {
    * The user when `password` is theirs and the account is enabled, else null.
    * Unknown users cost the same hashing work as known ones, so timing does
    * not reveal which usernames exist; so do known users whose hash is from a
-   * cheaper PASSWORD_HASH_COST (a wrong password also pays the current cost).
+   * cheaper PASSWORD_HASH_COST (see PasswordHasher.verifyAtCurrentCost).
    * Comes with the hash it was checked against (after a rehash, the new one):
    * the login re-reads the hash in its own transaction and refuses if it
    * changed meanwhile.
@@ -135,10 +135,9 @@ export class UsersService implements OnApplicationBootstrap {
       .where('u.usernameLower = :name', { name: username.toLowerCase() })
       .getOne();
     if (!user) return this.hasher.verifyDummy(password).then(() => null);
-    const valid = await this.hasher.verify(password, user.passwordHash);
-    const outdated = this.hasher.needsRehash(user.passwordHash);
-    if (!valid && outdated) await this.hasher.verifyDummy(password);
+    const valid = await this.hasher.verifyAtCurrentCost(password, user.passwordHash);
     if (!valid || user.disabled) return null;
+    const outdated = this.hasher.needsRehash(user.passwordHash);
     let passwordHash = user.passwordHash;
     if (outdated) {
       passwordHash = await this.hasher.hash(password);
