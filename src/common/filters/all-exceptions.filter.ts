@@ -1,4 +1,10 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { getRequestIdentity } from '../http/request-context.js';
@@ -95,7 +101,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const described = this.describe(exception, request);
 
-    if (described.status >= 500) {
+    // A 503 the service chose (queue full, analytics timeout, not ready) is back-pressure,
+    // not a fault: its request line (at warn) says enough. Logging each with its stack at
+    // error doubled the logging work exactly when the service was overloaded.
+    if (described.status >= 500 && !(exception instanceof ServiceUnavailableException)) {
       this.logUnexpected(exception, request);
     }
 

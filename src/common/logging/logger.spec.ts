@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { lazyRequestLogger } from './logger';
+import { lazyRequestLogger, levelOf } from './logger';
 
 /** A pino logger at `level` writing JSON lines into `lines`, counting the children it builds. */
 function capturing(level: string) {
@@ -70,5 +70,21 @@ describe('lazyRequestLogger', () => {
     log.child({ part: 'upload' }).info('nested');
     await flush();
     expect(lines[0]).toMatchObject({ request_id: 'r-5', part: 'upload', msg: 'nested' });
+  });
+});
+
+describe('levelOf (request lines)', () => {
+  it("logs faults at error, refusals and the service's own 503s at warn", () => {
+    expect([200, 304, 400, 404, 429, 500, 502, 503, 504].map(levelOf)).toEqual([
+      'info',
+      'info',
+      'warn',
+      'warn',
+      'warn',
+      'error',
+      'error',
+      'warn',
+      'error',
+    ]);
   });
 });

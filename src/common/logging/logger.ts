@@ -103,6 +103,14 @@ export function lazyRequestLogger(
 }
 
 /**
+ * A request line's level: error for the service's faults (5xx), warn for
+ * refusals, the client's (4xx) and the service's own back-pressure (503:
+ * queue full, timeouts, not ready, which come in floods under overload).
+ */
+export const levelOf = (status: number): 'error' | 'warn' | 'info' =>
+  status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';
+
+/**
  * One line per request, written by Fastify's own request logger (the child
  * logger bound to the request id), after the response: method, path without
  * query string, route pattern, status, duration, request id, public session
@@ -111,7 +119,7 @@ export function lazyRequestLogger(
 export function logRequests(fastify: FastifyInstance, logger: Logger): void {
   fastify.addHook('onResponse', (request, reply, done) => {
     const status = reply.statusCode;
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+    const level = levelOf(status);
     if (logger.isLevelEnabled(level)) {
       const identity = getRequestIdentity(request.raw);
       request.log[level](
