@@ -307,6 +307,21 @@ export async function createApp(
     if (bodies.admit(request, reply)) done();
   });
 
+  // An Expect header other than 100-continue: Node answers 417 itself, with an empty body and
+  // none of the headers every other answer has, unless someone listens for it.
+  fastify.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const requestId = generateRequestId(request);
+    const message = 'Unsupported Expect header: only "100-continue" is understood';
+    const body = JSON.stringify(errorBody(417, message, requestId, null));
+    response.writeHead(417, {
+      ...securityHeaders,
+      'x-request-id': requestId,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(body);
+  });
+
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the
   // client hangs up. Reap sockets as they fall idle while in-flight requests finish.

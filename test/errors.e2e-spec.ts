@@ -426,6 +426,33 @@ describe('errors before a request is parsed', () => {
       await t.close();
     }
   });
+  it('answers an Expect header it does not understand with 417 in the error shape', async () => {
+    const t = await startTestApp();
+    try {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      const raw =
+        'POST /auth/login HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n' +
+        'Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}';
+      const response = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+        let received = '';
+        socket.on('data', (chunk) => (received += chunk.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      const [head, body] = response.split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
+      const parsed = JSON.parse(body);
+      expectErrorShape(parsed, 417, 'Expectation Failed');
+      expect(parsed.message).toBe('Unsupported Expect header: only "100-continue" is understood');
+      expect(head.toLowerCase()).toContain(`x-request-id: ${parsed.request_id}`);
+      expect(head.toLowerCase()).toContain('x-content-type-options: nosniff');
+      expect(head.toLowerCase()).toContain('content-type: application/json');
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe('error responses with the default body limit', () => {
