@@ -14,10 +14,13 @@ function handle(exception: unknown) {
     raw: {},
     log: { error: (...args: unknown[]) => logged.push(args) },
   };
-  const sent: { status?: number } = {};
+  const sent: { status?: number; headers: Record<string, string> } = { headers: {} };
   const reply = {
     sent: false,
-    header: () => reply,
+    header: (name: string, value: string) => {
+      sent.headers[name] = value;
+      return reply;
+    },
     status: (code: number) => {
       sent.status = code;
       return reply;
@@ -28,7 +31,7 @@ function handle(exception: unknown) {
     switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }),
   } as unknown as ArgumentsHost;
   new AllExceptionsFilter({} as MethodRouter).catch(exception, host);
-  return { logged, status: sent.status };
+  return { logged, status: sent.status, headers: sent.headers };
 }
 
 describe('AllExceptionsFilter logging', () => {
@@ -49,5 +52,19 @@ describe('AllExceptionsFilter logging', () => {
       new ServiceUnavailableException('The event queue is full; retry shortly'),
     );
     expect([status, logged.length]).toEqual([503, 0]);
+  });
+});
+
+describe('AllExceptionsFilter on a locked SQLite file', () => {
+  it('answers 503 with Retry-After, bare or wrapped by TypeORM, and still logs it', () => {
+    const locked = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    const wrapped = Object.assign(new Error('QueryFailedError'), { driverError: locked });
+    for (const exception of [locked, wrapped]) {
+      const { logged, status, headers } = handle(exception);
+      expect([status, headers['retry-after'], logged.length]).toEqual([503, '1', 1]);
+    }
+    expect(
+      handle(Object.assign(new Error('constraint'), { code: 'SQLITE_CONSTRAINT' })).status,
+    ).toBe(500);
   });
 });

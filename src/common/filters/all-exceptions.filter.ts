@@ -91,6 +91,15 @@ const FASTIFY_MESSAGES: Record<string, string> = {
  * unexpected (500 with a generic message; details go to the log only, never
  * to the client).
  */
+/** better-sqlite3's SQLITE_BUSY ("database is locked"), bare or wrapped by TypeORM. */
+function isSqliteBusy(exception: unknown): boolean {
+  const code = (error: unknown) => (error as { code?: unknown } | null)?.code;
+  const driverError = (exception as { driverError?: unknown } | null)?.driverError;
+  return [code(exception), code(driverError)].some(
+    (value) => typeof value === 'string' && value.startsWith('SQLITE_BUSY'),
+  );
+}
+
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   constructor(private readonly methodRouter: MethodRouter) {}
@@ -146,6 +155,16 @@ export class AllExceptionsFilter implements ExceptionFilter {
           ? `Malformed JSON body: ${exception.message}`
           : exception.message);
       return { status: exception.statusCode, message };
+    }
+    // SQLite's write lock held past the busy timeout: by another process on the same file
+    // (a backup, a migration, the sqlite3 shell), which this service does not expect but
+    // cannot rule out. A retry will do; it is the caller's signal, not a crash.
+    if (isSqliteBusy(exception)) {
+      return {
+        status: 503,
+        message: 'The database is busy; retry shortly',
+        headers: { 'retry-after': '1' },
+      };
     }
     return {
       status: 500,
