@@ -395,6 +395,26 @@ describe('deeply nested bodies', () => {
 });
 
 describe('errors before a request is parsed', () => {
+  /** Sends `raw` bytes to a fresh app over a socket; the answer's head and parsed body. */
+  async function exchange(raw: string): Promise<{ head: string; body: Record<string, unknown> }> {
+    const t = await startTestApp();
+    try {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = t.app.getHttpServer().address() as AddressInfo;
+      const response = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+        let received = '';
+        socket.on('data', (chunk) => (received += chunk.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      const [head, body] = response.split('\r\n\r\n');
+      return { head, body: JSON.parse(body) as Record<string, unknown> };
+    } finally {
+      await t.close();
+    }
+  }
+
   it.each([
     [
       'headers over the size limit',
@@ -404,54 +424,25 @@ describe('errors before a request is parsed', () => {
     ],
     ['malformed HTTP', 'NOT HTTP AT ALL\r\n\r\n', 400, 'Malformed HTTP request'],
   ])('answers %s in the error shape', async (_label, raw, status, message) => {
-    const t = await startTestApp();
-    try {
-      await t.app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = t.app.getHttpServer().address() as AddressInfo;
-      const response = await new Promise<string>((resolve, reject) => {
-        const socket = connect(port, '127.0.0.1', () => socket.write(raw));
-        let received = '';
-        socket.on('data', (chunk) => (received += chunk.toString()));
-        socket.on('close', () => resolve(received));
-        socket.on('error', reject);
-      });
-      const [head, body] = response.split('\r\n\r\n');
-      expect(head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
-      expect(head).toContain('Content-Type: application/json');
-      const parsed = JSON.parse(body);
-      expectErrorShape(parsed, status, STATUS_CODES[status]!);
-      expect(parsed.message).toBe(message);
-      expect(head).toContain(`X-Request-Id: ${parsed.request_id}`);
-    } finally {
-      await t.close();
-    }
+    const { head, body } = await exchange(raw);
+    expect(head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
+    expect(head).toContain('Content-Type: application/json');
+    expectErrorShape(body, status, STATUS_CODES[status]!);
+    expect(body.message).toBe(message);
+    expect(head).toContain(`X-Request-Id: ${String(body.request_id)}`);
   });
+
   it('answers an Expect header it does not understand with 417 in the error shape', async () => {
-    const t = await startTestApp();
-    try {
-      await t.app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = t.app.getHttpServer().address() as AddressInfo;
-      const raw =
-        'POST /auth/login HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n' +
-        'Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}';
-      const response = await new Promise<string>((resolve, reject) => {
-        const socket = connect(port, '127.0.0.1', () => socket.write(raw));
-        let received = '';
-        socket.on('data', (chunk) => (received += chunk.toString()));
-        socket.on('close', () => resolve(received));
-        socket.on('error', reject);
-      });
-      const [head, body] = response.split('\r\n\r\n');
-      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
-      const parsed = JSON.parse(body);
-      expectErrorShape(parsed, 417, 'Expectation Failed');
-      expect(parsed.message).toBe('Unsupported Expect header: only "100-continue" is understood');
-      expect(head.toLowerCase()).toContain(`x-request-id: ${parsed.request_id}`);
-      expect(head.toLowerCase()).toContain('x-content-type-options: nosniff');
-      expect(head.toLowerCase()).toContain('content-type: application/json');
-    } finally {
-      await t.close();
-    }
+    const { head, body } = await exchange(
+      'POST /auth/login HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n' +
+        'Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+    );
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 417 Expectation Failed');
+    expectErrorShape(body, 417, 'Expectation Failed');
+    expect(body.message).toBe('Unsupported Expect header: only "100-continue" is understood');
+    expect(head.toLowerCase()).toContain(`x-request-id: ${String(body.request_id)}`);
+    expect(head.toLowerCase()).toContain('x-content-type-options: nosniff');
+    expect(head.toLowerCase()).toContain('content-type: application/json');
   });
 });
 

@@ -84,13 +84,6 @@ const FASTIFY_MESSAGES: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Unsupported Media Type: send application/json',
 };
 
-/**
- * Turns every error into the JSON error shape: HttpExceptions (validation,
- * auth, rate limit, domain errors), Fastify's own errors (malformed JSON 400,
- * 413, 415), unknown routes (404) and wrong methods (405), and anything
- * unexpected (500 with a generic message; details go to the log only, never
- * to the client).
- */
 /** better-sqlite3's SQLITE_BUSY ("database is locked"), bare or wrapped by TypeORM. */
 function isSqliteBusy(exception: unknown): boolean {
   const code = (error: unknown) => (error as { code?: unknown } | null)?.code;
@@ -100,6 +93,13 @@ function isSqliteBusy(exception: unknown): boolean {
   );
 }
 
+/**
+ * Turns every error into the JSON error shape: HttpExceptions (validation,
+ * auth, rate limit, domain errors), Fastify's own errors (malformed JSON 400,
+ * 413, 415), unknown routes (404) and wrong methods (405), and anything
+ * unexpected (500 with a generic message; details go to the log only, never
+ * to the client).
+ */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   constructor(private readonly methodRouter: MethodRouter) {}
