@@ -1,10 +1,19 @@
 import type { ChildProcess } from 'node:child_process';
 import {
   AnalyticsReader,
+  AnalyticsShutdownException,
   AnalyticsTimeoutException,
 } from '../src/modules/analytics/analytics-reader';
 import { EventWriter } from '../src/modules/tracking/event-writer';
-import { ADMIN_ENV, LoggedIn, login, loginAdmin, register, registerAndLogin } from './support/auth';
+import {
+  ADMIN_ENV,
+  LoggedIn,
+  login,
+  loginAdmin,
+  register,
+  registerAndLogin,
+  sleep,
+} from './support/auth';
 import { insertEvents, uid } from './support/events';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
@@ -1785,6 +1794,31 @@ describe('the analytics reader', () => {
       expect(slots).toHaveLength(2);
       expect(slots).not.toContain(first);
       expect(await other).toEqual([{ n: 8_000_000 }]);
+    });
+
+    it('stops a query still running at shutdown after half of SHUTDOWN_TIMEOUT_MS (503)', async () => {
+      // The query's own limit is 30 s (the default), the shutdown's 1 s.
+      const app = await startTestApp({ ...ADMIN_ENV, SHUTDOWN_TIMEOUT_MS: '1000' });
+      const admin = await loginAdmin(app);
+      const reader = app.app.get(AnalyticsReader);
+      const slots = (reader as unknown as { slots: { running: unknown }[] }).slots;
+      // The request's query would run for minutes.
+      const query = reader.query.bind(reader);
+      jest
+        .spyOn(reader, 'query')
+        .mockImplementation(() => query(SLOW.replace('2000000', '2000000000'), []));
+      const inFlight = Promise.resolve(
+        app.http().get('/api/analytics/realtime').set('authorization', admin.bearer),
+      );
+      for (let i = 0; i < 200 && !slots.some((slot) => slot.running); i++) await sleep(10);
+      expect(slots.some((slot) => slot.running)).toBe(true);
+      // The shutdown waits for the request: it ends once the query is stopped.
+      await app.close();
+      const res = await inFlight;
+      expect([res.status, res.body.message]).toEqual([
+        503,
+        new AnalyticsShutdownException().message,
+      ]);
     });
 
     it('refuses the queries still waiting for a reader at shutdown, and starts no reader for them', async () => {

@@ -2,8 +2,11 @@ import {
   Injectable,
   Logger,
   OnApplicationShutdown,
+  OnModuleInit,
   ServiceUnavailableException,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
 import { ChildProcess, fork } from 'node:child_process';
 import { Pool } from 'pg';
 import { compiledEntry } from '../../common/compiled-entry.js';
@@ -34,6 +37,13 @@ export class AnalyticsTimeoutException extends ServiceUnavailableException {
   }
 }
 
+/** 503: the service began shutting down while the query ran (see AnalyticsReader). */
+export class AnalyticsShutdownException extends ServiceUnavailableException {
+  constructor() {
+    super('The service is shutting down: ask again in a moment (another instance may answer)');
+  }
+}
+
 interface Query {
   sql: string;
   params: unknown[];
@@ -46,6 +56,9 @@ interface Slot {
   reader: ChildProcess;
   running: Query | null;
   deadline?: NodeJS.Timeout;
+  /** When the running query is stopped, and whether that is its own time or the shutdown's. */
+  stopsAt?: number;
+  stopsForShutdown?: boolean;
 }
 
 /**
@@ -62,9 +75,15 @@ interface Slot {
  * PostgreSQL by the pool's statement_timeout, on SQLite by killing its
  * process (better-sqlite3 cannot interrupt a statement); a new process
  * takes the next query.
+ *
+ * At shutdown the HTTP server waits for requests in flight, and a query of
+ * up to 30 s held it past SHUTDOWN_TIMEOUT_MS: the process then exited 1
+ * without draining the event queue. So once shutdown begins, SQLite queries
+ * get at most half of SHUTDOWN_TIMEOUT_MS (503 after it); PostgreSQL's run
+ * on under their statement_timeout.
  */
 @Injectable()
-export class AnalyticsReader implements OnApplicationShutdown {
+export class AnalyticsReader implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(AnalyticsReader.name);
   /** Reader processes, started as needed. */
   private readonly slots: Slot[] = [];
@@ -74,11 +93,26 @@ export class AnalyticsReader implements OnApplicationShutdown {
   private closed = false;
   /** PostgreSQL: the analytics pool, opened on first use. */
   private pool: Pool | null = null;
+  /** Set when shutdown begins: no SQLite query runs past it. */
+  private shutdownDeadline = Infinity;
 
   constructor(
     private readonly database: DatabaseService,
     private readonly config: AppConfig,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
+
+  onModuleInit(): void {
+    // The adapter is missing when the reader runs outside an HTTP app (none does today).
+    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
+    fastify?.addHook('preClose', (done) => {
+      this.shutdownDeadline = Date.now() + this.config.http.shutdownTimeoutMs / 2;
+      for (const slot of this.slots) {
+        if (slot.running && (slot.stopsAt ?? Infinity) > this.shutdownDeadline) this.arm(slot);
+      }
+      done();
+    });
+  }
 
   /** See DatabaseService.byteOrder. */
   get byteOrder(): string {
@@ -156,7 +190,7 @@ export class AnalyticsReader implements OnApplicationShutdown {
       if (!slot) return;
       const query = this.waiting.shift()!;
       slot.running = query;
-      slot.deadline = setTimeout(() => this.stop(slot), this.config.analytics.queryTimeoutMs);
+      this.arm(slot);
       const request: ReaderRequest = { sql: query.sql, params: query.params };
       slot.reader.send(request);
     }
@@ -226,6 +260,15 @@ export class AnalyticsReader implements OnApplicationShutdown {
     return slot;
   }
 
+  /** (Re)sets the timer that stops the slot's running query: its own timeout, or the shutdown's. */
+  private arm(slot: Slot): void {
+    clearTimeout(slot.deadline);
+    const own = Date.now() + this.config.analytics.queryTimeoutMs;
+    slot.stopsAt = Math.min(own, this.shutdownDeadline);
+    slot.stopsForShutdown = this.shutdownDeadline < own;
+    slot.deadline = setTimeout(() => this.stop(slot), Math.max(0, slot.stopsAt - Date.now()));
+  }
+
   /** Kills the reader of a query past its time: the query is refused, a new reader takes the next. */
   private stop(slot: Slot): void {
     const query = slot.running;
@@ -233,7 +276,11 @@ export class AnalyticsReader implements OnApplicationShutdown {
     slot.running = null;
     // Out of the slots at once: until its exit event, it must not be handed a query.
     this.retire(slot);
-    query.reject(new AnalyticsTimeoutException(this.config.analytics.queryTimeoutMs));
+    query.reject(
+      slot.stopsForShutdown
+        ? new AnalyticsShutdownException()
+        : new AnalyticsTimeoutException(this.config.analytics.queryTimeoutMs),
+    );
     slot.reader.kill('SIGKILL');
     this.dispatch();
   }
