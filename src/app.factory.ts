@@ -325,9 +325,9 @@ export async function createApp(
   // At shutdown Node closes only the keep-alive sockets idle at that instant; a request
   // still running then leaves its socket open afterwards, holding the close up until the
   // client hangs up. Reap sockets as they fall idle while in-flight requests finish.
-  // Bodies still arriving get half of SHUTDOWN_TIMEOUT_MS; the drain after them has the rest.
+  // Bodies still arriving get inFlightAtShutdownMs; the drain after them has the rest.
   fastify.addHook('preClose', (done) => {
-    bodies.closing(config.http.shutdownTimeoutMs / 2);
+    bodies.closing(config.http.inFlightAtShutdownMs);
     const reaper = setInterval(() => fastify.server.closeIdleConnections(), 50);
     reaper.unref();
     fastify.server.once('close', () => clearInterval(reaper));

@@ -18,6 +18,12 @@ export class AppConfig {
     readonly trustProxy: false | number | string[];
     readonly corsOrigins: readonly string[];
     readonly shutdownTimeoutMs: number;
+    /**
+     * Once shutdown begins, how long work still in flight may go on (bodies
+     * arriving, SQLite analytics queries): half of shutdownTimeoutMs, the
+     * rest for the event queue's drain and the database's close.
+     */
+    readonly inFlightAtShutdownMs: number;
   };
   readonly rateLimit: {
     readonly ttlS: number;
@@ -106,6 +112,7 @@ export class AppConfig {
       trustProxy: env.TRUST_PROXY,
       corsOrigins: env.CORS_ORIGINS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      inFlightAtShutdownMs: env.SHUTDOWN_TIMEOUT_MS / 2,
     };
     this.rateLimit = {
       ttlS: env.RATE_LIMIT_TTL_S,

@@ -56,9 +56,8 @@ interface Slot {
   reader: ChildProcess;
   running: Query | null;
   deadline?: NodeJS.Timeout;
-  /** When the running query is stopped, and whether that is its own time or the shutdown's. */
-  stopsAt?: number;
-  stopsForShutdown?: boolean;
+  /** When the running query's own time (ANALYTICS_QUERY_TIMEOUT_S) is up. */
+  timesOutAt?: number;
 }
 
 /**
@@ -106,10 +105,8 @@ export class AnalyticsReader implements OnModuleInit, OnApplicationShutdown {
     // The adapter is missing when the reader runs outside an HTTP app (none does today).
     const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
     fastify?.addHook('preClose', (done) => {
-      this.shutdownDeadline = Date.now() + this.config.http.shutdownTimeoutMs / 2;
-      for (const slot of this.slots) {
-        if (slot.running && (slot.stopsAt ?? Infinity) > this.shutdownDeadline) this.arm(slot);
-      }
+      this.shutdownDeadline = Date.now() + this.config.http.inFlightAtShutdownMs;
+      for (const slot of this.slots) if (slot.running) this.arm(slot);
       done();
     });
   }
@@ -190,6 +187,7 @@ export class AnalyticsReader implements OnModuleInit, OnApplicationShutdown {
       if (!slot) return;
       const query = this.waiting.shift()!;
       slot.running = query;
+      slot.timesOutAt = Date.now() + this.config.analytics.queryTimeoutMs;
       this.arm(slot);
       const request: ReaderRequest = { sql: query.sql, params: query.params };
       slot.reader.send(request);
@@ -260,13 +258,11 @@ export class AnalyticsReader implements OnModuleInit, OnApplicationShutdown {
     return slot;
   }
 
-  /** (Re)sets the timer that stops the slot's running query: its own timeout, or the shutdown's. */
+  /** (Re)sets the timer that stops the slot's running query: at its own time, or the shutdown's. */
   private arm(slot: Slot): void {
     clearTimeout(slot.deadline);
-    const own = Date.now() + this.config.analytics.queryTimeoutMs;
-    slot.stopsAt = Math.min(own, this.shutdownDeadline);
-    slot.stopsForShutdown = this.shutdownDeadline < own;
-    slot.deadline = setTimeout(() => this.stop(slot), Math.max(0, slot.stopsAt - Date.now()));
+    const at = Math.min(slot.timesOutAt ?? Infinity, this.shutdownDeadline);
+    slot.deadline = setTimeout(() => this.stop(slot), Math.max(0, at - Date.now()));
   }
 
   /** Kills the reader of a query past its time: the query is refused, a new reader takes the next. */
@@ -277,7 +273,7 @@ export class AnalyticsReader implements OnModuleInit, OnApplicationShutdown {
     // Out of the slots at once: until its exit event, it must not be handed a query.
     this.retire(slot);
     query.reject(
-      slot.stopsForShutdown
+      this.shutdownDeadline < (slot.timesOutAt ?? Infinity)
         ? new AnalyticsShutdownException()
         : new AnalyticsTimeoutException(this.config.analytics.queryTimeoutMs),
     );

@@ -61,10 +61,7 @@ export class PasswordHasher {
   /** Constant-time comparison; a malformed stored hash never verifies. */
   async verify(password: string, stored: string): Promise<boolean> {
     const parsed = parseHash(stored);
-    if (!parsed) return false;
-    const { cost, blockSize, parallelism, salt, expected } = parsed;
-    const actual = await this.derive(password, salt, cost, blockSize, parallelism);
-    return timingSafeEqual(actual, expected);
+    return parsed !== null && this.matches(password, parsed);
   }
 
   /**
@@ -80,9 +77,9 @@ export class PasswordHasher {
    * done cannot be taken back.
    */
   async verifyAtCurrentCost(password: string, stored: string): Promise<boolean> {
-    const valid = await this.verify(password, stored);
     const parsed = parseHash(stored);
-    if (valid || !parsed) return valid;
+    if (!parsed) return false;
+    if (await this.matches(password, parsed)) return true;
     if (parsed.blockSize !== BLOCK_SIZE || parsed.parallelism !== PARALLELISM) return false;
     for (let cost = parsed.cost; cost < this.cost; cost++) {
       await this.derive(password, parsed.salt, cost, BLOCK_SIZE, PARALLELISM);
@@ -94,6 +91,12 @@ export class PasswordHasher {
   async verifyDummy(password: string): Promise<false> {
     await this.verify(password, await this.dummyHash);
     return false;
+  }
+
+  private async matches(password: string, hash: NonNullable<ReturnType<typeof parseHash>>) {
+    const { cost, blockSize, parallelism, salt, expected } = hash;
+    const actual = await this.derive(password, salt, cost, blockSize, parallelism);
+    return timingSafeEqual(actual, expected);
   }
 
   needsRehash(stored: string): boolean {
