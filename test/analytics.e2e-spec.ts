@@ -979,6 +979,67 @@ describe('analytics', () => {
       });
     });
 
+    it('counts every active day once for users with a session across midnight or an event without a session', async () => {
+      // A user with such a session or event has all their days counted from the events; the
+      // other users from their sessions. A user split between the two would count twice.
+      const event = (user: number | null, session: number | null, at: string) => ({
+        user: user === null ? null : uid('irra', user),
+        session: session === null ? null : uid('irrb', session),
+        type: 'custom' as const,
+        name: 'x',
+        at,
+      });
+      await insertEvents(t, [
+        // U1: March 1, a session from 23:30 on March 3 to 00:30 on March 4, March 12.
+        event(1, 1, '2023-03-01T12:00:00Z'),
+        event(1, 2, '2023-03-03T23:30:00Z'),
+        event(1, 2, '2023-03-04T00:30:00Z'),
+        event(1, 3, '2023-03-12T12:00:00Z'),
+        // U2: an event without a session and a session on March 2, a session on March 5.
+        event(2, null, '2023-03-02T12:00:00Z'),
+        event(2, 4, '2023-03-02T13:00:00Z'),
+        event(2, 5, '2023-03-05T12:00:00Z'),
+        // U3 (sessions within a day only): March 1, two sessions on March 8.
+        event(3, 6, '2023-03-01T12:00:00Z'),
+        event(3, 7, '2023-03-08T10:00:00Z'),
+        event(3, 8, '2023-03-08T12:00:00Z'),
+        // Anonymous: one session across midnight from March 6 to 7, one on March 6.
+        event(null, 9, '2023-03-06T23:50:00Z'),
+        event(null, 9, '2023-03-07T00:10:00Z'),
+        event(null, 10, '2023-03-06T12:00:00Z'),
+      ]);
+      const res = await get(
+        '/api/analytics/active-users/series?from=2023-03-01T00:00:00Z&to=2023-03-13T00:00:00Z',
+      ).expect(200);
+      // [date, DAU, WAU (d-6..d), MAU]
+      expect(
+        res.body.items.map((d: { date: string; dau: number; wau: number; mau: number }) => [
+          d.date.slice(8),
+          d.dau,
+          d.wau,
+          d.mau,
+        ]),
+      ).toEqual([
+        ['01', 2, 2, 2],
+        ['02', 1, 3, 3],
+        ['03', 1, 3, 3],
+        ['04', 1, 3, 3],
+        ['05', 1, 3, 3],
+        ['06', 2, 5, 5],
+        ['07', 1, 5, 5],
+        ['08', 1, 5, 5],
+        ['09', 0, 5, 5],
+        ['10', 0, 5, 5],
+        ['11', 0, 4, 5], // U1's March 4 has left the week
+        ['12', 1, 4, 5], // U2's March 5 has left, U1 is back
+      ]);
+      // The report asks for the series in one query, not in parts: the same figures.
+      const report = await get(
+        '/api/analytics/report?from=2023-03-01T00:00:00Z&to=2023-03-13T00:00:00Z',
+      ).expect(200);
+      expect(report.body.active_users).toEqual(res.body.items);
+    });
+
     it('counts distinct actors over the last N hours and in real time', async () => {
       // Users who logged in during this file (admin, ...) are active too: count from them.
       const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body

@@ -4,7 +4,8 @@ import type { TestApp } from './test-app';
 
 export interface FixtureEvent {
   user?: string | null;
-  session: string;
+  /** Null: an event without a session (the service writes none; analytics must count them). */
+  session: string | null;
   type: string;
   name?: string | null;
   path?: string | null;
@@ -42,7 +43,9 @@ export async function insertEvents(t: TestApp, events: FixtureEvent[]): Promise<
       values,
     );
   }
-  await t.app.get(SessionSummaries).rebuild(events.map((e) => e.session));
+  await t.app
+    .get(SessionSummaries)
+    .rebuild(events.flatMap((e) => (e.session === null ? [] : [e.session])));
 }
 
 /**

@@ -39,11 +39,16 @@ export class ReportService {
   /** `includeApi`: count api_request events, as the overview, breakdown and series do. */
   async systemReport(range: Range, zone: string, includeApi = true) {
     // The session statistics come with the overview (one pass over the sessions, not two).
-    const [{ overview, sessions }, pages, events, series] = await Promise.all([
+    // The readers take queries in the order they are asked. The series comes first and
+    // whole (one query, not split by actor): the longest query, started while the other
+    // reader takes the rest in turn, packs the two readers best. Measured with servers side
+    // by side on the 1M-event benchmark (medians of 21-41): 318-328 ms against 342-352
+    // before, and 323-345 with the series split, first or last.
+    const [series, { overview, sessions }, pages, events] = await Promise.all([
+      this.metrics.activeSeries(range, zone, includeApi, { whole: true }),
       this.metrics.overviewWithSessions(range, includeApi),
       this.metrics.pages(range, 10),
       this.metrics.breakdown(range, includeApi),
-      this.metrics.activeSeries(range, zone, includeApi),
     ]);
     return {
       generated_at: toIso(Date.now()),

@@ -52,7 +52,7 @@ export class RetentionService {
          FROM events JOIN periods ON events.occurred_at >= periods.s AND events.occurred_at < periods.e
          WHERE ${matcherSql(request.return, p)}
        )`
-      : `${actorBuckets(p, all, 'periods')},
+      : `${actorBuckets(all, 'periods', { postgres: this.database.isPostgres })},
        returns AS (SELECT actor, d AS r FROM actor_buckets)`;
     const rows = await this.database.query<{ c: number; k: number; n: number }>(
       `WITH periods(d, s, e) AS (VALUES ${values}),

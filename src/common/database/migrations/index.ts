@@ -11,6 +11,7 @@ import { LeanerEventIndexes1763800000009 } from './0009-leaner-event-indexes.js'
 import { SessionEventsOfUpgradedSessions1763800000010 } from './0010-session-events-of-upgraded-sessions.js';
 import { JobSlots1763800000011 } from './0011-job-slots.js';
 import { BigintRowIds1763800000012 } from './0012-bigint-row-ids.js';
+import { SessionSummaryUserIndex1763800000013 } from './0013-session-summary-user-index.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -29,4 +30,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   SessionEventsOfUpgradedSessions1763800000010,
   JobSlots1763800000011,
   BigintRowIds1763800000012,
+  SessionSummaryUserIndex1763800000013,
 ];

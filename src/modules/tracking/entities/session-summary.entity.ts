@@ -10,7 +10,8 @@ import { EpochMsColumn, RowIdRefColumn } from '../../../common/database/columns.
 // Both columns in each: the straddling-session lookups stay in the index (migration 0008).
 @Index('ix_session_summaries_first_last', ['firstAt', 'lastAt'])
 @Index('ix_session_summaries_last_first', ['lastAt', 'firstAt'])
-@Index('ix_session_summaries_user_id', ['userId'])
+// With first_at: the active-user series reads users' sessions in order from it (migration 0013).
+@Index('ix_session_summaries_user_first', ['userId', 'firstAt'])
 export class SessionSummary {
   /** Public session id, as in `events.session_id`. */
   @PrimaryColumn({ name: 'session_id', type: 'varchar', length: 36 })
