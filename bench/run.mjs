@@ -111,11 +111,23 @@ async function startServer(script, env) {
   };
 }
 
+/**
+ * One autocannon run. `busySeconds`: from the start to the last response. A run of a fixed
+ * `amount` ends at autocannon's next one-second sampling tick, so its `duration` rounds up to
+ * whole seconds (11.01 s for about 10.2 s of work): throughput over `duration` understates it.
+ */
 function cannon(options) {
   return new Promise((resolve, reject) => {
     const settings = { connections: 50, ...options };
     if (settings.amount === undefined) settings.duration = DURATION;
-    autocannon(settings, (error, result) => (error ? reject(error) : resolve(result)));
+    const started = performance.now();
+    let lastResponse = started;
+    const instance = autocannon(settings, (error, result) =>
+      error ? reject(error) : resolve({ ...result, busySeconds: (lastResponse - started) / 1000 }),
+    );
+    instance.on('response', () => {
+      lastResponse = performance.now();
+    });
   });
 }
 
@@ -256,7 +268,7 @@ async function quick() {
   const acknowledged = ingest['2xx'] * 500;
   results.figures.ingest = {
     ...summary(ingest),
-    events_per_s: Math.round(acknowledged / ingest.duration),
+    events_per_s: Math.round(acknowledged / ingest.busySeconds),
   };
 
   log('== track-page: POST /api/track/page, 50 connections');
