@@ -1040,6 +1040,31 @@ describe('analytics', () => {
       expect(report.body.active_users).toEqual(res.body.items);
     });
 
+    it('counts the days of sessions that began before the series looks back', async () => {
+      // One day, June 30: MAU looks back to June 1. A's and B's sessions began on May 31 and
+      // went on into June 1, so both count in MAU; A is also active on June 30.
+      const event = (user: number, session: number, at: string) => ({
+        user: uid('lba', user),
+        session: uid('lbb', session),
+        type: 'custom' as const,
+        name: 'x',
+        at,
+      });
+      await insertEvents(t, [
+        event(1, 1, '2019-05-31T23:00:00Z'),
+        event(1, 1, '2019-06-01T00:30:00Z'),
+        event(1, 2, '2019-06-30T12:00:00Z'),
+        event(2, 3, '2019-05-31T23:30:00Z'),
+        event(2, 3, '2019-06-01T00:10:00Z'),
+      ]);
+      const res = await get(
+        '/api/analytics/active-users/series?from=2019-06-30T00:00:00Z&to=2019-07-01T00:00:00Z',
+      ).expect(200);
+      expect(res.body.items).toEqual([
+        { date: '2019-06-30', dau: 1, wau: 1, mau: 2, stickiness: 0.5 },
+      ]);
+    });
+
     it('counts distinct actors over the last N hours and in real time', async () => {
       // Users who logged in during this file (admin, ...) are active too: count from them.
       const baseHour = (await get('/api/analytics/active-users?hours=1').expect(200)).body

@@ -8,8 +8,7 @@ import {
   ACTORS_CTE,
   actorInPart,
   ACTOR,
-  actorBuckets,
-  bucketOf,
+  actorBucketPairs,
   ALL_EVENTS,
   apiFilter,
   compareBytes,
@@ -133,29 +132,13 @@ export class AnalyticsService {
     // counted again in DAU. SQL only counts the (d, prev) pairs (at most one row per pair
     // of days); the sums run here: three GROUP BYs over every actor-day cost about a third
     // of the query on the 1M-event benchmark.
-    const day = bucketOf(lookback, 'first_at');
     // The SQL of one part of the actors (all of them without `part`): parts run side by side,
     // and each actor is in one part, so the parts' counts add up.
     const build = (part?: Part) => ({
       sql: includeApi
-        ? // From the rollup. Most users' sessions each lie within one day: their days come
-          // from the (user_id, first_at) index already in user and time order, so the window
-          // needs no sort (migration 0013). Anonymous sessions and the few users with a
-          // session across days or an event without a session go through actor_buckets and
-          // a sort. On the 1M-event benchmark: 85-105 ms of CPU where a sort of every
-          // actor-day took 230.
+        ? // From the rollup (see actorBucketPairs).
           `WITH days(d, s, e) AS (VALUES ${values}),
-             ${actorBuckets(lookback, 'days', { postgres: this.database.isPostgres, irregularOnly: true, part })},
-             regular AS (
-               SELECT ${day.index} AS d, LAG(${day.index}) OVER (PARTITION BY user_id ORDER BY first_at) AS prev
-               FROM session_summaries
-               WHERE user_id IS NOT NULL AND first_at >= ${lookback[0].start}
-                 AND first_at < ${lookback[lookback.length - 1].end} AND ${actorInPart(part)}
-                 AND user_id NOT IN (SELECT user_id FROM irregular_users)
-             ),
-             others AS (SELECT d, LAG(d) OVER (PARTITION BY actor ORDER BY d) AS prev FROM actor_buckets)
-             SELECT d, prev, COUNT(*) AS n
-             FROM (SELECT d, prev FROM regular UNION ALL SELECT d, prev FROM others) x GROUP BY d, prev`
+           ${actorBucketPairs(lookback, 'days', { postgres: this.database.isPostgres, part })}`
         : // Without api_request, from the events.
           `WITH days(d, s, e) AS (VALUES ${values}),
              actor_days AS (
