@@ -858,6 +858,20 @@ describe('tracking', () => {
       clearTimeout(timer);
     });
 
+    it('answers HEAD with its headers at once, with no stream behind them', async () => {
+      const admin = await loginAdmin(t);
+      const res = await t
+        .http()
+        .head('/api/track/stream')
+        .set('authorization', admin.bearer)
+        .timeout(2000)
+        .expect(200);
+      expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+      expect(res.headers['cache-control']).toBe('no-store');
+      const s = await registerAndLogin(t, 'not-admin-head-live');
+      await t.http().head('/api/track/stream').set('authorization', s.bearer).expect(403);
+    });
+
     it('is for admins only', async () => {
       const s = await registerAndLogin(t, 'not-admin-live');
       await t.http().get('/api/track/stream').set('authorization', s.bearer).expect(403);

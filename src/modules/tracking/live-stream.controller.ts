@@ -59,6 +59,13 @@ export class LiveStreamController {
       'x-accel-buffering': 'no',
       'x-request-id': String(request.id),
     });
+    // Fastify answers HEAD with this GET handler. Node sends no headers for a HEAD
+    // response until it ends, and this one would end only with the session: answer the
+    // headers now, with no stream behind them.
+    if (request.method === 'HEAD') {
+      raw.end();
+      return;
+    }
     raw.write(': connected\n\n');
     const subscription = this.live.events
       .pipe(filter((event) => !query.user_id || event.userId === query.user_id))
