@@ -405,6 +405,59 @@ describe('sessions', () => {
       );
     });
 
+    it('takes ids in upper case as the same ids (UUIDs are case-insensitive)', async () => {
+      const admin = await loginAdmin(t);
+      await register(t, 'upper-ids');
+      const a = await login(t, 'upper-ids');
+      const b = await login(t, 'upper-ids');
+      const upper = (id: string) => id.toUpperCase();
+      await t
+        .http()
+        .post('/api/track/page')
+        .set('authorization', a.bearer)
+        .send({ page: '/upper-case' })
+        .expect(200);
+      const asAdmin = (path: string) =>
+        t.http().get(path).set('authorization', admin.bearer).expect(200);
+
+      const sessions = await asAdmin(`/api/admin/users/${upper(a.userId)}/sessions`);
+      expect(sessions.body.items.map((s: { id: string }) => s.id).sort()).toEqual(
+        [a.sessionId, b.sessionId].sort(),
+      );
+      const events = await asAdmin(`/api/admin/session-events?user_id=${upper(a.userId)}`);
+      expect(events.body.items.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(events.body.items.map((e: { user_id: string }) => e.user_id))).toEqual(
+        new Set([a.userId]),
+      );
+      const theirActivities = await asAdmin(`/api/admin/users/${upper(a.userId)}/activities`);
+      expect(theirActivities.body.items.map((e: { page: string }) => e.page)).toContain(
+        '/upper-case',
+      );
+      const audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
+      expect(audit.body).toEqual((await asAdmin(`/api/admin/audit?user_id=${a.userId}`)).body);
+
+      const own = await t
+        .http()
+        .get(`/api/activities?session_id=${upper(a.sessionId)}`)
+        .set('authorization', a.bearer)
+        .expect(200);
+      expect(own.body.items.map((e: { page: string }) => e.page)).toContain('/upper-case');
+      const journey = await t
+        .http()
+        .get(`/api/analytics/journey?session_id=${upper(a.sessionId)}`)
+        .set('authorization', a.bearer)
+        .expect(200);
+      expect(journey.body.journey.map((e: { page: string }) => e.page)).toContain('/upper-case');
+
+      const revoked = await t
+        .http()
+        .delete(`/api/sessions/${upper(b.sessionId)}`)
+        .set('authorization', a.bearer)
+        .expect(200);
+      expect(revoked.body).toEqual({ revoked: 1 });
+      await t.http().get('/api/session').set('authorization', b.bearer).expect(401);
+    });
+
     it('revokes one session and answers 404 for a session that is not the caller’s', async () => {
       await register(t, 'revoker');
       const a = await login(t, 'revoker');

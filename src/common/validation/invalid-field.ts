@@ -1,4 +1,4 @@
-import { BadRequestException, ParseUUIDPipe } from '@nestjs/common';
+import { BadRequestException } from '@nestjs/common';
 
 /**
  * A 400 about one field of the request (body, query or path), shaped like a
@@ -16,7 +16,3 @@ export function invalidField(
     details: [{ field, errors: [`${field} ${problem}`] }],
   });
 }
-
-/** ParseUUIDPipe for path parameter `field`, failing with invalidField. */
-export const parseUuid = (field: string): ParseUUIDPipe =>
-  new ParseUUIDPipe({ exceptionFactory: () => invalidField(field, 'must be a UUID') });

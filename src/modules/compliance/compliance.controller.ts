@@ -38,7 +38,7 @@ import { ErasureService } from './erasure.service.js';
 import { ExportService } from './export.service.js';
 import { processingRecord } from './processing.js';
 import { ApiNoSuchUser } from '../users/existing-user.pipe.js';
-import { parseUuid } from '../../common/validation/invalid-field.js';
+import { parseUuid } from '../../common/validation/uuid.js';
 
 function attachment(
   stream: Awaited<ReturnType<ExportService['export']>>,

@@ -13,7 +13,7 @@ import {
 } from './dto/session.dto.js';
 import { SessionEventsService } from './session-events.service.js';
 import { SessionService } from './session.service.js';
-import { parseUuid } from '../../common/validation/invalid-field.js';
+import { parseUuid } from '../../common/validation/uuid.js';
 
 @ApiTags('admin')
 @Roles('admin')

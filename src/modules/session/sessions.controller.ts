@@ -39,12 +39,15 @@ export class SessionsController {
   @ApiOkResponse({ type: RevokedCountDto })
   @ApiResponse({ status: 404, description: 'No live session of yours has this id' })
   async revokeOne(
-    @Param('id') id: string,
+    @Param('id') sentId: string,
     @CurrentUser() user: AuthUser,
     @CurrentSession() current: AuthSession,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<RevokedCountDto> {
+    // Any text is looked for (and not found: 404), as the seed did; a UUID in upper case
+    // is the same id (see common/validation/uuid.ts).
+    const id = sentId.toLowerCase();
     const live = await this.sessions.listLive(user.id);
     if (!live.some((s) => s.id === id)) throw new NotFoundException('No such session');
     const revoked = await this.sessions.revoke([id], 'user', clientMeta(request).ip);

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
-import { parseUuid } from '../../common/validation/invalid-field.js';
+import { parseUuid } from '../../common/validation/uuid.js';
 import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
 import { ActivitiesQueryDto, ActivityPageDto } from './dto/tracking.dto.js';
 import { TrackingService } from './tracking.service.js';

@@ -8,7 +8,7 @@ import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
 import { ListUsersQueryDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto.js';
 import { ApiNoSuchUser } from './existing-user.pipe.js';
 import { UsersService } from './users.service.js';
-import { parseUuid } from '../../common/validation/invalid-field.js';
+import { parseUuid } from '../../common/validation/uuid.js';
 
 @ApiTags('admin')
 @Roles('admin')

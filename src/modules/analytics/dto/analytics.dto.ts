@@ -22,6 +22,7 @@ import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
 import { EVENT_TYPES, type EventType } from '../../tracking/entities/event.entity.js';
+import { LowercaseId } from '../../../common/validation/uuid.js';
 
 /** Query-string booleans: only `true` and `false` are accepted. */
 const toBoolean = ({ value }: { value: unknown }) =>
@@ -109,6 +110,7 @@ export class FeaturesQueryDto extends RangeQueryDto {
 export class JourneyQueryDto extends IntersectionType(PaginationQueryDto, TimeRangeDto) {
   /** One of the caller's sessions (default: the current session, unless from/to are given). */
   @IsOptional()
+  @LowercaseId()
   @IsUUID()
   readonly session_id?: string;
 

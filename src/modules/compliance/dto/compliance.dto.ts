@@ -2,6 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { CONSENT_SOURCES, type ConsentSource } from '../entities/consent.entity.js';
+import { LowercaseId } from '../../../common/validation/uuid.js';
 
 /** The consent sources a user may give for their own decisions. */
 const SELF_SERVICE_SOURCES = ['api', 'settings'] as const satisfies readonly ConsentSource[];
@@ -43,6 +44,7 @@ export class AuditQueryDto extends PaginationQueryDto {
   readonly action?: string;
 
   @IsOptional()
+  @LowercaseId()
   @IsUUID()
   readonly user_id?: string;
 }

@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { Allow, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length } from 'class-validator';
 import { PaginationQueryDto } from '../../../common/pagination/pagination.js';
 import { HasNoNulCharacters } from '../../../common/validation/no-nul.js';
+import { LowercaseId } from '../../../common/validation/uuid.js';
 
 export class DeviceDto {
   /** Browser name and major version, e.g. `Chrome 118`; null when unknown. */
@@ -172,6 +173,7 @@ export class SessionEventPageDto {
 export class ListSessionEventsQueryDto extends PaginationQueryDto {
   /** Only events of this user. */
   @IsOptional()
+  @LowercaseId()
   @IsUUID()
   readonly user_id?: string;
 }

@@ -17,6 +17,7 @@ import { IsBoundedJsonObject } from '../../../common/validation/json-object.vali
 import { IsIsoTimestamp } from '../../../common/validation/iso-timestamp.validator.js';
 import { IsPresentOrAbsent } from '../../../common/validation/present-or-absent.js';
 import { EVENT_TYPES, type EventType } from '../entities/event.entity.js';
+import { LowercaseId } from '../../../common/validation/uuid.js';
 
 export const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
 const NAME_MESSAGE =
@@ -181,6 +182,7 @@ export class ActivitiesQueryDto extends IntersectionType(PaginationQueryDto, Tim
   readonly name?: string;
 
   @IsOptional()
+  @LowercaseId()
   @IsUUID()
   readonly session_id?: string;
 }
@@ -188,6 +190,7 @@ export class ActivitiesQueryDto extends IntersectionType(PaginationQueryDto, Tim
 export class StreamQueryDto {
   /** Only events of this user. */
   @IsOptional()
+  @LowercaseId()
   @IsUUID()
   readonly user_id?: string;
 }
