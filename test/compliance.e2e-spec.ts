@@ -828,6 +828,114 @@ describe('erasure', () => {
     expect(Number(bystanderRows.n)).toBe(1);
   });
 
+  /** A visitor tracked anonymously who then logged in with that session (upgraded in place). */
+  async function upgradedVisitor(username: string) {
+    const visitor = await t
+      .http()
+      .post('/api/track/page')
+      .send({ page: '/before-login' })
+      .expect(200);
+    const [{ id: sessionId }] = await t.dataSource.query(
+      `SELECT session_id AS id FROM events WHERE event_id = '${visitor.body.event_id}'`,
+    );
+    await register(t, username);
+    const login = await t
+      .http()
+      .post('/auth/login')
+      .set('authorization', `Bearer ${visitor.body.session_id}`)
+      .send({ username, password: PASSWORD })
+      .expect(200);
+    return { sessionId: sessionId as string, bearer: `Bearer ${login.body.session_id}` };
+  }
+
+  const eventsOfSession = async (table: string, session: string) =>
+    Number(
+      (
+        await t.dataSource.query(
+          `SELECT COUNT(*) AS n FROM ${table} WHERE session_id = '${session}'`,
+        )
+      )[0].n,
+    );
+
+  it('drops anonymous events of an erased user’s session that land after the erasure', async () => {
+    // A visitor tracked anonymously, logged in with that session and erased their account,
+    // while another instance still held the session's anonymous events (its automatic
+    // events wait up to TRACKING_AUTO_FLUSH_MS): they reach the writer afterwards.
+    const { sessionId, bearer } = await upgradedVisitor('erased-anonymous-late');
+    const bystander = await t
+      .http()
+      .post('/api/track/page')
+      .send({ page: '/bystander' })
+      .expect(200);
+    const [{ id: bystanderSession }] = await t.dataSource.query(
+      `SELECT session_id AS id FROM events WHERE event_id = '${bystander.body.event_id}'`,
+    );
+    await t.http().delete('/api/gdpr/delete').set('authorization', bearer).expect(200);
+    expect(await eventsOfSession('events', sessionId)).toBe(0);
+
+    const anonymous = (session: string, eventId: string) => ({
+      eventId,
+      dedupeKey: null,
+      userId: null,
+      sessionId: session,
+      type: 'api_request' as const,
+      name: 'GET /api/session',
+      path: null,
+      properties: null,
+      ip: null,
+      userAgent: null,
+      occurredAt: Date.now(),
+      receivedAt: Date.now(),
+    });
+    const stored = await t.app
+      .get(EventWriter)
+      .write([anonymous(sessionId, 'late-erased'), anonymous(bystanderSession, 'late-bystander')]);
+    expect(stored.map((event) => event.eventId)).toEqual(['late-bystander']);
+    expect(await eventsOfSession('events', sessionId)).toBe(0);
+    expect(await eventsOfSession('session_summaries', sessionId)).toBe(0);
+    expect(await eventsOfSession('events', bystanderSession)).toBe(2);
+  });
+
+  if (TEST_DB_TYPE === 'postgres') {
+    it('waits for an anonymous event of the user’s session still being written, then erases it', async () => {
+      const { sessionId, bearer } = await upgradedVisitor('erased-while-written');
+      // Another instance's writer, mid-transaction: it checked that the session exists (and
+      // so holds its row) and inserted an anonymous event, not committed yet.
+      const database = t.app.get(DatabaseService);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let inserted!: () => void;
+      const written = new Promise<void>((resolve) => (inserted = resolve));
+      const writing = database.transaction(async (manager) => {
+        expect((await database.missingSessions([sessionId], manager)).size).toBe(0);
+        await database.executeIn(
+          manager,
+          `INSERT INTO events (event_id, session_id, type, name, occurred_at, received_at)
+           VALUES (?, ?, 'api_request', 'GET /api/session', ?, ?)`,
+          ['in-flight-anonymous', sessionId, Date.now(), Date.now()],
+        );
+        inserted();
+        await gate;
+      });
+      await written;
+      let answered = false;
+      const erasure = t
+        .http()
+        .delete('/api/gdpr/delete')
+        .set('authorization', bearer)
+        .then((res) => {
+          answered = true;
+          return res;
+        });
+      await sleep(300);
+      expect(answered).toBe(false);
+      release();
+      await writing;
+      expect((await erasure).status).toBe(200);
+      expect(await eventsOfSession('events', sessionId)).toBe(0);
+    });
+  }
+
   it('erases the session events of a session from before its login, its row cleaned up long ago', async () => {
     // Without analytics no event names the session: only the session events do.
     const first = await registerAndLogin(t, 'walker');

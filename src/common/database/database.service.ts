@@ -261,14 +261,32 @@ export class DatabaseService implements SqliteStatements {
    * at a time.
    */
   async missingUsers(userIds: string[], manager: EntityManager): Promise<Set<string>> {
+    return this.missingRows('users', userIds, manager);
+  }
+
+  /**
+   * Which of `sessionIds` no longer exist, read as missingUsers reads users:
+   * the erasure locks the user's sessions FOR UPDATE before it deletes their
+   * events, so an anonymous event of an upgraded session, written by another
+   * instance, either commits first and is deleted, or finds the session gone.
+   */
+  async missingSessions(sessionIds: string[], manager: EntityManager): Promise<Set<string>> {
+    return this.missingRows('sessions', sessionIds, manager);
+  }
+
+  private async missingRows(
+    table: 'users' | 'sessions',
+    ids: string[],
+    manager: EntityManager,
+  ): Promise<Set<string>> {
     const rows = await this.queryInChunks<{ id: string }>(
-      userIds,
+      ids,
       (list) =>
-        `SELECT id FROM users WHERE id IN (${list})${this.isPostgres ? ' FOR KEY SHARE' : ''}`,
+        `SELECT id FROM ${table} WHERE id IN (${list})${this.isPostgres ? ' FOR KEY SHARE' : ''}`,
       manager,
     );
     const existing = new Set(rows.map((row) => row.id));
-    return new Set(userIds.filter((id) => !existing.has(id)));
+    return new Set(ids.filter((id) => !existing.has(id)));
   }
 
   /**

@@ -64,13 +64,14 @@ export class ErasureService {
       if ((await this.database.missingUsers([userId], manager)).size > 0) {
         throw new NotFoundException(NO_SUCH_USER);
       }
+      // The user's sessions are locked as well, before any event is read: an anonymous
+      // event of an upgraded session that another instance still held either commits
+      // first and is deleted below, or waits and finds its session gone (EventWriter).
+      const ownSessions = await this.sessions.sessionIdsOf(userId, manager, { lock: true });
       // Every session the user's events mention or the sessions table lists: an upgraded
       // anonymous session can hold events not yet attributed to the user.
       const sessionIds = [
-        ...new Set([
-          ...(await this.tracking.sessionIdsOf(userId, manager)),
-          ...(await this.sessions.sessionIdsOf(userId, manager)),
-        ]),
+        ...new Set([...(await this.tracking.sessionIdsOf(userId, manager)), ...ownSessions]),
       ];
       const activities = await this.tracking.eraseUser(userId, sessionIds, manager);
       const sessionCounts = await this.sessions.eraseUser(userId, sessionIds, manager);

@@ -328,10 +328,19 @@ export class SessionService implements OnApplicationBootstrap {
       .getMany();
   }
 
-  /** Public ids of every session row of a user, live or not. */
-  async sessionIdsOf(userId: string, manager?: EntityManager): Promise<string[]> {
+  /**
+   * Public ids of every session row of a user, live or not. `lock`: on
+   * PostgreSQL the rows stay locked FOR UPDATE until `manager`'s transaction
+   * ends (the erasure's; see DatabaseService.missingSessions).
+   */
+  async sessionIdsOf(
+    userId: string,
+    manager?: EntityManager,
+    { lock = false } = {},
+  ): Promise<string[]> {
+    const forUpdate = lock && this.database.isPostgres ? ' FOR UPDATE' : '';
     const rows = await this.database.query<{ id: string }>(
-      'SELECT id FROM sessions WHERE user_id = ?',
+      `SELECT id FROM sessions WHERE user_id = ?${forUpdate}`,
       [userId],
       manager,
     );

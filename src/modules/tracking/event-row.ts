@@ -70,3 +70,36 @@ export function usersOf(jobs: readonly { rows: EventRow[] }[]): string[] {
   for (const job of jobs) for (const row of job.rows) if (row.userId !== null) ids.add(row.userId);
   return [...ids];
 }
+
+/** The distinct sessions of the jobs' anonymous rows (no user). */
+export function anonymousSessionsOf(jobs: readonly { rows: EventRow[] }[]): string[] {
+  const ids = new Set<string>();
+  for (const job of jobs) {
+    for (const row of job.rows) {
+      if (row.userId === null && row.sessionId !== null) ids.add(row.sessionId);
+    }
+  }
+  return [...ids];
+}
+
+/**
+ * Who a batch must not write about any more: users that no longer exist,
+ * and the sessions of anonymous rows that no longer exist (an erasure
+ * deleted an upgraded session whose anonymous events another instance
+ * still held; a cleanup deleted a session that ended).
+ */
+export class GoneOwners {
+  constructor(
+    private readonly users: ReadonlySet<string>,
+    private readonly sessions: ReadonlySet<string>,
+  ) {}
+
+  get none(): boolean {
+    return this.users.size === 0 && this.sessions.size === 0;
+  }
+
+  owns(row: EventRow): boolean {
+    if (row.userId !== null) return this.users.has(row.userId);
+    return row.sessionId !== null && this.sessions.has(row.sessionId);
+  }
+}

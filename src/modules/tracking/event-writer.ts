@@ -10,9 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import {
+  anonymousSessionsOf,
   EVENT_COLUMNS,
   EVENT_PLACEHOLDERS,
   eventValues,
+  GoneOwners,
   SKIP_RESENT,
   usersOf,
 } from './event-row.js';
@@ -98,7 +100,10 @@ export interface WriterStats {
  * - Rows of users that no longer exist are not written, checked in the
  *   insert's transaction: a request of an erased user that was past its
  *   checks when the erasure ran (another device, a batch in flight) must not
- *   bring their events back after it. One lookup per distinct user per batch.
+ *   bring their events back after it. The same for anonymous rows whose
+ *   session no longer exists: another instance may still hold an upgraded
+ *   session's anonymous events when the erasure deletes it. One lookup per
+ *   distinct user, and per distinct anonymous session, per batch.
  * - On a SQLite file the transactions run on a thread of their own
  *   (SqliteWriterThread), off the event loop; should that thread die, on
  *   the main connection, as with an in-memory database.
@@ -478,16 +483,17 @@ export class EventWriter implements OnModuleInit {
 
   private insertJobsPostgres(jobs: Job[]): Promise<StoredEvent[][]> {
     return this.database.transaction(async (manager) => {
-      // Rows of users erased meanwhile are dropped (see DatabaseService.missingUsers).
-      const erased = await this.database.missingUsers(usersOf(jobs), manager);
+      // Rows of users (or anonymous rows of sessions) erased meanwhile are dropped (see
+      // DatabaseService.missingUsers and missingSessions).
+      const gone = new GoneOwners(
+        await this.database.missingUsers(usersOf(jobs), manager),
+        await this.database.missingSessions(anonymousSessionsOf(jobs), manager),
+      );
       const summaries = new SummaryBatch();
       const result: StoredEvent[][] = [];
       for (const job of jobs) {
         const stored: StoredEvent[] = [];
-        const rows =
-          erased.size === 0
-            ? job.rows
-            : job.rows.filter((row) => row.userId === null || !erased.has(row.userId));
+        const rows = gone.none ? job.rows : job.rows.filter((row) => !gone.owns(row));
         for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(

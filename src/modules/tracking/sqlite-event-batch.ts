@@ -1,8 +1,10 @@
 import type { SqliteStatements } from '../../common/database/sqlite-connection.js';
 import {
+  anonymousSessionsOf,
   EVENT_COLUMNS,
   EVENT_PLACEHOLDERS,
   eventValues,
+  GoneOwners,
   SKIP_RESENT,
   usersOf,
 } from './event-row.js';
@@ -29,13 +31,15 @@ export interface SqliteBatchResult {
 
 const INSERT_ONE = `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${EVENT_PLACEHOLDERS} ${SKIP_RESENT}`;
 const USER_EXISTS = 'SELECT 1 FROM users WHERE id = ?';
+const SESSION_EXISTS = 'SELECT 1 FROM sessions WHERE id = ?';
 
 /**
  * The body of one SQLite group commit; the caller runs it inside a write
  * transaction of the connection `statements` belongs to. A prepared
  * single-row statement per row (no SQL text to build or parse), and the
  * stored rows folded into the session summaries in the same transaction.
- * Rows of users that no longer exist are not written (see EventWriter).
+ * Rows of users, or anonymous rows of sessions, that no longer exist are not
+ * written (see EventWriter).
  * Runs in the writer's thread, or on the main connection when there is none.
  */
 export function insertSqliteBatch(
@@ -44,14 +48,18 @@ export function insertSqliteBatch(
 ): SqliteBatchResult {
   const insert = statements.sqliteStatement(INSERT_ONE);
   const userExists = statements.sqliteStatement(USER_EXISTS);
-  if (!insert || !userExists) throw new Error('insertSqliteBatch needs SQLite');
-  const erased = new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined));
+  const sessionExists = statements.sqliteStatement(SESSION_EXISTS);
+  if (!insert || !userExists || !sessionExists) throw new Error('insertSqliteBatch needs SQLite');
+  const gone = new GoneOwners(
+    new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined)),
+    new Set(anonymousSessionsOf(jobs).filter((id) => sessionExists.get(id) === undefined)),
+  );
   const summaries = new SummaryBatch();
   const ids = jobs.map((job) => {
     const jobIds: number[] = [];
     for (const row of job.rows) {
       let id = 0;
-      if (erased.size === 0 || row.userId === null || !erased.has(row.userId)) {
+      if (gone.none || !gone.owns(row)) {
         const { changes, lastInsertRowid } = insert.run(...eventValues(row));
         if (changes > 0) {
           id = Number(lastInsertRowid);
