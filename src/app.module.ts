@@ -43,7 +43,7 @@ export class AppModule {
           throttlers: [{ ttl: config.rateLimit.ttlS * 1000, limit: config.rateLimit.max }],
           storage: rateLimitStore,
           // The default names the exception class ("ThrottlerException: Too Many Requests").
-          errorMessage: `Too many requests from this address: at most ${config.rateLimit.max} per ${config.rateLimit.ttlS} s; retry after Retry-After`,
+          errorMessage: `Too many requests from this address to this route: at most ${config.rateLimit.max} per ${config.rateLimit.ttlS} s; retry after Retry-After`,
         }),
         HealthModule,
         UsersModule,

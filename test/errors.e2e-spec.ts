@@ -312,14 +312,16 @@ describe('rate limiting', () => {
     await t.close();
   });
 
-  it('answers 429 with Retry-After once an IP exceeds RATE_LIMIT_MAX', async () => {
+  it('answers 429 with Retry-After once an IP exceeds RATE_LIMIT_MAX on a route', async () => {
     for (let i = 0; i < 3; i++) await t.http().get('/probe/unauthorized').expect(401);
     const res = await t.http().get('/probe/unauthorized').expect(429);
     expectErrorShape(res.body, 429, 'Too Many Requests');
     expect(res.body.message).toBe(
-      'Too many requests from this address: at most 3 per 60 s; retry after Retry-After',
+      'Too many requests from this address to this route: at most 3 per 60 s; retry after Retry-After',
     );
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    // Each route counts on its own.
+    await t.http().get('/').expect(200);
   });
 
   it('does not rate-limit health checks', async () => {
