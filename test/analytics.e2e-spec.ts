@@ -1,4 +1,7 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { AppConfig } from '../src/common/config/config';
 import {
   AnalyticsReader,
   AnalyticsShutdownException,
@@ -1880,6 +1883,44 @@ describe('the analytics reader', () => {
       expect(slots).toHaveLength(2);
       expect(slots).not.toContain(first);
       expect(await other).toEqual([{ n: 8_000_000 }]);
+    });
+
+    it('ends a reader process, even mid-query, when the service was killed', async () => {
+      // A service (here a stand-in) forks a reader, hands it a query of minutes, and dies by
+      // SIGKILL: nothing closes the channel or stops the query for it.
+      const entry = path.join(__dirname, '../dist/modules/analytics/analytics-reader.process.js');
+      const service = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const reader = require('node:child_process').fork(process.argv[1], [process.argv[2], '0'], {
+             serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+           reader.send({ sql: process.argv[3], params: [] });
+           console.log(reader.pid);
+           setInterval(() => {}, 1000);`,
+          entry,
+          t.app.get(AppConfig).database.path,
+          SLOW.replace('2000000', '2000000000'),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const [line] = (await once(service.stdout, 'data')) as [Buffer];
+      const readerPid = Number(line.toString().trim());
+      const alive = () => {
+        try {
+          process.kill(readerPid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await sleep(300); // the query runs
+      expect(alive()).toBe(true);
+      service.kill('SIGKILL');
+      for (let i = 0; i < 40 && alive(); i++) await sleep(50);
+      const survived = alive();
+      if (survived) process.kill(readerPid, 'SIGKILL');
+      expect(survived).toBe(false);
     });
 
     it('stops a query still running at shutdown after half of SHUTDOWN_TIMEOUT_MS (503)', async () => {

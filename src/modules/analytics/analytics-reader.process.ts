@@ -17,6 +17,7 @@
  * never runs VACUUM and auto_vacuum is off.
  */
 import Database, { type Statement } from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
 import { SQLITE_BUSY_TIMEOUT_MS } from '../../common/database/sqlite-connection.js';
 
 /** What the reader sends: one query. */
@@ -27,6 +28,26 @@ export interface ReaderRequest {
 
 /** What the process answers: the query's rows, or its error's message. */
 export type ReaderReply = { rows: unknown[] } | { error: string };
+
+/** How often the watchdog looks whether the service is still there. */
+const WATCHDOG_INTERVAL_MS = 250;
+
+/**
+ * The service stops a query past its time by killing this process, and
+ * closes the channel when it stops; but if the service itself is killed
+ * (SIGKILL, a crash) neither happens, and a query blocks this thread (and
+ * its 'disconnect' handler) for as long as it runs: orphaned readers went
+ * on for 15 s past their service, beside the restarted one. So a thread
+ * that no query blocks watches the parent, and kills this process as soon
+ * as it was re-parented (the service is gone).
+ */
+const WATCHDOG_SOURCE = `
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
+}, ${WATCHDOG_INTERVAL_MS});
+`;
+new Worker(WATCHDOG_SOURCE, { eval: true }).unref();
 
 const [file, mmapBytes] = process.argv.slice(2);
 const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -49,7 +70,10 @@ process.on('message', ({ sql, params }: ReaderRequest) => {
   } catch (error) {
     reply = { error: error instanceof Error ? error.message : String(error) };
   }
-  process.send!(reply);
+  // The channel may have closed meanwhile (the service stopped): nothing to answer then.
+  process.send!(reply, undefined, undefined, (error) => {
+    if (error) process.exit(0);
+  });
 });
 
 // The service closed the channel (it stopped, or it died): nothing more to answer.
