@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Worker } from 'node:worker_threads';
 import { WalCheckpointer } from '../src/common/database/wal-checkpointer';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { AuditService } from '../src/modules/compliance/audit.service';
 import { ConsentService } from '../src/modules/compliance/consent.service';
 import { ErasureService } from '../src/modules/compliance/erasure.service';
@@ -1128,6 +1128,38 @@ describe('erasure', () => {
       .expect(404);
   });
 });
+
+if (TEST_DB_TYPE === 'sqlite') {
+  describe('retention on a SQLite file', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startTestApp({ RETENTION_BATCH: '1000', RETENTION_EVENTS_DAYS: '30' });
+    });
+    afterAll(async () => {
+      await t.close();
+    });
+
+    it('lets the WAL start over between batches instead of growing by each', async () => {
+      // 20 batches of 1,000 old events with 500-character properties: about 20 MB of pages
+      // that the deletions rewrite (secure_delete zeroes them too).
+      const old = Date.now() - 40 * DAY;
+      await t.dataSource.query(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO events (event_id, user_id, session_id, type, name, properties, occurred_at, received_at)
+         SELECT 'wal-' || i, NULL, 'wal-session-' || (i / 100), 'action', 'old.thing',
+           hex(randomblob(250)), ${old} + i, ${old} + i
+         FROM n`,
+      );
+      const checkpointer = t.app.get(WalCheckpointer);
+      expect(await checkpointer.purge()).toBe(true);
+      const wal = `${t.app.get(AppConfig).database.path}-wal`;
+      const counts = await t.app.get(DataRetentionService).run('manual');
+      expect(counts?.events).toBe(20_000);
+      const megabytes = statSync(wal).size / 1024 / 1024;
+      expect(megabytes).toBeLessThan(8);
+    });
+  });
+}
 
 describe('retention and audit', () => {
   let t: TestApp;

@@ -29,6 +29,13 @@ export class PreparedStatements implements SqliteStatements {
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
 /**
+ * The WAL file's size once a commit starts it over after a checkpoint
+ * copied it all (SQLite truncates it then, on the connection that commits:
+ * each writing connection needs the limit).
+ */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
  * The PRAGMAs every writing connection to the SQLite file runs first. WAL
  * lets readers run beside the single writer; NORMAL is durable in WAL mode
  * across application crashes (only an OS crash may lose the last commits).
@@ -47,5 +54,6 @@ export function sqliteConnectionPragmas(): string[] {
     'synchronous = NORMAL',
     'foreign_keys = ON',
     'secure_delete = ON',
+    `journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`,
   ];
 }

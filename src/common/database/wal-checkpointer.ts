@@ -6,14 +6,14 @@ import { DatabaseService } from './database.service.js';
 
 /** How often the worker copies committed WAL frames into the database file. */
 const CHECKPOINT_INTERVAL_MS = 200;
-/** After a checkpoint caught up, the WAL file is truncated to this size. */
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Runs inside the worker: its own connection (query_only: it can checkpoint,
  * never change data). PASSIVE never waits for, nor blocks, the writer.
  * Messages in: 'purge' (a TRUNCATE checkpoint, answered with whether it
- * emptied the WAL) and 'close'. Out: { warning } and { purged }.
+ * emptied the WAL), 'catch-up' (a PASSIVE checkpoint now, answered with
+ * whether it copied every frame) and 'close'. Out: { warning } and
+ * { answer }, one per 'purge' or 'catch-up', in the order asked.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -28,12 +28,12 @@ const timer = setInterval(() => {
   }
 }, workerData.intervalMs);
 parentPort.on('message', (message) => {
-  if (message === 'purge') {
+  if (message === 'purge' || message === 'catch-up') {
     try {
-      const [result] = db.pragma('wal_checkpoint(TRUNCATE)');
-      parentPort.postMessage({ purged: result.busy === 0 });
+      const [result] = db.pragma(message === 'purge' ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(PASSIVE)');
+      parentPort.postMessage({ answer: result.busy === 0 && result.log === result.checkpointed });
     } catch (error) {
-      parentPort.postMessage({ warning: String((error && error.message) || error), purged: false });
+      parentPort.postMessage({ warning: String((error && error.message) || error), answer: false });
     }
     return;
   }
@@ -43,7 +43,7 @@ parentPort.on('message', (message) => {
 });
 `;
 
-type WorkerMessage = { warning?: string; purged?: boolean };
+type WorkerMessage = { warning?: string; answer?: boolean };
 
 /**
  * WAL checkpoints off the event loop (SQLite files only). By default SQLite
@@ -58,8 +58,8 @@ type WorkerMessage = { warning?: string; purged?: boolean };
 export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(WalCheckpointer.name);
   private worker: Worker | null = null;
-  /** Callers of `purge` waiting for the worker's answers, in the order asked. */
-  private readonly purges: ((purged: boolean) => void)[] = [];
+  /** Callers of `purge` and `catchUp` waiting for the worker's answers, in the order asked. */
+  private readonly waiting: ((answer: boolean) => void)[] = [];
 
   constructor(
     private readonly database: DatabaseService,
@@ -79,19 +79,18 @@ export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
     });
     worker.on('message', (message: WorkerMessage) => {
       if (message.warning) this.logger.warn(`WAL checkpoint: ${message.warning}`);
-      if (message.purged !== undefined) this.purges.shift()?.(message.purged);
+      if (message.answer !== undefined) this.waiting.shift()?.(message.answer);
     });
     worker.on('error', (error) => this.logger.error(`WAL checkpointer failed: ${error.message}`));
     worker.on('exit', () => {
       if (this.worker !== worker) return; // stopped on purpose
       this.worker = null;
-      for (const answer of this.purges.splice(0)) answer(false);
+      for (const answer of this.waiting.splice(0)) answer(false);
       this.database.sqlitePragma('wal_autocheckpoint = 1000');
       this.logger.warn('WAL checkpointer stopped; commits checkpoint again');
     });
     worker.unref();
     this.worker = worker;
-    this.database.sqlitePragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.database.sqlitePragma('wal_autocheckpoint = 0');
   }
 
@@ -103,14 +102,30 @@ export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
    * whether the WAL was emptied (always true without a WAL to purge).
    */
   purge(): Promise<boolean> {
+    return this.ask('purge');
+  }
+
+  /**
+   * A passive checkpoint now (it never waits for, nor blocks, a writer);
+   * resolves whether it copied every frame of the WAL, so that the next
+   * commit starts the file over (truncated to its size limit; see
+   * sqliteConnectionPragmas). The periodic checkpoints never catch up with
+   * a job that commits batch after batch (retention): its WAL grew to 866
+   * MB. Such a job waits for this between batches.
+   */
+  catchUp(): Promise<boolean> {
+    return this.ask('catch-up');
+  }
+
+  private ask(message: 'purge' | 'catch-up'): Promise<boolean> {
     const worker = this.worker;
     if (this.config.database.type !== 'sqlite' || this.config.database.path === ':memory:') {
       return Promise.resolve(true);
     }
     if (!worker) return Promise.resolve(false);
     return new Promise((resolve) => {
-      this.purges.push(resolve);
-      worker.postMessage('purge');
+      this.waiting.push(resolve);
+      worker.postMessage(message);
     });
   }
 
@@ -119,7 +134,7 @@ export class WalCheckpointer implements OnModuleInit, OnModuleDestroy {
     const worker = this.worker;
     if (!worker) return;
     this.worker = null;
-    for (const answer of this.purges.splice(0)) answer(false);
+    for (const answer of this.waiting.splice(0)) answer(false);
     const exited = once(worker, 'exit');
     worker.postMessage('close');
     const timeout = setTimeout(() => void worker.terminate(), 5000);

@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AUDIT_EVENT, AuditContext, AuditRecord } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { WalCheckpointer } from '../../common/database/wal-checkpointer.js';
 import { toIso } from '../../common/time.js';
 import { nextTurn } from '../../common/scheduling/event-loop.js';
 import { SessionEventsService } from '../session/session-events.service.js';
@@ -36,6 +37,7 @@ export class DataRetentionService {
     private readonly sessionRetention: SessionRetentionService,
     private readonly audit: AuditService,
     private readonly emitter: EventEmitter2,
+    private readonly checkpointer: WalCheckpointer,
   ) {}
 
   policies() {
@@ -80,6 +82,9 @@ export class DataRetentionService {
               const n = await step(now - days * DAY_MS);
               total += n;
               if (n < r.batch) return total;
+              // SQLite: the WAL copied back before the next batch, so that it starts over
+              // instead of growing by every batch (see WalCheckpointer.catchUp).
+              await this.checkpointer.catchUp();
               await nextTurn();
             }
           };
