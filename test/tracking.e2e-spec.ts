@@ -404,6 +404,56 @@ describe('tracking', () => {
       ]);
     });
 
+    it('finishes at start-up the stitching that a crash or a failure after the login left undone', async () => {
+      const pending = async (sessionId: string) =>
+        Boolean(
+          (
+            await t.dataSource.query(
+              `SELECT stitch_pending FROM sessions WHERE id = '${sessionId}'`,
+            )
+          )[0].stitch_pending,
+        );
+      // A login whose stitching ran: nothing left pending.
+      await register(t, 'stitched-visitor');
+      const fine = await t.http().post('/api/track/page').send({ page: '/a' }).expect(200);
+      const stitched = await login(t, 'stitched-visitor', PASSWORD, {
+        headers: { 'x-session-id': fine.body.session_id },
+      });
+      expect(await pending(stitched.sessionId)).toBe(false);
+
+      // A login whose stitching never happened (the process died after the login committed).
+      await register(t, 'interrupted-visitor');
+      const first = await t.http().post('/api/track/page').send({ page: '/landing' }).expect(200);
+      const tracking = t.app.get(TrackingService);
+      const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      const crash = jest.spyOn(tracking, 'stitch').mockRejectedValueOnce(new Error('killed'));
+      let s: Awaited<ReturnType<typeof login>>;
+      try {
+        s = await login(t, 'interrupted-visitor', PASSWORD, {
+          headers: { 'x-session-id': first.body.session_id },
+        });
+      } finally {
+        crash.mockRestore();
+        errors.mockRestore();
+      }
+      await drain(t);
+      const pageViews = () =>
+        eventsOf(t, `session_id = '${s.sessionId}' AND type = 'page_view'`).then((rows) =>
+          rows.map((r: { user_id: string | null }) => r.user_id),
+        );
+      expect(await pageViews()).toEqual([null]);
+      expect(await pending(s.sessionId)).toBe(true);
+
+      await tracking.onApplicationBootstrap(); // what the next start runs
+      expect(await pageViews()).toEqual([s.userId]);
+      expect(await eventsOf(t, `session_id = '${s.sessionId}' AND user_id IS NULL`)).toEqual([]);
+      expect(await pending(s.sessionId)).toBe(false);
+      const [summary] = await t.dataSource.query(
+        `SELECT user_id FROM session_summaries WHERE session_id = '${s.sessionId}'`,
+      );
+      expect(summary.user_id).toBe(s.userId);
+    });
+
     it('starts an anonymous session for an action or a batch sent without one', async () => {
       for (const [path, body] of [
         ['/api/track/action', { action: 'cta.click' }],
@@ -915,14 +965,15 @@ describe('late identity stitching', () => {
     const database = t.app.get(DatabaseService);
     const writer = t.app.get(EventWriter);
     const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
-    // The lookup of upgraded sessions fails once (the writer's own chunked reads go through).
+    // The lookup of upgraded sessions fails once (the writer's own chunked reads, of users
+    // and of sessions that still exist, go through).
     const queryInChunks = database.queryInChunks.bind(database);
     let failures = 1;
     let lookups = 0;
     const lookup = jest
       .spyOn(database, 'queryInChunks')
       .mockImplementation((values, statement, manager) => {
-        if (!statement('?').includes('FROM sessions')) {
+        if (!statement('?').includes('FROM sessions WHERE id IN (?) AND user_id IS NOT NULL')) {
           return queryInChunks(values, statement, manager);
         }
         lookups += 1;

@@ -512,8 +512,10 @@ export class SessionService implements OnApplicationBootstrap {
     const fresh = this.newSession(user.id, rememberMe, meta, now);
     const changed = await this.database.executeIn(
       manager,
+      // stitch_pending: its anonymous events are attributed after this commits (see
+      // TrackingService.onApplicationBootstrap).
       `UPDATE sessions SET token_hash = ?, user_id = ?, auth_time = ?, remember_me = ?, last_seen_at = ?,
-         idle_expires_at = ?, absolute_expires_at = ?, ip = ?, user_agent = ?
+         idle_expires_at = ?, absolute_expires_at = ?, ip = ?, user_agent = ?, stitch_pending = TRUE
        WHERE id = ? AND user_id IS NULL AND revoked_at IS NULL`,
       [
         fresh.session.tokenHash,

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { randomUUID } from 'node:crypto';
@@ -46,7 +46,7 @@ const DAY_MS = 24 * 3600 * 1000;
 const MAX_FUTURE_MS = 5 * 60 * 1000;
 
 @Injectable()
-export class TrackingService implements OnModuleInit {
+export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger(TrackingService.name);
 
   constructor(
@@ -63,6 +63,24 @@ export class TrackingService implements OnModuleInit {
         this.logger.error(`Late identity stitching failed: ${error.message}`),
       ),
     );
+  }
+
+  /**
+   * Finishes the identity stitching that logins left undone: the login
+   * commits first (and flags its upgraded session `stitch_pending`), the
+   * stitching follows in a transaction of its own, and a crash or a failure
+   * in between left the session's events anonymous for good. After the
+   * policies registered (consent, privacy settings decide whether to
+   * attribute or delete), before the server listens.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    const pending = await this.database.query<{ id: string; user_id: string }>(
+      'SELECT id, user_id FROM sessions WHERE stitch_pending = TRUE AND user_id IS NOT NULL',
+    );
+    for (const session of pending) await this.attribute(session.id, session.user_id);
+    if (pending.length > 0) {
+      this.logger.warn(`Finished the identity stitching of ${pending.length} session(s)`);
+    }
   }
 
   /**
@@ -148,14 +166,26 @@ export class TrackingService implements OnModuleInit {
    * data, kept against the user's choice.
    */
   private async attribute(sessionId: string, userId: string): Promise<number> {
+    // Cleared in the transaction that does the work, so that a crash leaves the flag for
+    // start-up. Both transactions take the user's lock first (missingUsers), as the erasure
+    // does, so that neither can wait for the other while holding what it needs (PostgreSQL).
+    const done = (manager: EntityManager) =>
+      this.database.executeIn(
+        manager,
+        'UPDATE sessions SET stitch_pending = FALSE WHERE id = ? AND stitch_pending = TRUE',
+        [sessionId],
+      );
     if (!(await this.policy.allows({ userId, sessionId }))) {
       await this.database.transaction(async (manager) => {
+        // Erased meanwhile: the erasure deleted the session's events already.
+        if ((await this.database.missingUsers([userId], manager)).size > 0) return;
         await this.database.executeIn(
           manager,
           'DELETE FROM events WHERE session_id = ? AND user_id IS NULL',
           [sessionId],
         );
         await this.summaries.rebuild([sessionId], manager);
+        await done(manager);
       });
       return 0;
     }
@@ -185,6 +215,7 @@ export class TrackingService implements OnModuleInit {
         [userId, userId, userId, sessionId],
       );
       await this.summaries.attribute(sessionId, userId, manager);
+      await done(manager);
       return stitched;
     });
   }

@@ -12,6 +12,7 @@ import { SessionEventsOfUpgradedSessions1763800000010 } from './0010-session-eve
 import { JobSlots1763800000011 } from './0011-job-slots.js';
 import { BigintRowIds1763800000012 } from './0012-bigint-row-ids.js';
 import { SessionSummaryUserIndex1763800000013 } from './0013-session-summary-user-index.js';
+import { SessionStitchPending1763800000014 } from './0014-session-stitch-pending.js';
 
 /**
  * Every migration, in order. Each is written with the QueryRunner schema API
@@ -31,4 +32,5 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = [
   JobSlots1763800000011,
   BigintRowIds1763800000012,
   SessionSummaryUserIndex1763800000013,
+  SessionStitchPending1763800000014,
 ];

@@ -58,4 +58,11 @@ export class Session {
 
   @Column({ name: 'revoked_reason', type: 'varchar', length: 32, nullable: true })
   revokedReason!: string | null;
+
+  /**
+   * An anonymous session upgraded at login whose anonymous events are not
+   * attributed to the user yet (migration 0014; TrackingService clears it).
+   */
+  @Column({ name: 'stitch_pending', type: 'boolean', default: false })
+  stitchPending!: boolean;
 }
