@@ -233,7 +233,11 @@ describe('session cleanup job', () => {
         (_, i) =>
           `('00000000-0000-4000-8000-${String(i).padStart(12, '0')}', '${String(i).padStart(64, '0')}', NULL, ${now - 10}, ${now - 10}, ${now - 5}, ${now + 1000}, NULL, false, NULL, NULL, NULL, NULL)`,
       );
-      await t.dataSource.query(`INSERT INTO sessions VALUES ${values.join(', ')}`);
+      await t.dataSource.query(
+        `INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, idle_expires_at,
+           absolute_expires_at, auth_time, remember_me, ip, user_agent, revoked_at, revoked_reason)
+         VALUES ${values.join(', ')}`,
+      );
       const run = t.app.get(SessionCleanupService).run();
       expect(await turnedBefore(run)).toBe(true);
       const result = await run;
