@@ -550,6 +550,70 @@ describe('tracking', () => {
       expect(history.body.items[0].session_id).toBe(owner.sessionId);
     });
 
+    it('does not store batch events from before analytics became allowed again', async () => {
+      const s = await registerAndLogin(t, 'backdating-visitor');
+      const consent = (granted: boolean) =>
+        t
+          .http()
+          .post('/api/consent')
+          .set('authorization', s.bearer)
+          .send({ consent_type: 'analytics', granted })
+          .expect(200);
+      const batch = (pages: [string, number][]) =>
+        t
+          .http()
+          .post('/api/track/events')
+          .set('authorization', s.bearer)
+          .send({
+            events: pages.map(([page, at]) => ({
+              type: 'page_view',
+              page,
+              occurred_at: new Date(at).toISOString(),
+            })),
+          })
+          .expect(200);
+      const before = Date.now() - 60_000;
+      await consent(false);
+      await sleep(20);
+      const during = Date.now();
+      await sleep(20);
+      await consent(true);
+      await sleep(20);
+      const res = await batch([
+        ['/before-withdrawal', before],
+        ['/while-withdrawn', during],
+        ['/after-grant', Date.now()],
+      ]);
+      // Before the withdrawal too: allowed then, but "since when without a break" is the grant.
+      expect(res.body).toMatchObject({ accepted: 1, duplicates: 0, skipped: 2, rejected: [] });
+      const pages = async () =>
+        (await eventsOf(t, `user_id = '${s.userId}' AND type = 'page_view'`)).map(
+          (r: { path: string }) => r.path,
+        );
+      expect(await pages()).toEqual(['/after-grant']);
+
+      // The privacy setting: off, then on again.
+      const allow = (value: boolean) =>
+        t
+          .http()
+          .put('/api/preferences/privacy.allow_analytics')
+          .set('authorization', s.bearer)
+          .send({ value })
+          .expect(200);
+      await allow(false);
+      await sleep(20);
+      const switchedOff = Date.now();
+      await sleep(20);
+      await allow(true);
+      await sleep(20);
+      const again = await batch([
+        ['/while-switched-off', switchedOff],
+        ['/switched-on', Date.now()],
+      ]);
+      expect(again.body).toMatchObject({ accepted: 1, skipped: 1 });
+      expect((await pages()).sort()).toEqual(['/after-grant', '/switched-on']);
+    });
+
     it('answers 401 without a session when anonymous sessions are off', async () => {
       const off = await startTestApp({ ANONYMOUS_SESSIONS: 'false' });
       try {

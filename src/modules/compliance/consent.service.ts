@@ -61,11 +61,31 @@ export class ConsentService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.policy.register((subject) =>
-      subject.userId
-        ? this.allowsAnalytics(subject.userId)
-        : this.config.compliance.consentMode === 'opt-out',
+    this.policy.register(
+      (subject) =>
+        subject.userId
+          ? this.allowsAnalytics(subject.userId)
+          : this.config.compliance.consentMode === 'opt-out',
+      (userId) => this.analyticsAllowedSince(userId),
     );
+  }
+
+  /**
+   * When analytics consent was last given after the latest withdrawal (in
+   * opt-in mode: after none, the first grant); 0 in opt-out mode while it
+   * was never withdrawn. Read when a client batch is stored, not cached.
+   */
+  private async analyticsAllowedSince(userId: string): Promise<number> {
+    const [row] = await this.database.read<{ withdrawn: number | null; since: number | null }>(
+      `SELECT w.withdrawn,
+         (SELECT MIN(created_at) FROM consents g WHERE g.user_id = ? AND g.consent_type = 'analytics'
+            AND g.granted = TRUE AND g.id > COALESCE(w.id, 0)) AS since
+       FROM (SELECT MAX(id) AS id, MAX(created_at) AS withdrawn FROM consents
+             WHERE user_id = ? AND consent_type = 'analytics' AND granted = FALSE) w`,
+      [userId, userId],
+    );
+    if (row?.withdrawn == null && this.config.compliance.consentMode === 'opt-out') return 0;
+    return row?.since == null ? Number.MAX_SAFE_INTEGER : Number(row.since);
   }
 
   async record(userId: string, dto: RecordConsentDto, context: AuditContext) {

@@ -50,9 +50,24 @@ export class PreferencesService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.policy.register((subject) =>
-      subject.userId ? this.allowsAnalytics(subject.userId) : true,
+    this.policy.register(
+      (subject) => (subject.userId ? this.allowsAnalytics(subject.userId) : true),
+      (userId) => this.analyticsAllowedSince(userId),
     );
+  }
+
+  /**
+   * When `privacy.allow_analytics` was last set (0: never, the default
+   * allows). Conservative: the setting keeps no history, so any save of it
+   * counts as the moment analytics became allowed. A reset deletes the row:
+   * from then on, events of any time in the accepted window are stored.
+   */
+  private async analyticsAllowedSince(userId: string): Promise<number> {
+    const [row] = await this.database.read<{ updated_at: number }>(
+      "SELECT updated_at FROM user_preferences WHERE user_id = ? AND key = 'privacy.allow_analytics'",
+      [userId],
+    );
+    return row ? Number(row.updated_at) : 0;
   }
 
   defaults(): Record<string, unknown> {

@@ -9,6 +9,13 @@ export interface TrackingSubject {
 export type TrackingCheck = (subject: TrackingSubject) => boolean | Promise<boolean>;
 
 /**
+ * For a user whose events may be stored now: since when without a break
+ * (epoch ms; 0: always). Client batches carry past times, and an event from
+ * while analytics was withdrawn must not be stored once it is allowed again.
+ */
+export type AllowedSince = (userId: string) => Promise<number>;
+
+/**
  * The single place that decides, per event, whether it is stored. Other
  * modules plug their rules in (consent ledger, privacy settings) with
  * `register`, so tracking does not depend on them. All checks must allow.
@@ -16,9 +23,19 @@ export type TrackingCheck = (subject: TrackingSubject) => boolean | Promise<bool
 @Injectable()
 export class TrackingPolicy {
   private readonly checks: TrackingCheck[] = [];
+  private readonly since: AllowedSince[] = [];
 
-  register(check: TrackingCheck): void {
+  /** `allowedSince`: the rule's answer for past events (see AllowedSince); none: always. */
+  register(check: TrackingCheck, allowedSince?: AllowedSince): void {
     this.checks.push(check);
+    if (allowedSince) this.since.push(allowedSince);
+  }
+
+  /** The latest of the rules' AllowedSince answers: events before it are not stored. */
+  async allowedSince(userId: string): Promise<number> {
+    let since = 0;
+    for (const rule of this.since) since = Math.max(since, await rule(userId));
+    return since;
   }
 
   /**

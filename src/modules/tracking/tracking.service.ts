@@ -107,11 +107,16 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
     if (rows.length > 0 && !(await this.policy.allows(actor))) {
       return { accepted: 0, duplicates: 0, skipped: rows.length, rejected };
     }
-    const stored = await this.writer.write(rows);
+    // Events from before analytics became allowed (again) are not stored: a withdrawal
+    // covers what happened while it stood, whenever the client sends it.
+    const since =
+      actor.userId && rows.length > 0 ? await this.policy.allowedSince(actor.userId) : 0;
+    const allowed = since === 0 ? rows : rows.filter((row) => row.occurredAt >= since);
+    const stored = allowed.length > 0 ? await this.writer.write(allowed) : [];
     return {
       accepted: stored.length,
-      duplicates: rows.length - stored.length,
-      skipped: 0,
+      duplicates: allowed.length - stored.length,
+      skipped: rows.length - allowed.length,
       rejected,
     };
   }
