@@ -30,6 +30,22 @@ import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const DAY = 86_400_000;
 
+/** An automatic event as the writer takes it, for tests that hand rows to it directly. */
+const apiRequestRow = (userId: string | null, sessionId: string, eventId: string) => ({
+  eventId,
+  dedupeKey: null,
+  userId,
+  sessionId,
+  type: 'api_request' as const,
+  name: 'GET /api/session',
+  path: null,
+  properties: null,
+  ip: null,
+  userAgent: null,
+  occurredAt: Date.now(),
+  receivedAt: Date.now(),
+});
+
 async function allTables(t: TestApp): Promise<string[]> {
   const rows =
     TEST_DB_TYPE === 'postgres'
@@ -784,20 +800,7 @@ describe('erasure', () => {
     // would still hand to the writer: an automatic event and an explicit one, in the same
     // batch as a bystander's event.
     const writer = t.app.get(EventWriter);
-    const row = (userId: string, sessionId: string, eventId: string) => ({
-      eventId,
-      dedupeKey: null,
-      userId,
-      sessionId,
-      type: 'api_request' as const,
-      name: 'GET /api/session',
-      path: null,
-      properties: null,
-      ip: null,
-      userAgent: null,
-      occurredAt: Date.now(),
-      receivedAt: Date.now(),
-    });
+    const row = apiRequestRow;
     writer.enqueue([row(s.userId, s.sessionId, randomUUID())]);
     writer.enqueue([row(other.userId, other.sessionId, randomUUID())]);
     const stored = await writer.write([
@@ -873,20 +876,7 @@ describe('erasure', () => {
     await t.http().delete('/api/gdpr/delete').set('authorization', bearer).expect(200);
     expect(await eventsOfSession('events', sessionId)).toBe(0);
 
-    const anonymous = (session: string, eventId: string) => ({
-      eventId,
-      dedupeKey: null,
-      userId: null,
-      sessionId: session,
-      type: 'api_request' as const,
-      name: 'GET /api/session',
-      path: null,
-      properties: null,
-      ip: null,
-      userAgent: null,
-      occurredAt: Date.now(),
-      receivedAt: Date.now(),
-    });
+    const anonymous = (session: string, eventId: string) => apiRequestRow(null, session, eventId);
     const stored = await t.app
       .get(EventWriter)
       .write([anonymous(sessionId, 'late-erased'), anonymous(bystanderSession, 'late-bystander')]);
