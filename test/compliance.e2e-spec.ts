@@ -266,8 +266,27 @@ describe('consent in opt-in mode', () => {
       ).toBe(true);
       const anon = await t.http().post('/api/track/page').send({ page: '/anonymous' }).expect(200);
       expect(anon.body.stored).toBe(false);
-      const rows = await t.dataSource.query("SELECT path FROM events WHERE type = 'page_view'");
-      expect(rows.map((r: { path: string }) => r.path)).toEqual(['/after']);
+      // A batch of events from before and after the grant: only the later one is stored.
+      const batch = await t
+        .http()
+        .post('/api/track/events')
+        .set('authorization', s.bearer)
+        .send({
+          events: [
+            {
+              type: 'page_view',
+              page: '/before-grant',
+              occurred_at: new Date(Date.now() - 60_000).toISOString(),
+            },
+            { type: 'page_view', page: '/after-grant' },
+          ],
+        })
+        .expect(200);
+      expect(batch.body).toEqual({ accepted: 1, duplicates: 0, skipped: 1, rejected: [] });
+      const rows = await t.dataSource.query(
+        "SELECT path FROM events WHERE type = 'page_view' ORDER BY path",
+      );
+      expect(rows.map((r: { path: string }) => r.path)).toEqual(['/after', '/after-grant']);
       const current = await t.http().get('/api/consent').set('authorization', s.bearer).expect(200);
       expect(
         current.body.consents.find((c: { consent_type: string }) => c.consent_type === 'marketing')

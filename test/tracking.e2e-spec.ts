@@ -537,6 +537,11 @@ describe('tracking', () => {
       expect(s.sessionId).toBe(sessionId); // the anonymous session was upgraded in place
       await drain(t);
       expect(await eventsOf(t, `session_id = '${sessionId}'`)).toEqual([]);
+      // Deleting is the stitching's end too: nothing is left for start-up to finish.
+      const [{ stitch_pending: pending }] = await t.dataSource.query(
+        `SELECT stitch_pending FROM sessions WHERE id = '${sessionId}'`,
+      );
+      expect(Boolean(pending)).toBe(false);
       expect(
         await t.dataSource.query(
           `SELECT session_id FROM session_summaries WHERE session_id = '${sessionId}'`,

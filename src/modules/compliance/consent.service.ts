@@ -76,15 +76,15 @@ export class ConsentService implements OnModuleInit {
    * was never withdrawn. Read when a client batch is stored, not cached.
    */
   private async analyticsAllowedSince(userId: string): Promise<number> {
-    const [row] = await this.database.read<{ withdrawn: number | null; since: number | null }>(
-      `SELECT w.withdrawn,
+    const [row] = await this.database.read<{ withdrawal: number | null; since: number | null }>(
+      `SELECT w.id AS withdrawal,
          (SELECT MIN(created_at) FROM consents g WHERE g.user_id = ? AND g.consent_type = 'analytics'
             AND g.granted = TRUE AND g.id > COALESCE(w.id, 0)) AS since
-       FROM (SELECT MAX(id) AS id, MAX(created_at) AS withdrawn FROM consents
+       FROM (SELECT MAX(id) AS id FROM consents
              WHERE user_id = ? AND consent_type = 'analytics' AND granted = FALSE) w`,
       [userId, userId],
     );
-    if (row?.withdrawn == null && this.config.compliance.consentMode === 'opt-out') return 0;
+    if (row?.withdrawal == null && this.config.compliance.consentMode === 'opt-out') return 0;
     return row?.since == null ? Number.MAX_SAFE_INTEGER : Number(row.since);
   }
 
