@@ -231,12 +231,18 @@ export class AnalyticsService {
          LIMIT ${p.add(limit)}`,
         p,
       ),
+      // One pass over the sessions, counted by (entry, exit) pair; then the pairs (far fewer
+      // rows) by entry and by exit. Grouped by entry and by exit straight from `per_session`,
+      // SQLite stored the sessions in a temporary table first to read them twice.
       this.query<{ kind: 'entry' | 'exit'; path: string; n: number }>(
-        `WITH ${sessionsInRange(q, range)}
-         SELECT 'entry' AS kind, entry_path AS path, COUNT(*) AS n FROM per_session
+        `WITH ${sessionsInRange(q, range, { readOnce: true })},
+         pairs AS (
+           SELECT entry_path, exit_path, COUNT(*) AS n FROM per_session GROUP BY entry_path, exit_path
+         )
+         SELECT 'entry' AS kind, entry_path AS path, SUM(n) AS n FROM pairs
          WHERE entry_path IS NOT NULL GROUP BY entry_path
          UNION ALL
-         SELECT 'exit' AS kind, exit_path AS path, COUNT(*) AS n FROM per_session
+         SELECT 'exit' AS kind, exit_path AS path, SUM(n) AS n FROM pairs
          WHERE exit_path IS NOT NULL GROUP BY exit_path`,
         q,
       ),
