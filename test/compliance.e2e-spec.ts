@@ -309,6 +309,7 @@ describe('export', () => {
 
   it('contains every category and no token or hash', async () => {
     const s = await registerAndLogin(t, 'exporter');
+    const remembered = await login(t, 'exporter', PASSWORD, { remember_me: true });
     await t
       .http()
       .put('/api/session/data/cart')
@@ -352,6 +353,7 @@ describe('export', () => {
       'user',
       'sessions',
       'session_data',
+      'session_data_updated_at',
       'session_events',
       'activities',
       'preferences',
@@ -367,6 +369,50 @@ describe('export', () => {
       kept: true,
     });
     expect(sessionData.cart).toEqual({ items: 2 });
+    // Every stored field, as stored: timestamps and the session's settings and deadlines.
+    const database = t.app.get(DatabaseService);
+    const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
+    const [account] = await database.query<{ updated_at: number }>(
+      'SELECT updated_at FROM users WHERE id = ?',
+      [s.userId],
+    );
+    expect(doc.user.updated_at).toBe(iso(account.updated_at));
+    const [row] = await database.query<{
+      idle_expires_at: number;
+      absolute_expires_at: number;
+      auth_time: number;
+    }>('SELECT idle_expires_at, absolute_expires_at, auth_time FROM sessions WHERE id = ?', [
+      s.sessionId,
+    ]);
+    const exported = doc.sessions.find((x: { id: string }) => x.id === s.sessionId);
+    expect(exported).toMatchObject({
+      absolute_expires_at: iso(row.absolute_expires_at),
+      auth_time: iso(row.auth_time),
+      remember_me: false,
+    });
+    expect(doc.sessions.find((x: { id: string }) => x.id === remembered.sessionId)).toMatchObject({
+      remember_me: true,
+    });
+    // The idle deadline slides with each request (the export's own included): the two
+    // deadlines are consistent with each other and with expires_at.
+    expect(Date.parse(exported.idle_expires_at)).toBeLessThanOrEqual(Number(row.idle_expires_at));
+    expect(exported.expires_at).toBe(
+      [exported.idle_expires_at, exported.absolute_expires_at].sort()[0],
+    );
+    const dataTimes = await database.query<{ key: string; updated_at: number }>(
+      'SELECT key, updated_at FROM session_data WHERE session_id = ? ORDER BY key',
+      [s.sessionId],
+    );
+    const exportedTimes = doc.session_data_updated_at[s.sessionId];
+    expect(Object.keys(exportedTimes).sort()).toEqual(['__proto__', 'cart']);
+    for (const { key, updated_at } of dataTimes) {
+      expect(Object.getOwnPropertyDescriptor(exportedTimes, key)?.value).toBe(iso(updated_at));
+    }
+    const [themeRow] = await database.query<{ updated_at: number }>(
+      "SELECT updated_at FROM user_preferences WHERE user_id = ? AND key = 'theme'",
+      [s.userId],
+    );
+    expect(doc.preferences.updated_at).toEqual({ theme: iso(themeRow.updated_at) });
     expect(
       doc.activities.map((a: { type: string; name: string | null }) => `${a.type}:${a.name}`),
     ).toContain('action:export.csv');

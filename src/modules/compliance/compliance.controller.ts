@@ -52,7 +52,8 @@ function attachment(
 
 const EXPORT_DESCRIPTION =
   'Everything held about the user as one JSON download (Content-Disposition: attachment): ' +
-  'user, sessions, session_data, session_events, preferences, consents, audit, processing, activities';
+  'user, sessions, session_data, session_data_updated_at, session_events, activities, preferences, ' +
+  'consents, audit, processing';
 
 /** The caller's own GDPR rights: consent, access (export), erasure. */
 @ApiTags('compliance')

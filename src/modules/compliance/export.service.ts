@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Readable } from 'node:stream';
 import { AUDIT_EVENT, AuditContext } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
+import { toIso } from '../../common/time.js';
 import { PreferencesService } from '../preferences/preferences.service.js';
 import { SessionEventsService } from '../session/session-events.service.js';
 import { SessionService } from '../session/session.service.js';
@@ -12,6 +13,11 @@ import { AuditService } from './audit.service.js';
 import { ConsentService } from './consent.service.js';
 import { processingRecord } from './processing.js';
 
+/**
+ * The export document's version. Fields and sections added later (such as
+ * `session_data_updated_at`, or `updated_at` in `user` and `preferences`)
+ * keep it; a field renamed, removed or changed in meaning raises it.
+ */
 export const EXPORT_SCHEMA_VERSION = 1;
 
 /**
@@ -36,21 +42,19 @@ export class ExportService {
   async export(userId: string, context: AuditContext): Promise<Readable> {
     const user = await this.users.findExisting(userId);
     this.emitter.emit(AUDIT_EVENT, { ...context, action: 'export', targetUserId: userId });
-    const { sessions, sessionData } = await this.sessions.exportUser(userId);
+    const { sessions, sessionData, sessionDataUpdatedAt } = await this.sessions.exportUser(userId);
     const head = {
       schema_version: EXPORT_SCHEMA_VERSION,
       export_date: new Date().toISOString(),
-      user: toUserDto(user),
+      user: { ...toUserDto(user), updated_at: toIso(user.updatedAt) },
       sessions,
       session_data: sessionData,
+      session_data_updated_at: sessionDataUpdatedAt,
       session_events: await this.sessionEvents.exportUser(userId),
     };
     const tracking = this.tracking;
     const tail = async () => ({
-      preferences: {
-        effective: await this.preferences.effective(userId),
-        as_set: await this.preferences.stored(userId),
-      },
+      preferences: await this.preferences.exportUser(userId),
       consents: await this.consents.exportUser(userId),
       audit: await this.audit.exportUser(userId),
       processing: processingRecord(this.config),

@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { EntityManager } from 'typeorm';
 import { AUDIT_EVENT, AuditContext } from '../../common/audit.js';
 import { AppConfig } from '../../common/config/config.js';
+import { toIso } from '../../common/time.js';
 import { assertUserExists, DatabaseService } from '../../common/database/database.service.js';
 import { TrackingPolicy } from '../tracking/tracking-policy.js';
 import {
@@ -36,6 +37,11 @@ function assertKnownKey(key: string): void {
  * tracking policy's "may this user's analytics be stored?" from
  * `privacy.allow_analytics`.
  */
+/** Stored preference rows as `{key: value}`. */
+function valuesOf(rows: { key: string; value: string }[]): Record<string, unknown> {
+  return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+}
+
 @Injectable()
 export class PreferencesService implements OnModuleInit {
   private readonly analyticsAllowed = new CachedFlags(ANALYTICS_CACHE_MS, (userId) =>
@@ -76,11 +82,28 @@ export class PreferencesService implements OnModuleInit {
 
   /** What the user set, flat by dotted key. */
   async stored(userId: string): Promise<Record<string, unknown>> {
-    const rows = await this.database.query<{ key: string; value: string }>(
-      'SELECT key, value FROM user_preferences WHERE user_id = ? ORDER BY key',
+    return valuesOf(await this.storedRows(userId));
+  }
+
+  private storedRows(userId: string) {
+    return this.database.query<{ key: string; value: string; updated_at: number }>(
+      'SELECT key, value, updated_at FROM user_preferences WHERE user_id = ? ORDER BY key',
       [userId],
     );
-    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  }
+
+  /**
+   * For exports: the effective document, the settings as the user set them,
+   * and when each of them was last set.
+   */
+  async exportUser(userId: string) {
+    const rows = await this.storedRows(userId);
+    const asSet = valuesOf(rows);
+    return {
+      effective: effectiveDocument(asSet, this.config.preferences.supportedLanguages),
+      as_set: asSet,
+      updated_at: Object.fromEntries(rows.map((r) => [r.key, toIso(Number(r.updated_at))])),
+    };
   }
 
   /** Defaults with the user's settings on top. */

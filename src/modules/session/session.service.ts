@@ -393,42 +393,62 @@ export class SessionService implements OnApplicationBootstrap {
       last_seen_at: number;
       idle_expires_at: number;
       absolute_expires_at: number;
+      auth_time: number | null;
+      remember_me: number | boolean;
       revoked_at: number | null;
       revoked_reason: string | null;
       ip: string | null;
       user_agent: string | null;
     }>(
-      `SELECT id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, revoked_at, revoked_reason, ip, user_agent
+      `SELECT id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, auth_time, remember_me,
+              revoked_at, revoked_reason, ip, user_agent
        FROM sessions WHERE user_id = ? ORDER BY created_at`,
       [userId],
     );
-    const data = await this.database.query<{ session_id: string; key: string; value: string }>(
-      `SELECT d.session_id, d.key, d.value FROM session_data d JOIN sessions s ON s.id = d.session_id
+    const data = await this.database.query<{
+      session_id: string;
+      key: string;
+      value: string;
+      updated_at: number;
+    }>(
+      `SELECT d.session_id, d.key, d.value, d.updated_at FROM session_data d JOIN sessions s ON s.id = d.session_id
        WHERE s.user_id = ? ORDER BY d.session_id, d.key`,
       [userId],
     );
     // Keys are user-chosen: `__proto__` is a valid one, and assigning it to a plain object
     // would set the prototype instead of adding the key (and drop it from the export).
     const sessionData: Record<string, Record<string, unknown>> = {};
+    const sessionDataUpdatedAt: Record<string, Record<string, string>> = {};
     for (const row of data) {
       const values = (sessionData[row.session_id] ??= Object.create(null) as Record<
         string,
         unknown
       >);
       values[row.key] = JSON.parse(row.value) as unknown;
+      const times = (sessionDataUpdatedAt[row.session_id] ??= Object.create(null) as Record<
+        string,
+        string
+      >);
+      times[row.key] = toIso(Number(row.updated_at));
     }
     return {
+      // The fields of GET /api/session's answer, both deadlines included.
       sessions: sessions.map((s) => ({
         id: s.id,
         created_at: toIso(Number(s.created_at)),
         last_activity: toIso(Number(s.last_seen_at)),
         expires_at: toIso(Math.min(Number(s.idle_expires_at), Number(s.absolute_expires_at))),
+        idle_expires_at: toIso(Number(s.idle_expires_at)),
+        absolute_expires_at: toIso(Number(s.absolute_expires_at)),
+        auth_time: s.auth_time === null ? null : toIso(Number(s.auth_time)),
+        remember_me: Boolean(s.remember_me),
         revoked_at: s.revoked_at === null ? null : toIso(Number(s.revoked_at)),
         revoked_reason: s.revoked_reason,
         ip_address: s.ip,
         user_agent: s.user_agent,
       })),
       sessionData,
+      sessionDataUpdatedAt,
     };
   }
 
