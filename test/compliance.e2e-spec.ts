@@ -499,6 +499,84 @@ describe('export', () => {
     });
   });
 
+  it("records admins' reads of people's data, and shows each person the reads of theirs", async () => {
+    const admin = await loginAdmin(t);
+    const dave = await registerAndLogin(t, 'dave-read');
+    await t
+      .http()
+      .post('/api/track/action')
+      .set('authorization', dave.bearer)
+      .send({ action: 'read.me' })
+      .expect(200);
+    const read = async (url: string, items: number) => {
+      const res = await t.http().get(url).set('authorization', admin.bearer).expect(200);
+      expect(res.body.items).toHaveLength(items);
+      return res.headers['x-request-id'];
+    };
+    const requests = {
+      admin_sessions_read: await read(`/api/admin/users/${dave.userId}/sessions`, 1),
+      admin_activities_read: await read(`/api/admin/users/${dave.userId}/activities?limit=1`, 1),
+      admin_session_events_read: await read(`/api/admin/session-events?user_id=${dave.userId}`, 1),
+    };
+    const everyone = await t
+      .http()
+      .get('/api/admin/users?limit=2')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    // Audit records are written asynchronously: poll briefly.
+    type Entry = Record<string, unknown>;
+    // The entries of the reads of Dave's data, from a JSON document's `section`.
+    const reads = async (url: string, bearer: string, section: 'items' | 'audit') => {
+      for (let i = 0; i < 50; i++) {
+        const res = await t.http().get(url).set('authorization', bearer).expect(200);
+        const found = (JSON.parse(res.text) as Record<string, Entry[]>)[section].filter(
+          (e) => String(e.action).startsWith('admin_') && String(e.action).endsWith('_read'),
+        );
+        if (found.length >= 3) return found;
+        await sleep(20);
+      }
+      throw new Error('no read entries');
+    };
+    const logged = await reads(`/api/admin/audit?user_id=${dave.userId}`, admin.bearer, 'items');
+    expect(logged.map((e) => e.action).sort()).toEqual(Object.keys(requests).sort());
+    for (const entry of logged) {
+      expect(entry).toMatchObject({
+        actor_type: 'admin',
+        actor_user_id: admin.userId,
+        target_user_id: dave.userId,
+        session_id: admin.sessionId,
+        request_id: requests[entry.action as keyof typeof requests],
+        details: { items: 1 },
+      });
+    }
+    // The directory read names nobody in particular; it is the admin's entry alone.
+    let directory: Entry | undefined;
+    for (let i = 0; i < 50 && !directory; i++) {
+      const res = await t
+        .http()
+        .get('/api/admin/audit?action=admin_users_read')
+        .set('authorization', admin.bearer)
+        .expect(200);
+      directory = (res.body.items as Entry[]).find(
+        (e) => e.request_id === everyone.headers['x-request-id'],
+      );
+      if (!directory) await sleep(20);
+    }
+    expect(directory).toMatchObject({
+      actor_type: 'admin',
+      actor_user_id: admin.userId,
+      target_user_id: null,
+      request_id: everyone.headers['x-request-id'],
+      details: { items: 2 },
+    });
+    // Dave's export shows the reads of his data and when, not which admin made them.
+    const exported = await reads('/api/gdpr/export', dave.bearer, 'audit');
+    expect(exported.map((e) => e.action).sort()).toEqual(Object.keys(requests).sort());
+    for (const entry of exported) {
+      expect(entry).toMatchObject({ actor_type: 'admin', actor_user_id: null, session_id: null });
+    }
+  });
+
   it('lets admins export any user, and only admins', async () => {
     const admin = await loginAdmin(t);
     const target = await registerAndLogin(t, 'exported');

@@ -433,7 +433,17 @@ describe('sessions', () => {
       expect(theirActivities.body.items.map((e: { page: string }) => e.page)).toContain(
         '/upper-case',
       );
-      const audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
+      // The three reads above are audited, asynchronously: compare once their entries are in.
+      let audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
+      for (let i = 0; i < 50 && audit.body.items.length < 3; i++) {
+        await sleep(20);
+        audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
+      }
+      expect(audit.body.items.map((e: { action: string }) => e.action).sort()).toEqual([
+        'admin_activities_read',
+        'admin_session_events_read',
+        'admin_sessions_read',
+      ]);
       expect(audit.body).toEqual((await asAdmin(`/api/admin/audit?user_id=${a.userId}`)).body);
 
       const own = await t

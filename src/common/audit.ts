@@ -35,3 +35,19 @@ export function auditContext(request: FastifyRequest): AuditContext {
     requestId: String(request.id),
   };
 }
+
+/**
+ * An admin's read of other people's personal data (accountability, Art. 5(2)):
+ * whose data, when one person's (it then shows in that person's export as
+ * an admin's read, without naming the admin), and how many items the answer
+ * held. Reads of the audit log itself are not recorded: every look at the
+ * log would grow it.
+ */
+export function adminRead(
+  request: FastifyRequest,
+  action: string,
+  targetUserId: string | null,
+  items: number,
+): AuditRecord {
+  return { ...auditContext(request), action, targetUserId, details: { items } };
+}

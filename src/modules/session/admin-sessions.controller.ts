@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, Param, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
+import { adminRead, AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
 import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
@@ -31,8 +31,10 @@ export class AdminSessionsController {
   @ApiNoSuchUser()
   async list(
     @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
+    @Req() request: FastifyRequest,
   ): Promise<SessionListDto> {
     const live = await this.sessions.listLive(userId);
+    this.emitter.emit(AUDIT_EVENT, adminRead(request, 'admin_sessions_read', userId, live.length));
     return { items: live.map((s) => ({ ...this.sessions.toDto(s), current: false })) };
   }
 
@@ -59,11 +61,19 @@ export class AdminSessionsController {
 
   /** The session security log, newest first. */
   @Get('session-events')
-  events(@Query() query: ListSessionEventsQueryDto): Promise<SessionEventPageDto> {
-    return this.sessionEvents.list({
+  async events(
+    @Query() query: ListSessionEventsQueryDto,
+    @Req() request: FastifyRequest,
+  ): Promise<SessionEventPageDto> {
+    const page = await this.sessionEvents.list({
       userId: query.user_id,
       limit: query.limit,
       cursor: query.cursor,
     });
+    this.emitter.emit(
+      AUDIT_EVENT,
+      adminRead(request, 'admin_session_events_read', query.user_id ?? null, page.items.length),
+    );
+    return page;
   }
 }

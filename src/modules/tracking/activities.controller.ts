@@ -1,4 +1,7 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Controller, Get, Param, Query, Req } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { FastifyRequest } from 'fastify';
+import { adminRead, AUDIT_EVENT } from '../../common/audit.js';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
@@ -10,7 +13,10 @@ import { TrackingService } from './tracking.service.js';
 @ApiTags('tracking')
 @Controller('api')
 export class ActivitiesController {
-  constructor(private readonly tracking: TrackingService) {}
+  constructor(
+    private readonly tracking: TrackingService,
+    private readonly emitter: EventEmitter2,
+  ) {}
 
   /** The caller's activity history, newest first. */
   @Get('activities')
@@ -26,10 +32,16 @@ export class ActivitiesController {
   @Get('admin/users/:id/activities')
   @ApiOkResponse({ type: ActivityPageDto })
   @ApiNoSuchUser()
-  listForUser(
+  async listForUser(
     @Param('id', parseUuid('id'), ExistingUserPipe) userId: string,
     @Query() query: ActivitiesQueryDto,
+    @Req() request: FastifyRequest,
   ): Promise<ActivityPageDto> {
-    return this.tracking.listActivities(userId, query);
+    const page = await this.tracking.listActivities(userId, query);
+    this.emitter.emit(
+      AUDIT_EVENT,
+      adminRead(request, 'admin_activities_read', userId, page.items.length),
+    );
+    return page;
   }
 }

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Param, Patch, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
-import { AUDIT_EVENT, auditContext } from '../../common/audit.js';
+import { adminRead, AUDIT_EVENT, auditContext } from '../../common/audit.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
@@ -21,8 +21,13 @@ export class AdminUsersController {
 
   /** Every account, newest first. */
   @Get()
-  list(@Query() query: ListUsersQueryDto): Promise<UserPageDto> {
-    return this.users.list(query);
+  async list(
+    @Query() query: ListUsersQueryDto,
+    @Req() request: FastifyRequest,
+  ): Promise<UserPageDto> {
+    const page = await this.users.list(query);
+    this.emitter.emit(AUDIT_EVENT, adminRead(request, 'admin_users_read', null, page.items.length));
+    return page;
   }
 
   /** Disables/enables an account or changes its role. Disabling revokes all its sessions. */
