@@ -466,6 +466,7 @@ describe('export', () => {
       .http()
       .patch(`/api/admin/users/${carol.userId}`)
       .set('authorization', admin.bearer)
+      .set('x-request-id', 'jane-doe-console-42') // clients may choose their request ids
       .send({ role: 'admin' })
       .expect(200);
     type Entry = Record<string, unknown>;
@@ -486,14 +487,16 @@ describe('export', () => {
       actor_type: 'admin',
       actor_user_id: admin.userId,
       session_id: admin.sessionId,
+      request_id: 'jane-doe-console-42',
       target_user_id: null,
       details: null,
     });
-    // Carol sees what was done to her, not by whom.
+    // Carol sees what was done to her, not by whom (a client-chosen request id could say).
     expect(await update(carol.bearer)).toMatchObject({
       actor_type: 'admin',
       actor_user_id: null,
       session_id: null,
+      request_id: null,
       target_user_id: carol.userId,
       details: { role: 'admin' },
     });
@@ -507,6 +510,12 @@ describe('export', () => {
       .post('/api/track/action')
       .set('authorization', dave.bearer)
       .send({ action: 'read.me' })
+      .expect(200);
+    // A HEAD request sends no body: nothing is read, nothing recorded.
+    await t
+      .http()
+      .head(`/api/admin/users/${dave.userId}/activities`)
+      .set('authorization', admin.bearer)
       .expect(200);
     const read = async (url: string, items: number) => {
       const res = await t.http().get(url).set('authorization', admin.bearer).expect(200);

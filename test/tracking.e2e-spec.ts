@@ -937,6 +937,26 @@ describe('tracking', () => {
           session_id: watched.sessionId,
         }),
       ]);
+      // Watching someone is a read of their data: audited when the stream ends, with what
+      // it showed (written asynchronously: poll briefly).
+      let entries: Record<string, unknown>[] = [];
+      for (let i = 0; i < 50 && entries.length === 0; i++) {
+        const res = await t
+          .http()
+          .get(`/api/admin/audit?action=admin_stream_read&user_id=${watched.userId}`)
+          .set('authorization', admin.bearer)
+          .expect(200);
+        entries = res.body.items;
+        if (entries.length === 0) await sleep(20);
+      }
+      expect(entries).toEqual([
+        expect.objectContaining({
+          actor_user_id: admin.userId,
+          target_user_id: watched.userId,
+          session_id: admin.sessionId,
+          details: { items: 1 },
+        }),
+      ]);
     });
 
     it('ends within seconds once its session may no longer watch: demoted, logged out', async () => {

@@ -1,3 +1,4 @@
+import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
 
 /**
@@ -37,17 +38,26 @@ export function auditContext(request: FastifyRequest): AuditContext {
 }
 
 /**
- * An admin's read of other people's personal data (accountability, Art. 5(2)):
- * whose data, when one person's (it then shows in that person's export as
- * an admin's read, without naming the admin), and how many items the answer
- * held. Reads of the audit log itself are not recorded: every look at the
- * log would grow it.
+ * Records an admin's read of other people's personal data (accountability,
+ * Art. 5(2)): whose data, when one person's (it then shows in that person's
+ * export as an admin's read, without naming the admin), and how many items
+ * the answer held. A HEAD request sends no body, so nothing was read. Reads
+ * of the audit log itself are not recorded: every look at the log would
+ * grow it.
  */
-export function adminRead(
+export function recordAdminRead(
+  emitter: EventEmitter2,
   request: FastifyRequest,
   action: string,
   targetUserId: string | null,
   items: number,
-): AuditRecord {
-  return { ...auditContext(request), action, targetUserId, details: { items } };
+): void {
+  if (request.method === 'HEAD') return;
+  const record: AuditRecord = {
+    ...auditContext(request),
+    action,
+    targetUserId,
+    details: { items },
+  };
+  emitter.emit(AUDIT_EVENT, record);
 }

@@ -121,6 +121,8 @@ export class AuditService {
         ...row,
         actor_user_id: byOther ? null : row.actor_user_id,
         session_id: byOther ? null : row.session_id,
+        // A client may choose its request ids (X-Request-Id): one could name the other party.
+        request_id: byOther ? null : row.request_id,
         target_user_id: aboutOther ? null : row.target_user_id,
         details: aboutOther ? null : row.details,
       });

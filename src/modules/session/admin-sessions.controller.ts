@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, Param, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { adminRead, AUDIT_EVENT, auditContext } from '../../common/audit.js';
+import { AUDIT_EVENT, auditContext, recordAdminRead } from '../../common/audit.js';
 import type { FastifyRequest } from 'fastify';
 import { Roles } from '../../common/auth/auth.decorators.js';
 import { ApiNoSuchUser, ExistingUserPipe } from '../users/existing-user.pipe.js';
@@ -34,7 +34,7 @@ export class AdminSessionsController {
     @Req() request: FastifyRequest,
   ): Promise<SessionListDto> {
     const live = await this.sessions.listLive(userId);
-    this.emitter.emit(AUDIT_EVENT, adminRead(request, 'admin_sessions_read', userId, live.length));
+    recordAdminRead(this.emitter, request, 'admin_sessions_read', userId, live.length);
     return { items: live.map((s) => ({ ...this.sessions.toDto(s), current: false })) };
   }
 
@@ -70,9 +70,12 @@ export class AdminSessionsController {
       limit: query.limit,
       cursor: query.cursor,
     });
-    this.emitter.emit(
-      AUDIT_EVENT,
-      adminRead(request, 'admin_session_events_read', query.user_id ?? null, page.items.length),
+    recordAdminRead(
+      this.emitter,
+      request,
+      'admin_session_events_read',
+      query.user_id ?? null,
+      page.items.length,
     );
     return page;
   }

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
-import { adminRead, AUDIT_EVENT } from '../../common/audit.js';
+import { recordAdminRead } from '../../common/audit.js';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
@@ -38,10 +38,7 @@ export class ActivitiesController {
     @Req() request: FastifyRequest,
   ): Promise<ActivityPageDto> {
     const page = await this.tracking.listActivities(userId, query);
-    this.emitter.emit(
-      AUDIT_EVENT,
-      adminRead(request, 'admin_activities_read', userId, page.items.length),
-    );
+    recordAdminRead(this.emitter, request, 'admin_activities_read', userId, page.items.length);
     return page;
   }
 }

@@ -2,6 +2,8 @@ import { Controller, Get, Query, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { filter } from 'rxjs';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { recordAdminRead } from '../../common/audit.js';
 import { Roles } from '../../common/auth/auth.decorators.js';
 import { AppConfig } from '../../common/config/config.js';
 import { SkipTracking } from '../../common/decorators/skip-tracking.decorator.js';
@@ -28,6 +30,7 @@ export class LiveStreamController {
     private readonly live: LiveEventStream,
     private readonly config: AppConfig,
     private readonly sessions: SessionService,
+    private readonly emitter: EventEmitter2,
   ) {}
 
   /**
@@ -67,6 +70,7 @@ export class LiveStreamController {
       return;
     }
     raw.write(': connected\n\n');
+    let sent = 0;
     const subscription = this.live.events
       .pipe(filter((event) => !query.user_id || event.userId === query.user_id))
       .subscribe({
@@ -82,6 +86,7 @@ export class LiveStreamController {
             occurred_at: toIso(event.occurredAt),
           };
           raw.write(`id: ${event.id}\nevent: activity\ndata: ${JSON.stringify(data)}\n\n`);
+          sent += 1;
         },
         complete: () => raw.end(),
       });
@@ -98,6 +103,8 @@ export class LiveStreamController {
       clearInterval(heartbeat);
       clearInterval(recheck);
       subscription.unsubscribe();
+      // Audited when it ends, with what it showed: whose events (all, without user_id).
+      recordAdminRead(this.emitter, request, 'admin_stream_read', query.user_id ?? null, sent);
     };
     const recheck = setInterval(() => {
       void this.sessions.authenticate(token, Date.now(), false).then(

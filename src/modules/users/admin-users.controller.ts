@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Param, Patch, Query, Req } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { FastifyRequest } from 'fastify';
-import { adminRead, AUDIT_EVENT, auditContext } from '../../common/audit.js';
+import { AUDIT_EVENT, auditContext, recordAdminRead } from '../../common/audit.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthUser } from '../../common/auth/auth-context.js';
 import { CurrentUser, Roles } from '../../common/auth/auth.decorators.js';
@@ -26,7 +26,7 @@ export class AdminUsersController {
     @Req() request: FastifyRequest,
   ): Promise<UserPageDto> {
     const page = await this.users.list(query);
-    this.emitter.emit(AUDIT_EVENT, adminRead(request, 'admin_users_read', null, page.items.length));
+    recordAdminRead(this.emitter, request, 'admin_users_read', null, page.items.length);
     return page;
   }
 
