@@ -25,6 +25,7 @@ import {
   sleep,
 } from './support/auth';
 import { turnedBefore } from './support/event-loop';
+import { eventually } from './support/eventually';
 import { collectPages } from './support/pages';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
@@ -532,20 +533,19 @@ describe('export', () => {
       .get('/api/admin/users?limit=2')
       .set('authorization', admin.bearer)
       .expect(200);
-    // Audit records are written asynchronously: poll briefly.
+    // Audit records are written after the answer: read until they are in.
     type Entry = Record<string, unknown>;
     // The entries of the reads of Dave's data, from a JSON document's `section`.
-    const reads = async (url: string, bearer: string, section: 'items' | 'audit') => {
-      for (let i = 0; i < 50; i++) {
-        const res = await t.http().get(url).set('authorization', bearer).expect(200);
-        const found = (JSON.parse(res.text) as Record<string, Entry[]>)[section].filter(
-          (e) => String(e.action).startsWith('admin_') && String(e.action).endsWith('_read'),
-        );
-        if (found.length >= 3) return found;
-        await sleep(20);
-      }
-      throw new Error('no read entries');
-    };
+    const reads = (url: string, bearer: string, section: 'items' | 'audit') =>
+      eventually(
+        async () => {
+          const res = await t.http().get(url).set('authorization', bearer).expect(200);
+          return (JSON.parse(res.text) as Record<string, Entry[]>)[section].filter(
+            (e) => String(e.action).startsWith('admin_') && String(e.action).endsWith('_read'),
+          );
+        },
+        (found) => found.length >= 3,
+      );
     const logged = await reads(`/api/admin/audit?user_id=${dave.userId}`, admin.bearer, 'items');
     expect(logged.map((e) => e.action).sort()).toEqual(Object.keys(requests).sort());
     for (const entry of logged) {
@@ -559,18 +559,19 @@ describe('export', () => {
       });
     }
     // The directory read names nobody in particular; it is the admin's entry alone.
-    let directory: Entry | undefined;
-    for (let i = 0; i < 50 && !directory; i++) {
-      const res = await t
-        .http()
-        .get('/api/admin/audit?action=admin_users_read')
-        .set('authorization', admin.bearer)
-        .expect(200);
-      directory = (res.body.items as Entry[]).find(
-        (e) => e.request_id === everyone.headers['x-request-id'],
-      );
-      if (!directory) await sleep(20);
-    }
+    const directory = await eventually(
+      async () => {
+        const res = await t
+          .http()
+          .get('/api/admin/audit?action=admin_users_read')
+          .set('authorization', admin.bearer)
+          .expect(200);
+        return (res.body.items as Entry[]).find(
+          (e) => e.request_id === everyone.headers['x-request-id'],
+        );
+      },
+      (entry) => entry !== undefined,
+    );
     expect(directory).toMatchObject({
       actor_type: 'admin',
       actor_user_id: admin.userId,

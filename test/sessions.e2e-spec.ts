@@ -12,6 +12,7 @@ import { DatabaseService } from '../src/common/database/database.service';
 import { SessionService } from '../src/modules/session/session.service';
 import { UsersService } from '../src/modules/users/users.service';
 import { ErasureService } from '../src/modules/compliance/erasure.service';
+import { eventually } from './support/eventually';
 import { startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
 const liveTokens = async (t: TestApp, tokens: string[]) => {
@@ -434,11 +435,10 @@ describe('sessions', () => {
         '/upper-case',
       );
       // The three reads above are audited, asynchronously: compare once their entries are in.
-      let audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
-      for (let i = 0; i < 50 && audit.body.items.length < 3; i++) {
-        await sleep(20);
-        audit = await asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`);
-      }
+      const audit = await eventually(
+        () => asAdmin(`/api/admin/audit?user_id=${upper(a.userId)}`),
+        (res) => res.body.items.length >= 3,
+      );
       expect(audit.body.items.map((e: { action: string }) => e.action).sort()).toEqual([
         'admin_activities_read',
         'admin_session_events_read',

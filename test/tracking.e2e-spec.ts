@@ -16,6 +16,7 @@ import {
   registerAndLogin,
   sleep,
 } from './support/auth';
+import { eventually } from './support/eventually';
 import { ProbeModule } from './support/probe.module';
 import { startInstances, startTestApp, TEST_DB_TYPE, TestApp } from './support/test-app';
 
@@ -939,16 +940,17 @@ describe('tracking', () => {
       ]);
       // Watching someone is a read of their data: audited when the stream ends, with what
       // it showed (written asynchronously: poll briefly).
-      let entries: Record<string, unknown>[] = [];
-      for (let i = 0; i < 50 && entries.length === 0; i++) {
-        const res = await t
-          .http()
-          .get(`/api/admin/audit?action=admin_stream_read&user_id=${watched.userId}`)
-          .set('authorization', admin.bearer)
-          .expect(200);
-        entries = res.body.items;
-        if (entries.length === 0) await sleep(20);
-      }
+      const entries = await eventually(
+        async () =>
+          (
+            await t
+              .http()
+              .get(`/api/admin/audit?action=admin_stream_read&user_id=${watched.userId}`)
+              .set('authorization', admin.bearer)
+              .expect(200)
+          ).body.items as Record<string, unknown>[],
+        (items) => items.length > 0,
+      );
       expect(entries).toEqual([
         expect.objectContaining({
           actor_user_id: admin.userId,
