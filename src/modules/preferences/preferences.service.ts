@@ -31,17 +31,17 @@ function assertKnownKey(key: string): void {
   });
 }
 
+/** Stored preference rows as `{key: value}`. */
+function valuesOf(rows: { key: string; value: string }[]): Record<string, unknown> {
+  return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+}
+
 /**
  * Typed preferences with defaults. Stored sparsely (only what a user set),
  * one row per leaf; reads merge them over the defaults. Also answers the
  * tracking policy's "may this user's analytics be stored?" from
  * `privacy.allow_analytics`.
  */
-/** Stored preference rows as `{key: value}`. */
-function valuesOf(rows: { key: string; value: string }[]): Record<string, unknown> {
-  return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
-}
-
 @Injectable()
 export class PreferencesService implements OnModuleInit {
   private readonly analyticsAllowed = new CachedFlags(ANALYTICS_CACHE_MS, (userId) =>
