@@ -583,7 +583,14 @@ describe('export', () => {
     const exported = await reads('/api/gdpr/export', dave.bearer, 'audit');
     expect(exported.map((e) => e.action).sort()).toEqual(Object.keys(requests).sort());
     for (const entry of exported) {
-      expect(entry).toMatchObject({ actor_type: 'admin', actor_user_id: null, session_id: null });
+      expect(entry).toMatchObject({
+        actor_type: 'admin',
+        actor_user_id: null,
+        session_id: null,
+        request_id: null,
+        target_user_id: dave.userId,
+        details: { items: 1 },
+      });
     }
   });
 
