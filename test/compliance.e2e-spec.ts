@@ -512,12 +512,17 @@ describe('export', () => {
       .set('authorization', dave.bearer)
       .send({ action: 'read.me' })
       .expect(200);
-    // A HEAD request sends no body: nothing is read, nothing recorded.
-    await t
+    // A HEAD request sends no body, and a refused read answers nothing: neither is recorded.
+    const head = await t
       .http()
       .head(`/api/admin/users/${dave.userId}/activities`)
       .set('authorization', admin.bearer)
       .expect(200);
+    const missing = await t
+      .http()
+      .get('/api/admin/users/00000000-0000-4000-8000-000000000000/activities')
+      .set('authorization', admin.bearer)
+      .expect(404);
     const read = async (url: string, items: number) => {
       const res = await t.http().get(url).set('authorization', admin.bearer).expect(200);
       expect(res.body.items).toHaveLength(items);
@@ -558,6 +563,15 @@ describe('export', () => {
         details: { items: 1 },
       });
     }
+    const activityReads = await t
+      .http()
+      .get('/api/admin/audit?action=admin_activities_read')
+      .set('authorization', admin.bearer)
+      .expect(200);
+    const recordedRequests = activityReads.body.items.map((e: Entry) => e.request_id);
+    expect(recordedRequests).toContain(requests.admin_activities_read);
+    expect(recordedRequests).not.toContain(head.headers['x-request-id']);
+    expect(recordedRequests).not.toContain(missing.headers['x-request-id']);
     // The directory read names nobody in particular; it is the admin's entry alone.
     const directory = await eventually(
       async () => {

@@ -5,7 +5,7 @@ import { toIso } from '../../common/time.js';
 import { DateTime } from 'luxon';
 import { bucketsCovering, periodsFrom, Range } from './time-buckets.js';
 import {
-  ACTORS_CTE,
+  actorsCte,
   actorInPart,
   ACTOR,
   actorBucketPairs,
@@ -97,7 +97,7 @@ export class AnalyticsService {
     const p = new Params();
     const [row] = await this.query<{ n: number }>(
       includeApi
-        ? `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)}, ${ACTORS_CTE}
+        ? `WITH ${sessionsInRange(p, range)}, ${sessionlessInRange(p, range)}, ${actorsCte()}
            SELECT ${COUNT_SESSION_ACTORS} AS n FROM actors`
         : `SELECT ${COUNT_ACTORS} AS n FROM events
            WHERE ${inRange(p, range.from, range.to)} AND ${apiFilter(false)}`,
@@ -318,10 +318,7 @@ export class AnalyticsService {
     // The totals row is there even when no session is (LEFT JOIN).
     const select = withTotals
       ? `, ${sessionlessInRange(p, range)},
-       actors AS (
-         SELECT user_id, anonymous AS session_id FROM session_figures
-         UNION ALL SELECT user_id, NULL FROM sessionless
-       ),
+       ${actorsCte('session_figures', 'anonymous')},
        totals AS (
          SELECT
            (SELECT COALESCE(SUM(events), 0) FROM session_figures) + (SELECT COUNT(*) FROM sessionless) AS events,

@@ -361,13 +361,18 @@ export function actorBucketPairs(
 }
 
 /**
- * `actors(user_id, session_id)`: one row per session in `per_session` and per
- * sessionless event, for COUNT_SESSION_ACTORS (needs sessionsInRange and
- * sessionlessInRange before it).
+ * `actors(user_id, session_id)`: one row per session (of `sessions`, by
+ * default `per_session`) and per sessionless event, for COUNT_SESSION_ACTORS
+ * (needs sessionlessInRange before it). `sessionColumn` stands in for the
+ * session id: anything non-NULL for an anonymous session will do, since only
+ * those are counted, each row once.
  */
-export const ACTORS_CTE = `actors AS (
-  SELECT user_id, session_id FROM per_session UNION ALL SELECT user_id, NULL FROM sessionless
+export function actorsCte(sessions = 'per_session', sessionColumn = 'session_id'): string {
+  return `actors AS (
+  SELECT user_id, ${sessionColumn} AS session_id FROM ${sessions}
+  UNION ALL SELECT user_id, NULL FROM sessionless
 )`;
+}
 
 /** Events in the range that carry no session (not in `per_session`): `type`, `user_id`. */
 export function sessionlessInRange(p: Params, range: Range): string {

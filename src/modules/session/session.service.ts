@@ -385,26 +385,15 @@ export class SessionService implements OnApplicationBootstrap {
     return { sessions, sessionData, sessionEvents };
   }
 
-  /** Every session of a user (live or not yet cleaned up), oldest first, for exports. */
+  /**
+   * Every session of a user (live or not yet cleaned up), oldest first, for
+   * exports: each as GET /api/session shows it, with its revocation; and the
+   * session values, with when each was last set.
+   */
   async exportUser(userId: string) {
-    const sessions = await this.database.query<{
-      id: string;
-      created_at: number;
-      last_seen_at: number;
-      idle_expires_at: number;
-      absolute_expires_at: number;
-      auth_time: number | null;
-      remember_me: number | boolean;
-      revoked_at: number | null;
-      revoked_reason: string | null;
-      ip: string | null;
-      user_agent: string | null;
-    }>(
-      `SELECT id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, auth_time, remember_me,
-              revoked_at, revoked_reason, ip, user_agent
-       FROM sessions WHERE user_id = ? ORDER BY created_at`,
-      [userId],
-    );
+    const sessions = await this.database.dataSource
+      .getRepository(Session)
+      .find({ where: { userId }, order: { createdAt: 'ASC' } });
     const data = await this.database.query<{
       session_id: string;
       key: string;
@@ -417,35 +406,19 @@ export class SessionService implements OnApplicationBootstrap {
     );
     // Keys are user-chosen: `__proto__` is a valid one, and assigning it to a plain object
     // would set the prototype instead of adding the key (and drop it from the export).
+    const keyed = <T>(bySession: Record<string, Record<string, T>>, sessionId: string) =>
+      (bySession[sessionId] ??= Object.create(null) as Record<string, T>);
     const sessionData: Record<string, Record<string, unknown>> = {};
     const sessionDataUpdatedAt: Record<string, Record<string, string>> = {};
     for (const row of data) {
-      const values = (sessionData[row.session_id] ??= Object.create(null) as Record<
-        string,
-        unknown
-      >);
-      values[row.key] = JSON.parse(row.value) as unknown;
-      const times = (sessionDataUpdatedAt[row.session_id] ??= Object.create(null) as Record<
-        string,
-        string
-      >);
-      times[row.key] = toIso(Number(row.updated_at));
+      keyed(sessionData, row.session_id)[row.key] = JSON.parse(row.value) as unknown;
+      keyed(sessionDataUpdatedAt, row.session_id)[row.key] = toIso(Number(row.updated_at));
     }
     return {
-      // The fields of GET /api/session's answer, both deadlines included.
-      sessions: sessions.map((s) => ({
-        id: s.id,
-        created_at: toIso(Number(s.created_at)),
-        last_activity: toIso(Number(s.last_seen_at)),
-        expires_at: toIso(Math.min(Number(s.idle_expires_at), Number(s.absolute_expires_at))),
-        idle_expires_at: toIso(Number(s.idle_expires_at)),
-        absolute_expires_at: toIso(Number(s.absolute_expires_at)),
-        auth_time: s.auth_time === null ? null : toIso(Number(s.auth_time)),
-        remember_me: Boolean(s.remember_me),
-        revoked_at: s.revoked_at === null ? null : toIso(Number(s.revoked_at)),
-        revoked_reason: s.revoked_reason,
-        ip_address: s.ip,
-        user_agent: s.user_agent,
+      sessions: sessions.map((session) => ({
+        ...this.toDto(session),
+        revoked_at: toIso(session.revokedAt),
+        revoked_reason: session.revokedReason,
       })),
       sessionData,
       sessionDataUpdatedAt,
