@@ -975,8 +975,8 @@ describe('erasure', () => {
     // batch as a bystander's event.
     const writer = t.app.get(EventWriter);
     const row = apiRequestRow;
-    writer.enqueue([row(s.userId, s.sessionId, randomUUID())]);
-    writer.enqueue([row(other.userId, other.sessionId, randomUUID())]);
+    writer.enqueue(row(s.userId, s.sessionId, randomUUID()));
+    writer.enqueue(row(other.userId, other.sessionId, randomUUID()));
     const stored = await writer.write([
       {
         ...row(s.userId, s.sessionId, 'late'),

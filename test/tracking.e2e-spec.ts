@@ -667,6 +667,8 @@ describe('tracking', () => {
       const rows = await eventsOf(t, `user_id = '${s.userId}' AND type = 'api_request'`);
       const seen = rows.map((r: { name: string; properties: string }) => {
         const p = JSON.parse(r.properties);
+        expect(Object.keys(p)).toEqual(['method', 'route', 'status', 'duration_ms']);
+        expect(p.duration_ms).toBeGreaterThanOrEqual(0);
         return [r.name, p.route, p.method, p.status, typeof p.duration_ms];
       });
       expect(seen).toEqual([

@@ -11,7 +11,9 @@ const USER_AGENT_MAX = 512;
  * IPv6 zone (`fe80::1%eth0`) is dropped: it only names an interface here.
  */
 function clientIp(request: FastifyRequest): string | null {
-  const ip = (request.ip ?? '').split('%')[0];
+  const address = request.ip ?? '';
+  const zone = address.indexOf('%');
+  const ip = zone === -1 ? address : address.slice(0, zone);
   return isIP(ip) === 0 ? null : ip;
 }
 

@@ -218,37 +218,50 @@ export class EventWriter implements OnModuleInit {
     });
   }
 
-  /** Queues rows without waiting; drops (and counts) them when the queue is full. */
-  enqueue(rows: EventRow[]): void {
-    if (rows.length === 0) return;
-    const bytes = jobBytes(rows);
-    if (!this.hasRoomFor(rows.length, bytes)) {
-      this.dropped += rows.length;
-      if (this.dropped % 1000 === rows.length || rows.length >= 1000) {
+  /**
+   * Queues an automatic event without waiting; drops (and counts) it when
+   * the queue is full. Automatic events share a job: each joins the queue's
+   * last job while that is an automatic one with room. A job per tracked
+   * request (with its callbacks) was most of what the queue held on the
+   * heap until the commit, and of what the writer's thread was handed.
+   */
+  enqueue(row: EventRow): void {
+    const bytes = jobBytes([row]);
+    if (!this.hasRoomFor(1, bytes)) {
+      this.dropped += 1;
+      if (this.dropped % 1000 === 1) {
         this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
       }
       return;
     }
-    this.push({
-      rows,
+    const last = this.queue.at(-1);
+    if (last && !last.awaited && last.rows.length < this.config.tracking.batchMax) {
+      last.rows.push(row);
+      last.bytes += bytes;
+      this.queued(1, bytes);
+      return;
+    }
+    const job: Job = {
+      rows: [row],
       bytes,
       awaited: false,
       resolve: () => undefined,
       reject: () => {
-        this.failed += rows.length;
+        this.failed += job.rows.length;
       },
-    });
+    };
+    this.push(job);
   }
 
   /**
-   * Queues rows once `decision` resolves true (automatic events wait for an
+   * Queues an automatic event once `decision` resolves true (it waits for an
    * asynchronous policy check). `drain()` waits for pending decisions too.
    */
-  enqueueWhen(decision: Promise<boolean>, rows: EventRow[]): void {
+  enqueueWhen(decision: Promise<boolean>, row: EventRow): void {
     const pending: Promise<void> = decision
       .then(
         (allowed) => {
-          if (allowed) this.enqueue(rows);
+          if (allowed) this.enqueue(row);
         },
         () => undefined,
       )
@@ -325,9 +338,14 @@ export class EventWriter implements OnModuleInit {
   private push(job: Job): void {
     this.pushed += 1;
     this.queue.push(job);
-    this.queuedRows += job.rows.length;
-    this.queuedBytes += job.bytes;
     if (job.awaited) this.awaitedJobs += 1;
+    this.queued(job.rows.length, job.bytes);
+  }
+
+  /** Counts rows just queued, and has them committed: now if a whole batch waits, else on time. */
+  private queued(rows: number, bytes: number): void {
+    this.queuedRows += rows;
+    this.queuedBytes += bytes;
     if (this.queuedRows >= this.config.tracking.batchMax) this.startFlush();
     else if (!this.flushing) this.arm();
     // While a flush runs, it takes the queue up when its commit is done (see flushBatches).
