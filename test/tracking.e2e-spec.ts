@@ -1317,6 +1317,73 @@ describe('when queued events are committed', () => {
     }
   });
 
+  it('queues automatic events in shared jobs of at most TRACKING_BATCH_MAX rows, apart from explicit writes', async () => {
+    const t = await startTestApp({
+      TRACKING_BATCH_MAX: '5',
+      TRACKING_FLUSH_MS: '10000',
+      TRACKING_AUTO_FLUSH_MS: '10000',
+    });
+    const writer = t.app.get(EventWriter);
+    // Each commit's jobs, as [someone waits for it, its rows].
+    const commits: [boolean, number][][] = [];
+    const insertJobs = (writer as unknown as Record<string, (jobs: unknown[]) => unknown>)
+      .insertJobs;
+    const spy = jest
+      .spyOn(writer as unknown as Record<string, (jobs: unknown[]) => unknown>, 'insertJobs')
+      .mockImplementation(function (this: unknown, jobs) {
+        const shape = jobs as { awaited: boolean; rows: unknown[] }[];
+        commits.push(shape.map((job) => [job.awaited, job.rows.length]));
+        return insertJobs.call(this, jobs);
+      });
+    try {
+      const s = await registerAndLogin(t, 'shared-jobs');
+      await writer.drain();
+      commits.length = 0;
+      const automatic = (i: number): EventRow => ({
+        eventId: `auto-${i}`,
+        dedupeKey: null,
+        userId: s.userId,
+        sessionId: s.sessionId,
+        type: 'custom',
+        name: 'auto',
+        path: null,
+        properties: `{"i":${i}}`,
+        ip: null,
+        userAgent: null,
+        occurredAt: Date.now(),
+        receivedAt: Date.now(),
+      });
+      for (let i = 0; i < 4; i++) writer.enqueue(automatic(i));
+      expect(commits).toEqual([]);
+      // The fifth row fills a batch: committed at once, and answered with its own row only.
+      const stored = await writer.write([
+        { ...automatic(4), eventId: 'explicit', dedupeKey: `u:${s.userId}:explicit` },
+      ]);
+      expect(stored.map((row) => row.eventId)).toEqual(['explicit']);
+      // Seven more: five fill a job (and a batch, committed at once), two start the next.
+      for (let i = 5; i < 12; i++) writer.enqueue(automatic(i));
+      await writer.drain();
+      expect(commits).toEqual([
+        [
+          [false, 4],
+          [true, 1],
+        ],
+        [[false, 5]],
+        [[false, 2]],
+      ]);
+      const rows = await eventsOf(t, `user_id = '${s.userId}' AND name = 'auto'`);
+      expect(rows.map((r: { event_id: string }) => r.event_id).sort()).toEqual(
+        [
+          ...Array.from({ length: 12 }, (_, i) => `auto-${i}`).filter((id) => id !== 'auto-4'),
+          'explicit',
+        ].sort(),
+      );
+    } finally {
+      spy.mockRestore();
+      await t.close();
+    }
+  });
+
   it('holds automatic events for TRACKING_AUTO_FLUSH_MS, and commits them with the next explicit write', async () => {
     const t = await startTestApp({ TRACKING_FLUSH_MS: '20', TRACKING_AUTO_FLUSH_MS: '10000' });
     const writer = t.app.get(EventWriter);

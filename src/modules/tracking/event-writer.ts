@@ -223,7 +223,10 @@ export class EventWriter implements OnModuleInit {
    * the queue is full. Automatic events share a job: each joins the queue's
    * last job while that is an automatic one with room. A job per tracked
    * request (with its callbacks) was most of what the queue held on the
-   * heap until the commit, and of what the writer's thread was handed.
+   * heap until the commit, and of what the writer's thread was handed. A
+   * batch that fails is retried job by job, so such a job fails whole, and
+   * all its rows count as failed: they are the server's own rows, built
+   * alike, so no one of them fails alone.
    */
   enqueue(row: EventRow): void {
     const bytes = jobBytes([row]);
