@@ -32,16 +32,18 @@ const ROWS_PER_STATEMENT = 500;
  * path, name, user agent) and a fixed allowance for the rest of the object.
  */
 const ROW_OVERHEAD_BYTES = 300;
+function rowBytes(row: EventRow): number {
+  return (
+    ROW_OVERHEAD_BYTES +
+    (row.properties?.length ?? 0) +
+    (row.path?.length ?? 0) +
+    (row.name?.length ?? 0) +
+    (row.userAgent?.length ?? 0)
+  );
+}
 function jobBytes(rows: EventRow[]): number {
   let bytes = 0;
-  for (const row of rows) {
-    bytes +=
-      ROW_OVERHEAD_BYTES +
-      (row.properties?.length ?? 0) +
-      (row.path?.length ?? 0) +
-      (row.name?.length ?? 0) +
-      (row.userAgent?.length ?? 0);
-  }
+  for (const row of rows) bytes += rowBytes(row);
   return bytes;
 }
 
@@ -229,7 +231,7 @@ export class EventWriter implements OnModuleInit {
    * alike, so no one of them fails alone.
    */
   enqueue(row: EventRow): void {
-    const bytes = jobBytes([row]);
+    const bytes = rowBytes(row);
     if (!this.hasRoomFor(1, bytes)) {
       this.dropped += 1;
       if (this.dropped % 1000 === 1) {

@@ -6,6 +6,7 @@ import { EntityManager } from 'typeorm';
 import { AppConfig } from '../../common/config/config.js';
 import { assertRangeOrder } from '../../common/dto/time-range.dto.js';
 import { DatabaseService } from '../../common/database/database.service.js';
+import { boundedMemo } from '../../common/bounded-memo.js';
 import { anonymizeIp } from '../../common/http/ip-anonymize.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
@@ -47,18 +48,16 @@ const MAX_PAST_DAYS = 7;
 const DAY_MS = 24 * 3600 * 1000;
 const MAX_FUTURE_MS = 5 * 60 * 1000;
 
-/** Addresses whose anonymised form is remembered (see TrackingService.anonymized). */
-const ANONYMIZED_IPS_MAX = 1024;
+/**
+ * Anonymised form by address: requests come from few addresses at a time,
+ * and anonymising took about a tenth of building an automatic event's row
+ * (profile of the tracked route).
+ */
+const anonymizedIp = boundedMemo((ip: string) => anonymizeIp(ip), 1024);
 
 @Injectable()
 export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger(TrackingService.name);
-  /**
-   * Anonymised form by address: requests come from few addresses at a time,
-   * and anonymising took about a tenth of building an automatic event's row
-   * (profile of the tracked route). Emptied when full, so it stays small.
-   */
-  private readonly anonymizedIps = new Map<string, string | null>();
 
   constructor(
     private readonly writer: EventWriter,
@@ -385,22 +384,14 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
       path: input.path ?? null,
       properties:
         input.propertiesJson ?? (input.properties ? JSON.stringify(input.properties) : null),
-      ip: this.config.tracking.ipAnonymization ? this.anonymized(actor.ip) : actor.ip,
+      ip:
+        this.config.tracking.ipAnonymization && actor.ip !== null
+          ? anonymizedIp(actor.ip)
+          : actor.ip,
       userAgent: actor.userAgent,
       occurredAt: input.occurredAt ?? now,
       receivedAt: now,
     };
-  }
-
-  private anonymized(ip: string | null): string | null {
-    if (ip === null) return null;
-    let anonymized = this.anonymizedIps.get(ip);
-    if (anonymized === undefined) {
-      if (this.anonymizedIps.size >= ANONYMIZED_IPS_MAX) this.anonymizedIps.clear();
-      anonymized = anonymizeIp(ip);
-      this.anonymizedIps.set(ip, anonymized);
-    }
-    return anonymized;
   }
 
   /**
