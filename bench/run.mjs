@@ -119,7 +119,7 @@ async function startServer(script, env) {
 function cannon(options) {
   return new Promise((resolve, reject) => {
     const settings = { connections: 50, ...options };
-    if (settings.amount === undefined) settings.duration = DURATION;
+    if (settings.amount === undefined) settings.duration ??= DURATION;
     const started = performance.now();
     let lastResponse = started;
     const instance = autocannon(settings, (error, result) =>
@@ -194,12 +194,13 @@ function rawInsertReference(dbPath, seconds) {
  * steady drift does not favour whichever server runs first.
  */
 async function interleaved(targets) {
-  // Short bursts, many rounds: on this machine a server's throughput moved by up to 1.7x between
-  // one-second bursts a few seconds apart (2026-12-04), so four rounds of 2 s left the tracking
-  // ratio 0.83-1.03 in runs of one build. A commit or checkpoint a server still owes when its burst
-  // ends falls into the next server's burst: about 7 ms of CPU for the tracked route, under 1% of
-  // a burst.
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 16);
+  // Short bursts, many rounds: on this machine a server's throughput moved by up to 1.8x between
+  // bursts a few seconds apart (2026-12-04), and four rounds of 8 s left the tracking ratio
+  // 0.83-1.03 in runs of one build. The commit a server still owes when its burst ends (up to
+  // TRACKING_BATCH_MAX rows, about 7 ms of CPU on average for the tracked route) falls into the
+  // next server's burst: it flatters the tracking ratio by about 0.005 with 1 s bursts.
+  const WARM_UP_S = 3;
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 32);
   const burst = Number(process.env.BENCH_BURST_S ?? 1);
   const totals = targets.map(() => ({
     requests: 0,
@@ -214,7 +215,7 @@ async function interleaved(targets) {
     if (round % 2 === 0) order.reverse();
     for (const i of order) {
       const { label: _label, ...target } = targets[i];
-      const r = await cannon({ ...target, duration: round === 0 ? 1 : burst });
+      const r = await cannon({ ...target, duration: round === 0 ? WARM_UP_S : burst });
       if (round === 0) continue; // warm-up: JIT, caches, connections
       totals[i].requests += r.requests.total;
       totals[i].seconds += r.duration;
