@@ -196,7 +196,7 @@ function rawInsertReference(dbPath, seconds) {
 async function interleaved(targets) {
   // Short bursts, many rounds: on this machine a server's throughput moved by up to 1.8x between
   // bursts a few seconds apart (2026-12-04), and four rounds of 8 s left the tracking ratio
-  // 0.83-1.03 in runs of one build. The commit a server still owes when its burst ends (up to
+  // 0.82-1.03 in runs of one build. The commit a server still owes when its burst ends (up to
   // TRACKING_BATCH_MAX rows, about 7 ms of CPU on average for the tracked route) falls into the
   // next server's burst: it flatters the tracking ratio by about 0.005 with 1 s bursts.
   const WARM_UP_S = 3;
