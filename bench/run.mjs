@@ -476,8 +476,10 @@ const TARGETS = {
 
 function report() {
   log('\n| scenario | figure |\n|---|---|');
+  // Per-burst and per-round lists are logged above and kept in latest.json, not in the table.
+  const scalars = (_key, value) => (Array.isArray(value) ? undefined : value);
   for (const [name, value] of Object.entries(results.figures))
-    log(`| ${name} | ${JSON.stringify(value)} |`);
+    log(`| ${name} | ${JSON.stringify(value, scalars)} |`);
   if (dbType === 'sqlite') {
     log('\n| target | measured | goal | met |\n|---|---|---|---|');
     for (const [name, [get, op, goal]] of Object.entries(TARGETS)) {
