@@ -18,6 +18,8 @@ const full = process.argv.includes('--full');
 const dbType = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'sqlite';
 const pgAdminUrl = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8);
+/** The side-by-side scenario's first round, not counted: JIT, caches, connections. */
+const WARM_UP_S = 3;
 const results = { date: new Date().toISOString(), db: dbType, full, figures: {} };
 const work = mkdtempSync(path.join(tmpdir(), 'sas-bench-'));
 const children = new Set();
@@ -199,7 +201,6 @@ async function interleaved(targets) {
   // 0.82-1.03 in runs of one build. The commit a server still owes when its burst ends (up to
   // TRACKING_BATCH_MAX rows, about 7 ms of CPU on average for the tracked route) falls into the
   // next server's burst: it flatters the tracking ratio by about 0.005 with 1 s bursts.
-  const WARM_UP_S = 3;
   const rounds = Number(process.env.BENCH_ROUNDS ?? 32);
   const burst = Number(process.env.BENCH_BURST_S ?? 1);
   const totals = targets.map(() => ({

@@ -53,7 +53,7 @@ const MAX_FUTURE_MS = 5 * 60 * 1000;
  * and anonymising took about a tenth of building an automatic event's row
  * (profile of the tracked route).
  */
-const anonymizedIp = boundedMemo((ip: string) => anonymizeIp(ip), 1024);
+const anonymizedIp = boundedMemo(anonymizeIp, 1024);
 
 @Injectable()
 export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
@@ -384,10 +384,7 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
       path: input.path ?? null,
       properties:
         input.propertiesJson ?? (input.properties ? JSON.stringify(input.properties) : null),
-      ip:
-        this.config.tracking.ipAnonymization && actor.ip !== null
-          ? anonymizedIp(actor.ip)
-          : actor.ip,
+      ip: this.config.tracking.ipAnonymization ? anonymizedIp(actor.ip) : actor.ip,
       userAgent: actor.userAgent,
       occurredAt: input.occurredAt ?? now,
       receivedAt: now,
