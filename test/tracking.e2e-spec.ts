@@ -963,6 +963,47 @@ describe('tracking', () => {
       ]);
     });
 
+    it('pushes automatic request events under the ids and values they are stored with', async () => {
+      const admin = await loginAdmin(t);
+      const watched = await registerAndLogin(t, 'watched-requests');
+      await drain(t);
+      const stream = await openStream(
+        t.app,
+        admin.bearer,
+        `/api/track/stream?user_id=${watched.userId}`,
+      );
+      await t.http().get('/api/sessions').set('authorization', watched.bearer).expect(200);
+      await t
+        .http()
+        .get('/api/session/data/absent')
+        .set('authorization', watched.bearer)
+        .expect(404);
+      await drain(t);
+      await stream.waitFor('/api/session/data/:key', 1000);
+      stream.close();
+      const stored = await eventsOf(t, `user_id = '${watched.userId}' AND type = 'api_request'`);
+      expect(stored.map((r: { name: string }) => r.name)).toEqual([
+        'GET /api/sessions',
+        'GET /api/session/data/:key',
+      ]);
+      // The writer's thread built the stored rows, the main thread the streamed ones.
+      expect(stream.data()).toEqual(
+        stored.map((r: { id: number; event_id: string; name: string; occurred_at: number }) => ({
+          id: Number(r.id),
+          event_id: r.event_id,
+          type: 'api_request',
+          name: r.name,
+          page: null,
+          user_id: watched.userId,
+          session_id: watched.sessionId,
+          occurred_at: new Date(Number(r.occurred_at)).toISOString(),
+        })),
+      );
+      expect(stored.map((r: { properties: string }) => JSON.parse(r.properties).status)).toEqual([
+        200, 404,
+      ]);
+    });
+
     it('ends within seconds once its session may no longer watch: demoted, logged out', async () => {
       const admin = await loginAdmin(t);
       const deputy = await registerAndLogin(t, 'deputy-live');

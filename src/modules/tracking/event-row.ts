@@ -65,17 +65,17 @@ export function eventValues(r: EventRow): unknown[] {
 }
 
 /** The distinct user ids of the jobs' rows. */
-export function usersOf(jobs: readonly { rows: EventRow[] }[]): string[] {
+export function usersOf(jobRows: readonly EventRow[][]): string[] {
   const ids = new Set<string>();
-  for (const job of jobs) for (const row of job.rows) if (row.userId !== null) ids.add(row.userId);
+  for (const rows of jobRows) for (const row of rows) if (row.userId !== null) ids.add(row.userId);
   return [...ids];
 }
 
 /** The distinct sessions of the jobs' anonymous rows (no user). */
-export function anonymousSessionsOf(jobs: readonly { rows: EventRow[] }[]): string[] {
+export function anonymousSessionsOf(jobRows: readonly EventRow[][]): string[] {
   const ids = new Set<string>();
-  for (const job of jobs) {
-    for (const row of job.rows) {
+  for (const rows of jobRows) {
+    for (const row of rows) {
       if (row.userId === null && row.sessionId !== null) ids.add(row.sessionId);
     }
   }

@@ -20,6 +20,12 @@ import {
 } from './event-row.js';
 import type { EventRow, StoredEvent } from './event-row.js';
 import { LiveEventStream } from './live-stream.service.js';
+import {
+  expandRequestEvents,
+  REQUEST_EVENT_BYTES,
+  RequestEventBlockBuilder,
+} from './request-events.js';
+import type { RequestActor, RequestRoute } from './request-events.js';
 import { SummaryBatch } from './session-summaries.js';
 import { insertSqliteBatch } from './sqlite-event-batch.js';
 import { SqliteWriterThread, WriterThreadGone } from './sqlite-writer-thread.js';
@@ -48,8 +54,11 @@ function jobBytes(rows: EventRow[]): number {
 }
 
 interface Job {
+  /** Explicit and server-made events. */
   rows: EventRow[];
-  /** jobBytes(rows). */
+  /** Automatic request events, column-wise (then `rows` is empty): see RequestEventBlock. */
+  requests: RequestEventBlockBuilder | null;
+  /** About how much the job holds on the heap (jobBytes of its rows, or what its block grew by). */
   bytes: number;
   /** Someone waits for the stored rows (explicit writes); automatic events go unanswered. */
   awaited: boolean;
@@ -73,6 +82,16 @@ export interface WriterStats {
   rebuiltSummaries: number;
   /** Where batches commit: the SQLite writer thread, the main connection, or PostgreSQL's pool. */
   writer: 'thread' | 'main' | 'pool';
+}
+
+/** How many events a job holds. */
+function sizeOf(job: Job): number {
+  return job.requests?.size ?? job.rows.length;
+}
+
+/** A job's events as rows (a block of request events is expanded: see RequestEventBlock). */
+function rowsOf(job: Job): EventRow[] {
+  return job.requests ? expandRequestEvents(job.requests.block) : job.rows;
 }
 
 /**
@@ -216,57 +235,94 @@ export class EventWriter implements OnModuleInit {
     const bytes = jobBytes(rows);
     this.assertRoomFor(rows.length, bytes);
     return new Promise<StoredEvent[]>((resolve, reject) => {
-      this.push({ rows, bytes, awaited: true, resolve, reject });
+      this.push({ rows, requests: null, bytes, awaited: true, resolve, reject });
     });
   }
 
   /**
    * Queues an automatic event without waiting; drops (and counts) it when
    * the queue is full. Automatic events share a job: each joins the queue's
-   * last job while that is an automatic one with room. A job per tracked
-   * request (with its callbacks) was most of what the queue held on the
-   * heap until the commit, and of what the writer's thread was handed. A
+   * last job while that is an automatic one of its kind with room. A job per
+   * tracked request (with its callbacks) was most of what the queue held on
+   * the heap until the commit, and of what the writer's thread was handed. A
    * batch that fails is retried job by job, so such a job fails whole, and
-   * all its rows count as failed: they are the server's own rows, built
-   * alike, so no one of them fails alone.
+   * all its events count as failed: they are the server's own, built alike,
+   * so no one of them fails alone.
    */
   enqueue(row: EventRow): void {
     const bytes = rowBytes(row);
-    if (!this.hasRoomFor(1, bytes)) {
-      this.dropped += 1;
-      if (this.dropped % 1000 === 1) {
-        this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
-      }
-      return;
-    }
+    if (!this.hasRoomFor(1, bytes)) return this.dropAutomatic();
     const last = this.queue.at(-1);
-    if (last && !last.awaited && last.rows.length < this.config.tracking.batchMax) {
+    if (
+      last &&
+      !last.awaited &&
+      !last.requests &&
+      last.rows.length < this.config.tracking.batchMax
+    ) {
       last.rows.push(row);
       last.bytes += bytes;
       this.queued(1, bytes);
       return;
     }
+    this.push(this.automaticJob([row], null, bytes));
+  }
+
+  /** Queues a tracked request's `api_request` event, as `enqueue` does (see RequestEventBlock). */
+  enqueueRequest(
+    actor: RequestActor,
+    route: RequestRoute,
+    status: number,
+    durationMs: number,
+    at: number,
+  ): void {
+    if (!this.hasRoomFor(1, REQUEST_EVENT_BYTES)) return this.dropAutomatic();
+    const last = this.queue.at(-1);
+    if (last?.requests && last.requests.size < this.config.tracking.batchMax) {
+      const bytes = last.requests.add(actor, route, status, durationMs, at);
+      last.bytes += bytes;
+      this.queued(1, bytes);
+      return;
+    }
+    const requests = new RequestEventBlockBuilder();
+    const bytes = requests.add(actor, route, status, durationMs, at);
+    this.push(this.automaticJob([], requests, bytes));
+  }
+
+  private automaticJob(
+    rows: EventRow[],
+    requests: RequestEventBlockBuilder | null,
+    bytes: number,
+  ): Job {
     const job: Job = {
-      rows: [row],
+      rows,
+      requests,
       bytes,
       awaited: false,
       resolve: () => undefined,
       reject: () => {
-        this.failed += job.rows.length;
+        this.failed += sizeOf(job);
       },
     };
-    this.push(job);
+    return job;
+  }
+
+  private dropAutomatic(): void {
+    this.dropped += 1;
+    if (this.dropped % 1000 === 1) {
+      this.logger.warn(`Event queue full: ${this.dropped} automatic events dropped so far`);
+    }
   }
 
   /**
-   * Queues an automatic event once `decision` resolves true (it waits for an
-   * asynchronous policy check). `drain()` waits for pending decisions too.
+   * Queues an automatic event (`enqueue` calls one of the enqueue methods)
+   * once `decision` resolves true: it waits for an asynchronous policy
+   * check. `drain()` waits for pending decisions too.
    */
-  enqueueWhen(decision: Promise<boolean>, row: EventRow): void {
+  enqueueWhen(decision: Promise<boolean>, enqueue: () => void): void {
     const pending: Promise<void> = decision
       .then(
         (allowed) => {
-          if (allowed) this.enqueue(row);
+          if (allowed) enqueue();
         },
         () => undefined,
       )
@@ -344,7 +400,7 @@ export class EventWriter implements OnModuleInit {
     this.pushed += 1;
     this.queue.push(job);
     if (job.awaited) this.awaitedJobs += 1;
-    this.queued(job.rows.length, job.bytes);
+    this.queued(sizeOf(job), job.bytes);
   }
 
   /** Counts rows just queued, and has them committed: now if a whole batch waits, else on time. */
@@ -418,15 +474,14 @@ export class EventWriter implements OnModuleInit {
    */
   private committed(jobs: Job[], stored: StoredEvent[]): void {
     this.live.publish(stored);
-    let anonymous: Set<string> | undefined;
+    const anonymous = new Set<string>();
     for (const job of jobs) {
       for (const row of job.rows) {
-        if (row.userId === null && row.sessionId !== null) {
-          (anonymous ??= new Set()).add(row.sessionId);
-        }
+        if (row.userId === null && row.sessionId !== null) anonymous.add(row.sessionId);
       }
+      job.requests?.anonymousSessions(anonymous);
     }
-    if (!anonymous) return;
+    if (anonymous.size === 0) return;
     const sessionIds = [...anonymous];
     for (const listener of this.anonymousListeners) {
       const running = listener(sessionIds).finally(() => this.listening.delete(running));
@@ -440,9 +495,10 @@ export class EventWriter implements OnModuleInit {
     let rows = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0];
-      if (batch.length > 0 && rows + next.rows.length > this.config.tracking.batchMax) break;
+      const size = sizeOf(next);
+      if (batch.length > 0 && rows + size > this.config.tracking.batchMax) break;
       batch.push(this.queue.shift()!);
-      rows += next.rows.length;
+      rows += size;
       this.queuedBytes -= next.bytes;
       if (next.awaited) this.awaitedJobs -= 1;
     }
@@ -481,7 +537,11 @@ export class EventWriter implements OnModuleInit {
   private async insertJobs(jobs: Job[]): Promise<StoredEvent[][]> {
     if (this.database.isPostgres) return this.insertJobsPostgres(jobs);
     const everyRow = this.live.observed;
-    const sqliteJobs = jobs.map((job) => ({ rows: job.rows, keep: everyRow || job.awaited }));
+    const sqliteJobs = jobs.map((job) => ({
+      rows: job.rows,
+      requests: job.requests?.block ?? null,
+      keep: everyRow || job.awaited,
+    }));
     const onMain = () =>
       this.database.sqliteTransaction(() => insertSqliteBatch(this.database, sqliteJobs));
     const thread = this.thread;
@@ -500,7 +560,7 @@ export class EventWriter implements OnModuleInit {
       const ids = result.ids[j];
       return ids.length === 0
         ? []
-        : job.rows.flatMap((row, i) => (ids[i] ? [{ ...row, id: ids[i] }] : []));
+        : rowsOf(job).flatMap((row, i) => (ids[i] ? [{ ...row, id: ids[i] }] : []));
     });
   }
 
@@ -508,15 +568,16 @@ export class EventWriter implements OnModuleInit {
     return this.database.transaction(async (manager) => {
       // Rows of users (or anonymous rows of sessions) erased meanwhile are dropped (see
       // DatabaseService.missingUsers and missingSessions).
+      const jobRows = jobs.map(rowsOf);
       const gone = new GoneOwners(
-        await this.database.missingUsers(usersOf(jobs), manager),
-        await this.database.missingSessions(anonymousSessionsOf(jobs), manager),
+        await this.database.missingUsers(usersOf(jobRows), manager),
+        await this.database.missingSessions(anonymousSessionsOf(jobRows), manager),
       );
       const summaries = new SummaryBatch();
       const result: StoredEvent[][] = [];
-      for (const job of jobs) {
+      for (const allRows of jobRows) {
         const stored: StoredEvent[] = [];
-        const rows = gone.none ? job.rows : job.rows.filter((row) => !gone.owns(row));
+        const rows = gone.none ? allRows : allRows.filter((row) => !gone.owns(row));
         for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
           const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
           const returned = await this.database.query<{ id: number; event_id: string }>(

@@ -4,16 +4,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { getRequestIdentity } from '../../common/http/request-context.js';
 import { AppConfig } from '../../common/config/config.js';
 import { clientMeta } from '../session/client-meta.js';
+import type { RequestRoute } from './request-events.js';
 import { TrackingService } from './tracking.service.js';
 
 const NAME_MAX = 128;
-
-/** What every `api_request` event of one route and method shares, built on its first request. */
-interface RouteEvent {
-  name: string;
-  /** The properties JSON up to the status: `{"method":"GET","route":"/api/x","status":`. */
-  propertiesStart: string;
-}
 
 /**
  * Automatic tracking: one `api_request` event per handled request of a known
@@ -45,7 +39,7 @@ export class RequestTracker implements OnModuleInit {
    * event (a profile of the tracked route); the route and method parts never
    * change, so only the status and duration are written per request.
    */
-  private readonly routeEvents = new Map<string, Map<string, RouteEvent>>();
+  private readonly routes = new Map<string, Map<string, RequestRoute>>();
 
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
@@ -65,25 +59,20 @@ export class RequestTracker implements OnModuleInit {
     const { sessionId, userId } = getRequestIdentity(request.raw);
     if (sessionId === null) return;
     const { ip, userAgent } = clientMeta(request);
-    const { name, propertiesStart } = this.routeEvent(request);
-    // Numbers as JSON.stringify writes them: the status is an integer, the duration finite.
-    const duration = Math.round(reply.elapsedTime * 100) / 100;
-    this.tracking.record(
+    this.tracking.recordRequest(
       { userId, sessionId, ip, userAgent },
-      {
-        type: 'api_request',
-        name,
-        propertiesJson: `${propertiesStart}${reply.statusCode},"duration_ms":${duration}}`,
-      },
+      this.routeOf(request),
+      reply.statusCode,
+      Math.round(reply.elapsedTime * 100) / 100,
     );
   }
 
-  private routeEvent(request: FastifyRequest): RouteEvent {
+  private routeOf(request: FastifyRequest): RequestRoute {
     const route = request.routeOptions.url ?? 'unknown';
-    let byMethod = this.routeEvents.get(route);
+    let byMethod = this.routes.get(route);
     if (!byMethod) {
       byMethod = new Map();
-      this.routeEvents.set(route, byMethod);
+      this.routes.set(route, byMethod);
     }
     let event = byMethod.get(request.method);
     if (!event) {

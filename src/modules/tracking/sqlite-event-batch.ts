@@ -9,11 +9,14 @@ import {
   usersOf,
 } from './event-row.js';
 import type { EventRow } from './event-row.js';
+import { expandRequestEvents, type RequestEventBlock } from './request-events.js';
 import { SummaryBatch } from './session-summaries.js';
 
 /** One writer job as SQLite stores it. */
 export interface SqliteJob {
   rows: EventRow[];
+  /** Automatic request events, column-wise (then `rows` is empty): expanded here. */
+  requests: RequestEventBlock | null;
   /** Whether the stored rows are wanted (someone awaits them, or the live stream watches). */
   keep: boolean;
 }
@@ -50,14 +53,15 @@ export function insertSqliteBatch(
   const userExists = statements.sqliteStatement(USER_EXISTS);
   const sessionExists = statements.sqliteStatement(SESSION_EXISTS);
   if (!insert || !userExists || !sessionExists) throw new Error('insertSqliteBatch needs SQLite');
+  const jobRows = jobs.map((job) => (job.requests ? expandRequestEvents(job.requests) : job.rows));
   const gone = new GoneOwners(
-    new Set(usersOf(jobs).filter((id) => userExists.get(id) === undefined)),
-    new Set(anonymousSessionsOf(jobs).filter((id) => sessionExists.get(id) === undefined)),
+    new Set(usersOf(jobRows).filter((id) => userExists.get(id) === undefined)),
+    new Set(anonymousSessionsOf(jobRows).filter((id) => sessionExists.get(id) === undefined)),
   );
   const summaries = new SummaryBatch();
-  const ids = jobs.map((job) => {
+  const ids = jobs.map((job, j) => {
     const jobIds: number[] = [];
-    for (const row of job.rows) {
+    for (const row of jobRows[j]) {
       let id = 0;
       if (gone.none || !gone.owns(row)) {
         const { changes, lastInsertRowid } = insert.run(...eventValues(row));

@@ -21,6 +21,7 @@ import { Event, EventType } from './entities/event.entity.js';
 import { dedupeKey, EventRow } from './event-row.js';
 import { EventWriter } from './event-writer.js';
 import { normalizePagePath, NOT_A_PAGE } from './page-path.js';
+import type { RequestRoute } from './request-events.js';
 import { SessionSummaries } from './session-summaries.service.js';
 import { TrackingPolicy } from './tracking-policy.js';
 
@@ -37,8 +38,6 @@ export interface EventInput {
   name?: string | null;
   path?: string | null;
   properties?: Record<string, unknown> | null;
-  /** `properties` already serialised (automatic events write theirs from a per-route template). */
-  propertiesJson?: string;
   eventId?: string;
   occurredAt?: number;
 }
@@ -136,13 +135,33 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
     this.writer.assertRoomFor(count);
   }
 
-  /** Automatic and server-side events: queued, never awaited by the request. */
+  /** Server-side events (a login, a logout): queued, never awaited. */
   record(actor: TrackingActor, input: EventInput): void {
     const decision = this.policy.allows(actor);
     if (decision === false) return;
     const row = this.toRow(actor, input, Date.now(), false);
     if (decision === true) this.writer.enqueue(row);
-    else this.writer.enqueueWhen(decision, row);
+    else this.writer.enqueueWhen(decision, () => this.writer.enqueue(row));
+  }
+
+  /**
+   * A tracked request's `api_request` event (see RequestTracker): queued,
+   * never awaited, and kept column-wise until the writer inserts it (see
+   * RequestEventBlock).
+   */
+  recordRequest(actor: TrackingActor, route: RequestRoute, status: number, durationMs: number) {
+    const decision = this.policy.allows(actor);
+    if (decision === false) return;
+    const stored = { ...actor, ip: this.storedIp(actor.ip) };
+    const at = Date.now();
+    const enqueue = () => this.writer.enqueueRequest(stored, route, status, durationMs, at);
+    if (decision === true) enqueue();
+    else this.writer.enqueueWhen(decision, enqueue);
+  }
+
+  /** The address as events store it (TRACKING_IP_ANONYMIZATION). */
+  private storedIp(ip: string | null): string | null {
+    return this.config.tracking.ipAnonymization ? anonymizedIp(ip) : ip;
   }
 
   /**
@@ -382,9 +401,8 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
       type: input.type,
       name: input.name ?? null,
       path: input.path ?? null,
-      properties:
-        input.propertiesJson ?? (input.properties ? JSON.stringify(input.properties) : null),
-      ip: this.config.tracking.ipAnonymization ? anonymizedIp(actor.ip) : actor.ip,
+      properties: input.properties ? JSON.stringify(input.properties) : null,
+      ip: this.storedIp(actor.ip),
       userAgent: actor.userAgent,
       occurredAt: input.occurredAt ?? now,
       receivedAt: now,
