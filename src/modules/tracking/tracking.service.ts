@@ -149,7 +149,12 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
    * never awaited, and kept column-wise until the writer inserts it (see
    * RequestEventBlock).
    */
-  recordRequest(actor: TrackingActor, route: RequestRoute, status: number, durationMs: number) {
+  recordRequest(
+    actor: TrackingActor,
+    route: RequestRoute,
+    status: number,
+    durationMs: number,
+  ): void {
     const decision = this.policy.allows(actor);
     if (decision === false) return;
     const stored = { ...actor, ip: this.storedIp(actor.ip) };
