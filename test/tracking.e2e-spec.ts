@@ -694,6 +694,33 @@ describe('tracking', () => {
       ]);
     });
 
+    it('records a request whose consent check read the database once it allows, and only then', async () => {
+      const s = await registerAndLogin(t, 'consent-reader');
+      const consent = (granted: boolean) =>
+        t
+          .http()
+          .post('/api/consent')
+          .set('authorization', s.bearer)
+          .send({ consent_type: 'analytics', granted })
+          .expect(200);
+      const listSessions = () =>
+        t.http().get('/api/sessions').set('authorization', s.bearer).expect(200);
+      const tracked = async () => {
+        await drain(t);
+        const rows = await eventsOf(t, `user_id = '${s.userId}' AND type = 'api_request'`);
+        return rows.map((r: { name: string }) => r.name);
+      };
+      const before = await tracked();
+      // A consent change empties the cached answer: the change's own request is decided by a
+      // read of the ledger (asynchronously), the next one from the cache.
+      await consent(false);
+      await listSessions();
+      expect(await tracked()).toEqual(before);
+      await consent(true);
+      await listSessions();
+      expect(await tracked()).toEqual([...before, 'POST /api/consent', 'GET /api/sessions']);
+    });
+
     it('does not record requests without a session', async () => {
       const before = await eventsOf(t, "type = 'api_request'");
       await t.http().get('/api/sessions').expect(401);

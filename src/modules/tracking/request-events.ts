@@ -18,7 +18,7 @@ export interface RequestActor {
 
 /** Numbers per request in RequestEventBlock.values. */
 const FIELDS = 5;
-/** Roughly what a block holds on the heap per request (its numbers) and per actor, for the queue's bound. */
+/** Roughly what a block holds on the heap per request (its numbers) and per actor: the queue's bound. */
 export const REQUEST_EVENT_BYTES = FIELDS * 8;
 const ACTOR_BYTES = 200;
 
@@ -78,10 +78,9 @@ export class RequestEventBlockBuilder {
     durationMs: number,
     at: number,
   ): number {
-    const known = this.actorIndex.get(actor.sessionId);
-    let actorIndex = known;
+    let actorIndex = this.actorIndex.get(actor.sessionId);
     let bytes = REQUEST_EVENT_BYTES;
-    if (known === undefined || !sameActor(this.block.actors[known], actor)) {
+    if (actorIndex === undefined || !sameActor(this.block.actors[actorIndex], actor)) {
       actorIndex = this.block.actors.push(actor) - 1;
       this.actorIndex.set(actor.sessionId, actorIndex);
       bytes += ACTOR_BYTES + (actor.userAgent?.length ?? 0);
@@ -91,7 +90,7 @@ export class RequestEventBlockBuilder {
       routeIndex = this.block.routes.push(route) - 1;
       this.routeIndex.set(route, routeIndex);
     }
-    this.block.values.push(actorIndex!, routeIndex, status, durationMs, at);
+    this.block.values.push(actorIndex, routeIndex, status, durationMs, at);
     return bytes;
   }
 

@@ -56,11 +56,9 @@ export class RequestTracker implements OnModuleInit {
     // Who the request ended as, not who it started as: a login from an anonymous session
     // makes it the user's session (its events were just stitched), so the login request's
     // own event belongs to the user, and is subject to the user's analytics choices.
-    const { sessionId, userId } = getRequestIdentity(request.raw);
-    if (sessionId === null) return;
-    const { ip, userAgent } = clientMeta(request);
     this.tracking.recordRequest(
-      { userId, sessionId, ip, userAgent },
+      getRequestIdentity(request.raw),
+      clientMeta(request),
       this.routeOf(request),
       reply.statusCode,
       Math.round(reply.elapsedTime * 100) / 100,

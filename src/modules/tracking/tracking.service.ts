@@ -8,8 +8,10 @@ import { assertRangeOrder } from '../../common/dto/time-range.dto.js';
 import { DatabaseService } from '../../common/database/database.service.js';
 import { boundedMemo } from '../../common/bounded-memo.js';
 import { anonymizeIp } from '../../common/http/ip-anonymize.js';
+import type { RequestIdentity } from '../../common/http/request-context.js';
 import { decodeCursor, DEFAULT_PAGE_SIZE, toPage } from '../../common/pagination/pagination.js';
 import { toIso } from '../../common/time.js';
+import type { ClientMeta } from '../session/session.service.js';
 import {
   ActivitiesQueryDto,
   ActivityPageDto,
@@ -21,7 +23,7 @@ import { Event, EventType } from './entities/event.entity.js';
 import { dedupeKey, EventRow } from './event-row.js';
 import { EventWriter } from './event-writer.js';
 import { normalizePagePath, NOT_A_PAGE } from './page-path.js';
-import type { RequestRoute } from './request-events.js';
+import type { RequestActor, RequestRoute } from './request-events.js';
 import { SessionSummaries } from './session-summaries.service.js';
 import { TrackingPolicy } from './tracking-policy.js';
 
@@ -147,24 +149,46 @@ export class TrackingService implements OnModuleInit, OnApplicationBootstrap {
   /**
    * A tracked request's `api_request` event (see RequestTracker): queued,
    * never awaited, and kept column-wise until the writer inserts it (see
-   * RequestEventBlock).
+   * RequestEventBlock). Nothing for a request without a session.
    */
   recordRequest(
-    actor: TrackingActor,
+    who: RequestIdentity,
+    client: ClientMeta,
     route: RequestRoute,
     status: number,
     durationMs: number,
   ): void {
+    if (who.sessionId === null) return;
+    const actor: RequestActor = {
+      userId: who.userId,
+      sessionId: who.sessionId,
+      ip: this.storedIp(client.ip),
+      userAgent: client.userAgent,
+    };
     const decision = this.policy.allows(actor);
     if (decision === false) return;
-    const stored = { ...actor, ip: this.storedIp(actor.ip) };
-    const at = Date.now();
-    const enqueue = () => this.writer.enqueueRequest(stored, route, status, durationMs, at);
-    if (decision === true) enqueue();
-    else this.writer.enqueueWhen(decision, enqueue);
+    if (decision === true) {
+      this.writer.enqueueRequest(actor, route, status, durationMs, Date.now());
+    } else {
+      this.recordRequestWhen(decision, actor, route, status, durationMs);
+    }
   }
 
-  /** The address as events store it (TRACKING_IP_ANONYMIZATION). */
+  /** recordRequest after an asynchronous policy check (its closure kept off the common path). */
+  private recordRequestWhen(
+    decision: Promise<boolean>,
+    actor: RequestActor,
+    route: RequestRoute,
+    status: number,
+    durationMs: number,
+  ): void {
+    const at = Date.now();
+    this.writer.enqueueWhen(decision, () =>
+      this.writer.enqueueRequest(actor, route, status, durationMs, at),
+    );
+  }
+
+  /** The address as events store it (IP_ANONYMIZATION). */
   private storedIp(ip: string | null): string | null {
     return this.config.tracking.ipAnonymization ? anonymizedIp(ip) : ip;
   }
